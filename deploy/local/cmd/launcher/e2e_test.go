@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// programs are the packages `make run` builds into .run/bin.
+var programs = []string{
+	"github.com/microshop/microshop/services/gateway/cmd/gateway",
+	"github.com/microshop/microshop/services/order/cmd/order",
+	"github.com/microshop/microshop/services/inventory/cmd/inventory",
+	"github.com/microshop/microshop/services/payment/cmd/payment",
+	"github.com/microshop/microshop/deploy/local/cmd/broker",
+	"github.com/microshop/microshop/deploy/local/cmd/launcher",
+}
+
+// TestNativeStack is the end-to-end smoke test: it builds every program,
+// runs the launcher as `make run` and `make run-full` do, checks every
+// /readyz, stops it with SIGINT and checks that every process exited 0 and
+// that none is left behind.
+func TestNativeStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs the whole stack; run without -short")
+	}
+	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	for _, mode := range []string{"embedded", "full"} {
+		t.Run(mode, func(t *testing.T) {
+			runDir := filepath.Join(dir, mode)
+			base, broker := freePortRange(t, 4), freePortRange(t, 1)
+			l := startLauncher(t, filepath.Join(bin, "launcher"),
+				"-mode", mode, "-dir", runDir, "-bin", bin,
+				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker))
+			l.waitForLine(t, "all processes ready", 3*time.Minute)
+
+			for i, name := range []string{"gateway", "order", "inventory", "payment"} {
+				url := fmt.Sprintf("http://127.0.0.1:%d/readyz", base+i)
+				resp, err := http.Get(url)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("%s: GET %s = %d, want 200", name, url, resp.StatusCode)
+				}
+			}
+
+			if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.wait(time.Minute); err != nil {
+				t.Fatalf("launcher after SIGINT: %v, want exit 0\n%s", err, l.output())
+			}
+
+			pids := l.startedPIDs()
+			for _, name := range []string{"broker", "inventory", "payment", "order", "gateway"} {
+				if _, ok := pids[name]; !ok {
+					t.Errorf("launcher never reported starting %s", name)
+				}
+				if !strings.Contains(l.output(), "launcher  | "+name+" exited with code 0") {
+					t.Errorf("%s did not exit with code 0", name)
+				}
+			}
+			for name, pid := range pids {
+				if alive(pid) {
+					t.Errorf("%s (pid %d) is still running after the launcher exited", name, pid)
+				}
+			}
+			if left := processesMentioning(runDir); len(left) > 0 {
+				t.Errorf("processes left behind that use %s: %v", runDir, left)
+			}
+			if t.Failed() {
+				t.Logf("launcher output:\n%s", l.output())
+			}
+		})
+	}
+}
+
+type launcher struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	added chan struct{} // receives after each new line
+	done  chan error
+}
+
+func startLauncher(t *testing.T, path string, args ...string) *launcher {
+	t.Helper()
+	l := &launcher{cmd: exec.Command(path, args...), added: make(chan struct{}, 1), done: make(chan error, 1)}
+	l.cmd.Stderr = l.cmd.Stdout
+	stdout, err := l.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			l.mu.Lock()
+			l.lines = append(l.lines, s.Text())
+			l.mu.Unlock()
+			select {
+			case l.added <- struct{}{}:
+			default:
+			}
+		}
+		l.done <- l.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if l.cmd.ProcessState == nil {
+			_ = l.cmd.Process.Signal(syscall.SIGINT)
+			_ = l.wait(time.Minute)
+		}
+	})
+	return l
+}
+
+func (l *launcher) output() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+func (l *launcher) waitForLine(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for !strings.Contains(l.output(), substr) {
+		select {
+		case <-l.added:
+		case err := <-l.done:
+			l.done <- err
+			t.Fatalf("launcher exited (%v) before printing %q:\n%s", err, substr, l.output())
+		case <-deadline:
+			t.Fatalf("no %q within %s:\n%s", substr, timeout, l.output())
+		}
+	}
+}
+
+func (l *launcher) wait(timeout time.Duration) error {
+	select {
+	case err := <-l.done:
+		l.done <- err
+		return err
+	case <-time.After(timeout):
+		_ = l.cmd.Process.Kill()
+		return errors.New("launcher did not exit in time")
+	}
+}
+
+var startedLine = regexp.MustCompile(`launcher  \| started (\S+) pid=(\d+)`)
+
+func (l *launcher) startedPIDs() map[string]int {
+	pids := map[string]int{}
+	for _, m := range startedLine.FindAllStringSubmatch(l.output(), -1) {
+		pid, _ := strconv.Atoi(m[2])
+		pids[m[1]] = pid
+	}
+	return pids
+}
+
+// alive reports whether pid is a running process; a zombie waiting for its
+// parent to reap it has already exited.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// processesMentioning lists live processes whose command line contains s.
+func processesMentioning(s string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var found []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) && alive(pid) {
+			found = append(found, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		}
+	}
+	return found
+}
+
+// freePortRange returns the first of n consecutive ports on 127.0.0.1 that
+// are free now.
+func freePortRange(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(30000)
+		var lns []net.Listener
+		for i := range n {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == n {
+			return base
+		}
+	}
+	t.Fatalf("no %d consecutive free ports", n)
+	return 0
+}
+
+// worldReadableTempDir is t.TempDir for directories other users must enter
+// (t.TempDir's are private to the test's user).
+func worldReadableTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "microshop-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -1,0 +1,150 @@
+// Command launcher runs the whole shop natively, without Docker: a
+// Kafka-protocol broker and the services, each as its own process.
+//
+// It starts the processes one by one in dependency order and waits for each
+// to be ready (the broker to answer Kafka requests, each service's /readyz to
+// answer 200) before starting the next, prints every line the processes write
+// prefixed with the process's name, prints the URLs once all are ready, and on
+// SIGINT/SIGTERM stops them in reverse order, each gracefully (SIGTERM, then
+// SIGKILL after a deadline). It exits 0 only if every process exited 0.
+//
+// In -mode=full it first starts a throwaway PostgreSQL cluster under the run
+// directory and points each service at its own database there; in the
+// default -mode=embedded the services use SQLite files.
+//
+// Why not goreman or another Procfile runner: they start every process at
+// once and stop them all at once. A saga needs the broker before the
+// services and the services before the gateway, and a graceful stop needs
+// the reverse order, so this is a small supervisor of our own.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/microshop/microshop/pkg/pgcluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "launcher:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the launcher's flags.
+type options struct {
+	mode         string
+	dir          string
+	bin          string
+	portBase     int
+	brokerPort   int
+	readyTimeout time.Duration
+	stopTimeout  time.Duration
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("launcher", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.mode, "mode", "embedded", "embedded (SQLite files) or full (a throwaway PostgreSQL cluster)")
+	fs.StringVar(&o.dir, "dir", ".run", "directory for runtime data (databases, broker log, Postgres cluster)")
+	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the built binaries")
+	fs.IntVar(&o.portBase, "port-base", 8080, "gateway port; order, inventory and payment listen on the next three")
+	fs.IntVar(&o.brokerPort, "broker-port", 9092, "Kafka broker port")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long each process may take to become ready")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 20*time.Second, "how long each process may take to stop before it is killed")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	case o.mode != "embedded" && o.mode != "full":
+		return o, fmt.Errorf("-mode: %q is not embedded or full", o.mode)
+	case o.portBase < 1 || o.portBase > 65535-3:
+		return o, fmt.Errorf("-port-base: %d is not a port from 1 to 65532", o.portBase)
+	case o.brokerPort < 1 || o.brokerPort > 65535:
+		return o, fmt.Errorf("-broker-port: %d is not a port from 1 to 65535", o.brokerPort)
+	case o.readyTimeout <= 0:
+		return o, fmt.Errorf("-ready-timeout: must be positive")
+	case o.stopTimeout <= 0:
+		return o, fmt.Errorf("-stop-timeout: must be positive")
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, err := parseFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	if o.dir, err = filepath.Abs(o.dir); err != nil {
+		return err
+	}
+	if o.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	out := newPrefixer(stdout)
+	databases := map[string]string{
+		"order":     "sqlite:" + filepath.Join(o.dir, "data", "order.db"),
+		"inventory": "sqlite:" + filepath.Join(o.dir, "data", "inventory.db"),
+		"payment":   "sqlite:" + filepath.Join(o.dir, "data", "payment.db"),
+	}
+	if o.mode == "full" {
+		out.Printf("launcher", "starting a throwaway PostgreSQL cluster under %s", o.dir)
+		if err := os.MkdirAll(o.dir, 0o755); err != nil {
+			return err
+		}
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: o.dir, Log: out.Writer("postgres")})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			out.Printf("launcher", "stopping PostgreSQL")
+			err = errors.Join(err, cluster.Stop(context.WithoutCancel(ctx)))
+		}()
+		for name := range databases {
+			if databases[name], err = cluster.CreateDatabase(ctx, name+"db"); err != nil {
+				return err
+			}
+		}
+		out.Printf("launcher", "PostgreSQL ready on 127.0.0.1:%d", cluster.Port())
+	}
+
+	broker := "127.0.0.1:" + strconv.Itoa(o.brokerPort)
+	addr := func(offset int) string { return "127.0.0.1:" + strconv.Itoa(o.portBase+offset) }
+	service := func(name, envPrefix string, offset int, env ...string) process {
+		return process{
+			name: name,
+			path: filepath.Join(o.bin, name),
+			env:  append(env, envPrefix+"_HTTP_ADDR="+addr(offset)),
+			url:  "http://" + addr(offset),
+		}
+	}
+	procs := []process{
+		{
+			name: "broker",
+			path: filepath.Join(o.bin, "broker"),
+			args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")},
+			url:  "kafka://" + broker,
+		},
+		service("inventory", "INVENTORY", 2, "INVENTORY_DATABASE_URL="+databases["inventory"], "INVENTORY_KAFKA_BROKERS="+broker),
+		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker),
+		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
+		service("gateway", "GATEWAY", 0),
+	}
+	return supervise(ctx, out, procs, o.readyTimeout, o.stopTimeout)
+}

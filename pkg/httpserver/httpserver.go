@@ -1,0 +1,141 @@
+// Package httpserver runs a service's HTTP server: a Gin router with the
+// endpoints and middleware every microshop service shares, and a lifecycle
+// that shuts down gracefully.
+//
+// Shutdown order, when the context passed to Serve ends (SIGINT/SIGTERM in
+// main): readiness turns to 503 so load balancers stop sending traffic, the
+// listener closes, in-flight requests drain until Config.ShutdownTimeout, and
+// Serve returns. The caller then closes its dependencies in reverse order of
+// opening (deferred closes in run do exactly that).
+package httpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/microshop/microshop/pkg/health"
+	"github.com/microshop/microshop/pkg/problem"
+)
+
+// Config configures Serve.
+type Config struct {
+	// Addr is the TCP listen address, e.g. "127.0.0.1:8081" (":0" picks a port).
+	Addr string
+	// ShutdownTimeout bounds how long in-flight requests may drain after the
+	// context ends; zero means 10s.
+	ShutdownTimeout time.Duration
+}
+
+// NewRouter returns a Gin engine with the shared behaviour of every service:
+// panics and unknown routes answer problem+json, requests are logged, and
+// GET /healthz and /readyz are served by checks.
+func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
+	// Gin's mode is process-global; release mode only silences its debug
+	// printing of routes, so every router setting the same value is harmless.
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true // c.Request.Context() flows through c as a context.Context
+	r.Use(logRequests(log), recoverProblem(log))
+	r.NoRoute(func(c *gin.Context) {
+		problem.Write(c.Writer, problem.New(http.StatusNotFound, "no route for "+c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		problem.Write(c.Writer, problem.New(http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+	})
+	r.GET("/healthz", gin.WrapF(checks.Live))
+	r.GET("/readyz", gin.WrapF(checks.Ready))
+	return r
+}
+
+// logRequests logs every request: server errors at Error, the rest at Debug
+// (Info would flood logs under load tests).
+func logRequests(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		level := slog.LevelDebug
+		if c.Writer.Status() >= http.StatusInternalServerError {
+			level = slog.LevelError
+		}
+		log.LogAttrs(c.Request.Context(), level, "http request",
+			slog.String("method", c.Request.Method),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", c.Writer.Status()),
+			slog.Duration("duration", time.Since(start)),
+		)
+	}
+}
+
+// recoverProblem turns a panic in a handler into a logged 500 problem, so one
+// bad request cannot take the process down.
+func recoverProblem(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { // the client went away; net/http expects this panic
+				panic(v)
+			}
+			log.ErrorContext(c.Request.Context(), "panic in handler", slog.Any("panic", v), slog.String("path", c.Request.URL.Path))
+			if !c.Writer.Written() {
+				problem.Write(c.Writer, problem.New(http.StatusInternalServerError, ""))
+			}
+			c.Abort()
+		}()
+		c.Next()
+	}
+}
+
+// Serve listens on cfg.Addr and serves h until ctx ends or the server fails.
+// On ctx's end it drains (see the package doc) and returns nil if every
+// in-flight request finished within cfg.ShutdownTimeout.
+func Serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler, checks *health.Checks) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	log.Info("http server listening", slog.String("addr", ln.Addr().String()))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", timeout))
+	checks.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return errors.Join(fmt.Errorf("drain http requests: %w", err), srv.Close())
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	log.Info("http server stopped")
+	return nil
+}

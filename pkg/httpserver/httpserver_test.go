@@ -1,0 +1,177 @@
+package httpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/microshop/microshop/pkg/health"
+	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/problem"
+)
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestRouterAnswersProblems(t *testing.T) {
+	r := httpserver.NewRouter(discard(), health.New(0))
+	r.GET("/boom", func(*gin.Context) { panic("bug") })
+	r.GET("/only-get", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+
+	tests := []struct {
+		method, path string
+		wantStatus   int
+		wantType     string
+	}{
+		{http.MethodGet, "/healthz", http.StatusOK, "application/json"},
+		{http.MethodGet, "/readyz", http.StatusOK, "application/json"},
+		{http.MethodGet, "/nowhere", http.StatusNotFound, problem.ContentType},
+		{http.MethodPost, "/only-get", http.StatusMethodNotAllowed, problem.ContentType},
+		{http.MethodGet, "/boom", http.StatusInternalServerError, problem.ContentType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status = %d, want %d", rec.Code, tt.wantStatus)
+			}
+			if got := rec.Header().Get("Content-Type"); got != tt.wantType {
+				t.Errorf("Content-Type = %q, want %q", got, tt.wantType)
+			}
+			if tt.wantType != problem.ContentType {
+				return
+			}
+			var p problem.Details
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != tt.wantStatus {
+				t.Errorf("body %q is not a problem with status %d (err %v)", rec.Body.String(), tt.wantStatus, err)
+			}
+		})
+	}
+}
+
+// startServe runs Serve on a free port and returns its address and result channel.
+func startServe(t *testing.T, ctx context.Context, cfg httpserver.Config, h http.Handler, checks *health.Checks) (string, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() { done <- httpserver.Serve(ctx, discard(), cfg, h, checks) }()
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", cfg.Addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return cfg.Addr, done
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestServeDrainsInFlightRequests(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "finished")
+	})
+	checks := health.New(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, done := startServe(t, ctx, httpserver.Config{ShutdownTimeout: 5 * time.Second}, h, checks)
+
+	type result struct {
+		body string
+		err  error
+	}
+	inFlight := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			inFlight <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		inFlight <- result{string(b), err}
+	}()
+	<-started
+	cancel()
+
+	// Shutdown has begun once the listener refuses new connections.
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if got := checks.Check(context.Background()).Status; got != health.StatusDraining {
+		t.Errorf("readiness during shutdown = %q, want %q", got, health.StatusDraining)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned %v before the in-flight request finished", err)
+	default:
+	}
+	close(release)
+
+	if got := <-inFlight; got.err != nil || got.body != "finished" {
+		t.Errorf("in-flight request = %q, %v; want it to finish", got.body, got.err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v, want nil after a clean drain", err)
+	}
+}
+
+func TestServeGivesUpAfterShutdownTimeout(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, done := startServe(t, ctx, httpserver.Config{ShutdownTimeout: 50 * time.Millisecond}, h, health.New(0))
+	go http.Get("http://" + addr + "/stuck")
+	<-started
+	cancel()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "drain http requests") {
+		t.Fatalf("Serve = %v, want a drain error", err)
+	}
+}
+
+func TestServeReportsListenError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = httpserver.Serve(context.Background(), discard(), httpserver.Config{Addr: ln.Addr().String()}, http.NotFoundHandler(), health.New(0))
+	if err == nil || !strings.Contains(err.Error(), "listen on "+ln.Addr().String()) {
+		t.Fatalf("Serve = %v, want a listen error naming the address", err)
+	}
+}

@@ -1,0 +1,41 @@
+package servicetest
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"testing"
+)
+
+// CheckConfigDocumented fails the test unless the variables that load reads
+// and the ones the README's configuration table lists (rows starting
+// "| `PREFIX...`") are the same set, so the table cannot drift from the code.
+func CheckConfigDocumented(t testing.TB, readme, prefix string, load func(getenv func(string) string) error) {
+	t.Helper()
+	var read []string
+	if err := load(func(k string) string { read = append(read, k); return "" }); err != nil {
+		t.Fatalf("load configuration with defaults: %v", err)
+	}
+	text, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	row := regexp.MustCompile("(?m)^\\| `(" + regexp.QuoteMeta(prefix) + "[A-Z0-9_]+)`")
+	for _, m := range row.FindAllStringSubmatch(string(text), -1) {
+		documented = append(documented, m[1])
+	}
+	for _, k := range read {
+		if !slices.Contains(documented, k) {
+			t.Errorf("%s is read but not documented in %s", k, readme)
+		}
+	}
+	for _, k := range documented {
+		if !slices.Contains(read, k) {
+			t.Errorf("%s is documented in %s but never read", k, readme)
+		}
+	}
+	if len(read) == 0 {
+		t.Error("load read no variables at all")
+	}
+}

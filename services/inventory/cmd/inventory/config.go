@@ -1,0 +1,43 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/microshop/microshop/pkg/config"
+	"github.com/microshop/microshop/pkg/httpserver"
+)
+
+// Config is the inventory service's configuration, read from INVENTORY_* variables.
+// The table in services/inventory/README.md documents every variable.
+type Config struct {
+	HTTP         httpserver.Config
+	LogLevel     slog.Level
+	DatabaseURL  string
+	KafkaBrokers []string
+}
+
+func loadConfig(getenv func(string) string) (Config, error) {
+	env := config.New(getenv, "INVENTORY_")
+	cfg := Config{
+		HTTP: httpserver.Config{
+			Addr:            env.Addr("HTTP_ADDR", "127.0.0.1:8082"),
+			ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
+		},
+		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
+		DatabaseURL:  env.URL("DATABASE_URL", "sqlite:.run/data/inventory.db", "sqlite", "postgres", "postgresql"),
+		KafkaBrokers: env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
+	}
+	return cfg, env.Err()
+}
+
+// LogValue prints the configuration with the database password masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTP.Addr),
+		slog.Duration("shutdown_timeout", c.HTTP.ShutdownTimeout),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("database_url", config.Redact(c.DatabaseURL)),
+		slog.Any("kafka_brokers", c.KafkaBrokers),
+	)
+}
