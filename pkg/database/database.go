@@ -155,7 +155,7 @@ func Migrate(ctx context.Context, db *DB, fsys fs.FS, log *slog.Logger) error {
 	}
 	results, err := p.Up(ctx)
 	for _, r := range results {
-		log.Info("migration applied", slog.String("source", r.Source.Path), slog.Duration("duration", r.Duration))
+		log.Info("migration applied", slog.String("source", r.Source.Path), slog.String("duration", r.Duration.String()))
 	}
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)

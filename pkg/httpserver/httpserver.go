@@ -126,7 +126,7 @@ func Serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler, ch
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	log.Info("shutting down: draining in-flight requests", slog.Duration("timeout", timeout))
+	log.Info("shutting down: draining in-flight requests", slog.String("timeout", timeout.String()))
 	checks.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()

@@ -38,6 +38,8 @@ import (
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/microshop/microshop/pkg/logging"
 )
 
 func main() {
@@ -61,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	logger := logging.New(stdout, "broker", slog.LevelInfo)
 
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,9 @@ func TestNativeStack(t *testing.T) {
 				if !strings.Contains(l.output(), "launcher  | "+name+" exited with code 0") {
 					t.Errorf("%s did not exit with code 0", name)
 				}
+			}
+			if got, want := l.exitOrder(), []string{"gateway", "order", "payment", "inventory", "broker"}; !slices.Equal(got, want) {
+				t.Errorf("processes exited in order %v, want the reverse of start-up %v", got, want)
 			}
 			for name, pid := range pids {
 				if alive(pid) {
@@ -167,6 +171,17 @@ func (l *launcher) wait(timeout time.Duration) error {
 		_ = l.cmd.Process.Kill()
 		return errors.New("launcher did not exit in time")
 	}
+}
+
+var exitedLine = regexp.MustCompile(`launcher  \| (\S+) exited with code`)
+
+// exitOrder lists the processes in the order the launcher saw them exit.
+func (l *launcher) exitOrder() []string {
+	var names []string
+	for _, m := range exitedLine.FindAllStringSubmatch(l.output(), -1) {
+		names = append(names, m[1])
+	}
+	return names
 }
 
 var startedLine = regexp.MustCompile(`launcher  \| started (\S+) pid=(\d+)`)

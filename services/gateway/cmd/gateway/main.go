@@ -43,7 +43,5 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	checks := health.New(2 * time.Second)
 	router := httpserver.NewRouter(log, checks)
 
-	err = httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
-	log.Info("stopped", slog.Any("error", err))
-	return err
+	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

@@ -58,7 +58,5 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	checks.Add("kafka", kafka.Ping)
 	router := httpserver.NewRouter(log, checks)
 
-	err = httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
-	log.Info("stopped", slog.Any("error", err))
-	return err
+	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

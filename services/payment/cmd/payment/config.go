@@ -35,7 +35,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTP.Addr),
-		slog.Duration("shutdown_timeout", c.HTTP.ShutdownTimeout),
+		slog.String("shutdown_timeout", c.HTTP.ShutdownTimeout.String()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("database_url", config.Redact(c.DatabaseURL)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
