@@ -52,3 +52,12 @@ func Write(w http.ResponseWriter, p Details) {
 	// The client may have gone; there is nobody left to tell about a write error.
 	_ = json.NewEncoder(w).Encode(p)
 }
+
+// Error makes Details an error, so decoders and use cases can return one and
+// the transport's error mapping can pass it through with errors.As.
+func (p *Details) Error() string {
+	if p.Detail == "" {
+		return p.Title
+	}
+	return p.Title + ": " + p.Detail
+}
