@@ -1,10 +1,13 @@
 // Command gateway runs the public edge of the shop: the REST API under
-// /api/v1 that customers and the storefront call. It owns no database; it
-// routes requests to the order, inventory and payment services.
+// /api/v1 that customers, admins and the storefront call. It owns no
+// database; it authenticates callers and routes their requests to the
+// inventory and order services (and, for admins, to the payment provider
+// simulator's fault settings).
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +19,9 @@ import (
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/services/gateway/internal/auth"
+	"github.com/microshop/microshop/services/gateway/internal/httpapi"
+	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
 
 func main() {
@@ -37,11 +43,40 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	log := logging.New(stdout, "gateway", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
+	key := []byte(cfg.JWTSecret)
+	if len(key) == 0 {
+		key = []byte(rand.Text() + rand.Text())
+		log.Warn("GATEWAY_JWT_SECRET is not set: signing tokens with a random key, so they do not survive a restart and are not shared between replicas")
+	}
+	tokens, err := auth.NewTokens(key, cfg.TokenTTL, time.Now)
+	if err != nil {
+		return fmt.Errorf("configuration: GATEWAY_JWT_SECRET: %w", err)
+	}
+	var up httpapi.Upstreams
+	for _, u := range []struct {
+		client **upstream.Client
+		name   string
+		url    string
+	}{
+		{&up.Inventory, "inventory", cfg.InventoryURL},
+		{&up.Orders, "order", cfg.OrderURL},
+		{&up.PSP, "psp", cfg.PSPURL},
+	} {
+		if *u.client, err = upstream.New(u.name, u.url, cfg.UpstreamTimeout); err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+	}
+	api, err := httpapi.New(ctx, log, auth.DemoDirectory(), tokens, up)
+	if err != nil {
+		return err
+	}
+
 	// The gateway's readiness deliberately does not include the services
 	// behind it: one slow upstream must not take the whole edge out of the
 	// load balancer. Each route reports its upstream's failure instead.
 	checks := health.New(2 * time.Second)
 	router := httpserver.NewRouter(log, checks)
+	api.Register(router)
 
 	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

@@ -2,36 +2,102 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/services/gateway/apitest"
 )
 
-// TestRun wires the gateway in-process behind a real listener.
-func TestRun(t *testing.T) {
-	env := map[string]string{"GATEWAY_HTTP_ADDR": servicetest.FreeAddr(t)}
-	svc := servicetest.Start(t, run, env, "GATEWAY_HTTP_ADDR")
-
-	tests := []struct {
-		path       string
-		wantStatus int
-		wantType   string
-	}{
-		{"/healthz", http.StatusOK, "application/json"},
-		{"/readyz", http.StatusOK, "application/json"},
-		{"/api/v1/nothing-here", http.StatusNotFound, problem.ContentType},
+// startGateway runs the gateway in-process in front of fake services.
+func startGateway(t *testing.T) *servicetest.Service {
+	t.Helper()
+	inventory := httptest.NewServer(fakeInventory())
+	orders := httptest.NewServer(fakeOrders())
+	psp := httptest.NewServer(fakePSP())
+	t.Cleanup(func() { inventory.Close(); orders.Close(); psp.Close() })
+	env := map[string]string{
+		"GATEWAY_HTTP_ADDR":     servicetest.FreeAddr(t),
+		"GATEWAY_INVENTORY_URL": inventory.URL,
+		"GATEWAY_ORDER_URL":     orders.URL,
+		"GATEWAY_PSP_URL":       psp.URL,
 	}
-	for _, tt := range tests {
-		resp, err := http.Get(svc.URL + tt.path)
+	return servicetest.Start(t, run, env, "GATEWAY_HTTP_ADDR")
+}
+
+// TestRun wires the gateway in-process behind a real listener and walks the
+// public API; every answer is checked against the OpenAPI document.
+func TestRun(t *testing.T) {
+	svc := startGateway(t)
+	c := apitest.NewClient(t, svc.URL)
+
+	for _, path := range []string{"/healthz", "/readyz", "/api/v1/openapi.json"} {
+		resp, err := http.Get(svc.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != tt.wantStatus || resp.Header.Get("Content-Type") != tt.wantType {
-			t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), tt.wantStatus, tt.wantType)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
 		}
+	}
+
+	alice := apitest.Bearer(c.Login(t, "alice", "alice-demo"))
+	bob := apitest.Bearer(c.Login(t, "bob", "bob-demo"))
+	admin := apitest.Bearer(c.Login(t, "admin", "admin-demo"))
+
+	if resp := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products?limit=10&in_stock=true&q=mug"}); resp.Status != http.StatusOK {
+		t.Errorf("list products = %d %s", resp.Status, resp.Body)
+	}
+	if resp := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products/TEE-LOGO"}); resp.Status != http.StatusOK {
+		t.Errorf("get product = %d %s", resp.Status, resp.Body)
+	}
+
+	body := `{"lines":[{"sku":"MUG-CLASSIC","quantity":2},{"sku":"TEE-LOGO","quantity":1}]}`
+	headers := map[string]string{"Authorization": alice["Authorization"], "Idempotency-Key": "order-1"}
+	created := c.Do(t, apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: body})
+	if created.Status != http.StatusCreated {
+		t.Fatalf("create order = %d %s", created.Status, created.Body)
+	}
+	var order struct {
+		ID    string
+		Total struct{ Amount int64 }
+	}
+	created.Decode(t, &order)
+	if got, want := created.Header.Get("Location"), "/api/v1/orders/"+order.ID; got != want {
+		t.Errorf("Location = %q, want %q", got, want)
+	}
+	if order.Total.Amount != 2*1200+2500 {
+		t.Errorf("total = %d, want the catalog prices times quantities, %d", order.Total.Amount, 2*1200+2500)
+	}
+
+	tests := []struct {
+		name string
+		req  apitest.Request
+		want int
+	}{
+		{"replay returns the same order", apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: body}, 200},
+		{"same key, other body", apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: `{"lines":[{"sku":"TEE-LOGO","quantity":3}]}`}, 409},
+		{"owner reads it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: alice}, 200},
+		{"admin reads it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: admin}, 200},
+		{"another customer does not see it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: bob}, 404},
+		{"owner lists orders", apitest.Request{Method: "GET", Path: "/api/v1/orders?limit=5", Header: alice}, 200},
+		{"admin adjusts stock", apitest.Request{Method: "POST", Path: "/api/v1/admin/products/TEE-LOGO/stock-adjustments", Header: admin, Body: `{"delta":5}`}, 200},
+		{"admin reads faults", apitest.Request{Method: "GET", Path: "/api/v1/admin/psp/faults", Header: admin}, 200},
+		{"admin sets faults", apitest.Request{Method: "PUT", Path: "/api/v1/admin/psp/faults", Header: admin, Body: `{"latency":"250ms","failure_rate":0.5}`}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if resp := c.Do(t, tt.req); resp.Status != tt.want {
+				t.Errorf("status = %d, want %d; body %s", resp.Status, tt.want, resp.Body)
+			}
+		})
+	}
+
+	listed := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/orders", Header: bob})
+	if strings.Contains(string(listed.Body), order.ID) {
+		t.Errorf("bob's order list shows alice's order: %s", listed.Body)
 	}
 
 	if err := svc.Stop(); err != nil {
@@ -42,18 +108,49 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestBadInputs sends the table of bad inputs: each must get its 4xx problem.
+func TestBadInputs(t *testing.T) {
+	svc := startGateway(t)
+	c := apitest.NewClient(t, svc.URL)
+	tok := apitest.Tokens{Customer: c.Login(t, "alice", "alice-demo"), Admin: c.Login(t, "admin", "admin-demo")}
+	apitest.RunBadInputs(t, c, apitest.BadInputs(tok, apitest.Known{SKU: "TEE-LOGO"}))
+}
+
+func TestUpstreamDownIsABadGateway(t *testing.T) {
+	env := map[string]string{
+		"GATEWAY_HTTP_ADDR":     servicetest.FreeAddr(t),
+		"GATEWAY_INVENTORY_URL": "http://" + servicetest.FreeAddr(t), // nothing listens there
+	}
+	svc := servicetest.Start(t, run, env, "GATEWAY_HTTP_ADDR")
+	c := apitest.NewClient(t, svc.URL)
+	if resp := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products"}); resp.Status != http.StatusBadGateway {
+		t.Errorf("status = %d, want 502; body %s", resp.Status, resp.Body)
+	}
+}
+
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	for _, key := range []string{"GATEWAY_HTTP_ADDR", "GATEWAY_SHUTDOWN_TIMEOUT", "GATEWAY_LOG_LEVEL"} {
-		t.Run(key, func(t *testing.T) {
+	tests := []struct{ key, value string }{
+		{"GATEWAY_HTTP_ADDR", "not valid"},
+		{"GATEWAY_SHUTDOWN_TIMEOUT", "not valid"},
+		{"GATEWAY_LOG_LEVEL", "not valid"},
+		{"GATEWAY_INVENTORY_URL", "ftp://x"},
+		{"GATEWAY_ORDER_URL", "not a url"},
+		{"GATEWAY_PSP_URL", "http//x"},
+		{"GATEWAY_UPSTREAM_TIMEOUT", "0"},
+		{"GATEWAY_JWT_SECRET", "too-short"},
+		{"GATEWAY_TOKEN_TTL", "-1h"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
 			getenv := func(k string) string {
-				if k == key {
-					return "not valid"
+				if k == tt.key {
+					return tt.value
 				}
 				return ""
 			}
 			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), key) {
-				t.Fatalf("run = %v, want an error naming %s", err, key)
+			if err == nil || !strings.Contains(err.Error(), tt.key) {
+				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
 			}
 		})
 	}
