@@ -19,6 +19,9 @@ import (
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/services/order/internal/db"
+	"github.com/microshop/microshop/services/order/internal/httpapi"
+	"github.com/microshop/microshop/services/order/internal/order"
 	"github.com/microshop/microshop/services/order/migrations"
 )
 
@@ -42,21 +45,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "order", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	db, err := database.Open(ctx, cfg.DatabaseURL, log)
+	orderDB, err := database.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	if err := database.Migrate(ctx, db, migrations.FS, log); err != nil {
+	defer func() { err = errors.Join(err, orderDB.Close()) }()
+	if err := database.Migrate(ctx, orderDB, migrations.FS, log); err != nil {
 		return err
 	}
+	orders := order.NewService(db.NewStore(orderDB), time.Now)
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "order"}
 
 	checks := health.New(2 * time.Second)
-	checks.Add("database", db.Ping)
+	checks.Add("database", orderDB.Ping)
 	checks.Add("kafka", kafka.Ping)
 	router := httpserver.NewRouter(log, checks)
+	httpapi.New(orders, log).Register(router)
 
 	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/kafkatest"
+	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 	"github.com/microshop/microshop/pkg/servicetest"
 )
@@ -50,6 +51,8 @@ func TestRun(t *testing.T) {
 				t.Errorf("readiness mismatch (-want +got):\n%s", diff)
 			}
 
+			checkOrderRoundTrip(t, svc.URL)
+
 			if err := svc.Stop(); err != nil {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
 			}
@@ -58,6 +61,64 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkOrderRoundTrip places an order through the running service, reads it
+// back at its Location, and replays the request: the API, the domain and the
+// database are wired together.
+func checkOrderRoundTrip(t *testing.T, baseURL string) {
+	t.Helper()
+	const body = `{"customer_id": "alice", "lines": [{"sku": "MUG", "quantity": 2, "unit_price": {"amount": 1250, "currency": "EUR"}}]}`
+	place := func() (*http.Response, orderBody) {
+		req, err := http.NewRequest(http.MethodPost, baseURL+"/v1/orders", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "wiring-1")
+		return do(t, req)
+	}
+
+	resp, created := place()
+	if resp.StatusCode != http.StatusCreated || created.ID == "" {
+		t.Fatalf("POST /v1/orders = %d with id %q, want 201 with an id", resp.StatusCode, created.ID)
+	}
+	want := orderBody{ID: created.ID, Status: "PENDING", Total: money.Amount{Minor: 2500, Currency: "EUR"}}
+	if diff := cmp.Diff(want, created); diff != "" {
+		t.Errorf("created order (-want +got):\n%s", diff)
+	}
+
+	req, err := http.NewRequest(http.MethodGet, baseURL+resp.Header.Get("Location")+"?customer_id=alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, got := do(t, req); resp.StatusCode != http.StatusOK || got != created {
+		t.Errorf("GET Location = %d %+v, want 200 %+v", resp.StatusCode, got, created)
+	}
+	if resp, got := place(); resp.StatusCode != http.StatusOK || got != created {
+		t.Errorf("replayed POST = %d %+v, want 200 %+v", resp.StatusCode, got, created)
+	}
+}
+
+// orderBody is the part of an order's JSON the wiring test checks.
+type orderBody struct {
+	ID     string       `json:"id"`
+	Status string       `json:"status"`
+	Total  money.Amount `json:"total"`
+}
+
+func do(t *testing.T, req *http.Request) (*http.Response, orderBody) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var o orderBody
+	if err := json.NewDecoder(resp.Body).Decode(&o); err != nil {
+		t.Fatalf("%s %s: decode body: %v", req.Method, req.URL, err)
+	}
+	return resp, o
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {

@@ -1,0 +1,122 @@
+package order
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Service holds the order use cases. It is safe for concurrent use; every
+// method's ctx bounds its calls to the Store.
+type Service struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewService returns a Service keeping orders in store and reading the time
+// from now (time.Now in production).
+func NewService(store Store, now func() time.Time) *Service {
+	return &Service{store: store, now: now}
+}
+
+// CreateRequest asks for a new order.
+type CreateRequest struct {
+	CustomerID string
+	// IdempotencyKey is the client's key for this request: retrying with the
+	// same key and lines returns the first order instead of creating another.
+	IdempotencyKey string
+	// Lines carry the unit prices the caller read from the catalog.
+	Lines []Line
+}
+
+// Create places a PENDING order and reports created=true. A retry (same
+// customer, key and lines — prices may differ) returns the order the key
+// already made, as it is now, with created=false. Errors: *ValidationError
+// naming every invalid field, ErrIdempotencyConflict when the key was used
+// for other lines.
+func (s *Service) Create(ctx context.Context, req CreateRequest) (o Order, created bool, err error) {
+	total, err := req.validate()
+	if err != nil {
+		return Order{}, false, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Order{}, false, fmt.Errorf("create order: new id: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	o = Order{
+		ID:         id.String(),
+		CustomerID: req.CustomerID,
+		Status:     StatusPending,
+		Lines:      slices.Clone(req.Lines),
+		Total:      total,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+		History:    []StatusChange{{Status: StatusPending, Reason: "order placed", At: now}},
+	}
+	idem := Idempotency{Key: req.IdempotencyKey, RequestHash: requestHash(req.CustomerID, req.Lines)}
+
+	stored, storedHash, err := s.store.Insert(ctx, o, idem)
+	switch {
+	case err != nil:
+		return Order{}, false, fmt.Errorf("create order: %w", err)
+	case stored.ID == o.ID:
+		return stored, true, nil
+	case storedHash != idem.RequestHash:
+		return Order{}, false, ErrIdempotencyConflict
+	default:
+		return stored, false, nil
+	}
+}
+
+// Get returns the order with its history. customerID "" reads any
+// customer's order (for operators); otherwise another customer's order is
+// ErrOrderNotFound, so that its existence is not revealed.
+func (s *Service) Get(ctx context.Context, id, customerID string) (Order, error) {
+	if !validID(id) {
+		return Order{}, ErrOrderNotFound
+	}
+	o, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %s: %w", id, err)
+	}
+	if customerID != "" && o.CustomerID != customerID {
+		return Order{}, ErrOrderNotFound
+	}
+	return o, nil
+}
+
+// List returns a page of up to limit (1..MaxListLimit) of the customer's
+// orders, newest first, with lines and without history. cursor is "" for the
+// first page, then the next cursor of the page before; next is "" after the
+// last page. Errors: *ValidationError for customer_id or limit,
+// ErrInvalidCursor.
+func (s *Service) List(ctx context.Context, customerID string, limit int, cursor string) (orders []Order, next string, err error) {
+	var errs fieldErrors
+	if msg := checkCustomerID(customerID); msg != "" {
+		errs.add("customer_id", msg)
+	}
+	if limit < 1 || limit > MaxListLimit {
+		errs.add("limit", fmt.Sprintf("must be from 1 to %d", MaxListLimit))
+	}
+	if err := errs.err(); err != nil {
+		return nil, "", err
+	}
+	after, err := parseCursor(cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	// One more than asked tells whether another page follows.
+	orders, err = s.store.List(ctx, customerID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list orders: %w", err)
+	}
+	if len(orders) > limit {
+		orders = orders[:limit]
+		next = cursorAfter(orders[limit-1]).encode()
+	}
+	return orders, next, nil
+}
