@@ -5,23 +5,22 @@
 
 -- +goose Up
 CREATE TABLE products (
-    sku         TEXT PRIMARY KEY,
+    sku         TEXT PRIMARY KEY CHECK (length(sku) BETWEEN 1 AND 64 AND sku = upper(sku)),
     name        TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     price_minor BIGINT NOT NULL CHECK (price_minor >= 0),
     currency    TEXT NOT NULL CHECK (length(currency) = 3),
-    image_ref   TEXT NOT NULL DEFAULT '',
-    created_at  TIMESTAMP NOT NULL,
-    updated_at  TIMESTAMP NOT NULL
+    image_ref   TEXT NOT NULL DEFAULT ''
 );
 
+-- available can be reserved; reserved is held by PENDING reservations.
 CREATE TABLE stock (
-    sku        TEXT PRIMARY KEY REFERENCES products (sku),
-    available  BIGINT NOT NULL CHECK (available >= 0),
-    reserved   BIGINT NOT NULL CHECK (reserved >= 0),
-    updated_at TIMESTAMP NOT NULL
+    sku       TEXT PRIMARY KEY REFERENCES products (sku),
+    available BIGINT NOT NULL CHECK (available >= 0),
+    reserved  BIGINT NOT NULL CHECK (reserved >= 0)
 );
 
+-- One reservation per order: order_id is what makes reserving idempotent.
 CREATE TABLE reservations (
     id         TEXT PRIMARY KEY,
     order_id   TEXT NOT NULL UNIQUE,
@@ -30,7 +29,8 @@ CREATE TABLE reservations (
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
-CREATE INDEX reservations_pending_by_expiry ON reservations (status, expires_at);
+-- The expirer's query: PENDING reservations by deadline.
+CREATE INDEX reservations_status_expires_at ON reservations (status, expires_at);
 
 CREATE TABLE reservation_lines (
     reservation_id TEXT NOT NULL REFERENCES reservations (id),

@@ -15,6 +15,11 @@ type Config struct {
 	LogLevel     slog.Level
 	DatabaseURL  string
 	KafkaBrokers []string
+	// ReservationTTL is how long stock stays reserved for an order that is
+	// neither committed nor released.
+	ReservationTTL time.Duration
+	// ExpiryInterval is how often overdue reservations are expired.
+	ExpiryInterval time.Duration
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -24,9 +29,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			Addr:            env.Addr("HTTP_ADDR", "127.0.0.1:8082"),
 			ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		},
-		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
-		DatabaseURL:  env.URL("DATABASE_URL", "sqlite:.run/data/inventory.db", "sqlite", "postgres", "postgresql"),
-		KafkaBrokers: env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
+		LogLevel:       env.LogLevel("LOG_LEVEL", slog.LevelInfo),
+		DatabaseURL:    env.URL("DATABASE_URL", "sqlite:.run/data/inventory.db", "sqlite", "postgres", "postgresql"),
+		KafkaBrokers:   env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
+		ReservationTTL: env.Duration("RESERVATION_TTL", 15*time.Minute),
+		ExpiryInterval: env.Duration("EXPIRY_INTERVAL", 30*time.Second),
 	}
 	return cfg, env.Err()
 }
@@ -39,5 +46,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("database_url", config.Redact(c.DatabaseURL)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("reservation_ttl", c.ReservationTTL.String()),
+		slog.String("expiry_interval", c.ExpiryInterval.String()),
 	)
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/services/inventory/internal/db"
+	"github.com/microshop/microshop/services/inventory/internal/httpapi"
+	"github.com/microshop/microshop/services/inventory/internal/inventory"
 	"github.com/microshop/microshop/services/inventory/migrations"
 )
 
@@ -32,8 +36,9 @@ func main() {
 	}
 }
 
-// run opens the service's dependencies, serves until ctx ends, then drains
-// HTTP and closes the dependencies in reverse order.
+// run opens the service's dependencies, starts the reservation expirer and
+// serves HTTP until ctx ends, then drains HTTP, stops the expirer and closes
+// the dependencies in reverse order.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -42,21 +47,33 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "inventory", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	db, err := database.Open(ctx, cfg.DatabaseURL, log)
+	conn, err := database.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	if err := database.Migrate(ctx, db, migrations.FS, log); err != nil {
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	if err := database.Migrate(ctx, conn, migrations.FS, log); err != nil {
 		return err
 	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "inventory"}
+	service := inventory.NewService(db.NewStore(conn), time.Now, cfg.ReservationTTL)
+
+	// The expirer stops with ctx, or when serving fails; run returns only
+	// once it has, so it never uses the database after Close.
+	expirerCtx, stopExpirer := context.WithCancel(ctx)
+	var expirer sync.WaitGroup
+	expirer.Go(func() { inventory.NewExpirer(service, cfg.ExpiryInterval, log).Run(expirerCtx) })
+	defer func() {
+		stopExpirer()
+		expirer.Wait()
+	}()
 
 	checks := health.New(2 * time.Second)
-	checks.Add("database", db.Ping)
+	checks.Add("database", conn.Ping)
 	checks.Add("kafka", kafka.Ping)
 	router := httpserver.NewRouter(log, checks)
+	httpapi.Register(router, service, log)
 
 	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

@@ -6,13 +6,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/kafkatest"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/services/inventory/internal/db"
+	"github.com/microshop/microshop/services/inventory/internal/db/dbtest"
+	"github.com/microshop/microshop/services/inventory/internal/inventory"
 )
 
 // TestRun wires the whole service in-process against real SQLite and
@@ -26,10 +31,13 @@ func TestRun(t *testing.T) {
 	}
 	for name, newDatabaseURL := range databases {
 		t.Run(name, func(t *testing.T) {
+			databaseURL := newDatabaseURL(t)
+			abandonCheckout(t, databaseURL)
 			env := map[string]string{
-				"INVENTORY_HTTP_ADDR":     servicetest.FreeAddr(t),
-				"INVENTORY_DATABASE_URL":  newDatabaseURL(t),
-				"INVENTORY_KAFKA_BROKERS": broker,
+				"INVENTORY_HTTP_ADDR":       servicetest.FreeAddr(t),
+				"INVENTORY_DATABASE_URL":    databaseURL,
+				"INVENTORY_KAFKA_BROKERS":   broker,
+				"INVENTORY_EXPIRY_INTERVAL": "20ms",
 			}
 			svc := servicetest.Start(t, run, env, "INVENTORY_HTTP_ADDR")
 
@@ -50,14 +58,82 @@ func TestRun(t *testing.T) {
 				t.Errorf("readiness mismatch (-want +got):\n%s", diff)
 			}
 
+			var page struct {
+				Items []json.RawMessage `json:"items"`
+			}
+			if status := getJSON(t, svc.URL+"/v1/products?limit=100", &page); status != http.StatusOK || len(page.Items) < 20 {
+				t.Errorf("GET /v1/products = %d with %d products, want 200 with the demo catalog", status, len(page.Items))
+			}
+
+			// The expirer gives back the two mugs of the checkout abandoned
+			// an hour ago: 50 available again.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				var mug struct {
+					Available int64 `json:"available"`
+				}
+				if status := getJSON(t, svc.URL+"/v1/products/MUG-CLASSIC", &mug); status == http.StatusOK && mug.Available == 50 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("MUG-CLASSIC not back to 50 available within 10s: %+v\nlogs:\n%s", mug, svc.Logs())
+				}
+			}
+
+			resp, err = http.Post(svc.URL+"/v1/products/MUG-CLASSIC/stock-adjustments", "application/json", strings.NewReader(`{"delta": 5}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var adjusted map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&adjusted)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAdjusted := map[string]any{"sku": "MUG-CLASSIC", "available": 55.0, "reserved": 0.0}
+			if diff := cmp.Diff(wantAdjusted, adjusted); resp.StatusCode != http.StatusOK || diff != "" {
+				t.Errorf("stock adjustment = %d, want 200; body mismatch (-want +got):\n%s", resp.StatusCode, diff)
+			}
+
+			if status := getJSON(t, svc.URL+"/v1/products/NO-SUCH-THING", &problem.Details{}); status != http.StatusNotFound {
+				t.Errorf("GET an unknown product = %d, want 404", status)
+			}
+
 			if err := svc.Stop(); err != nil {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
 			}
-			if logs := svc.Logs(); !strings.Contains(logs, `"msg":"http server stopped"`) {
-				t.Errorf("logs do not show a graceful HTTP stop:\n%s", logs)
+			logs := svc.Logs()
+			for _, want := range []string{`"msg":"http server stopped"`, `"msg":"reservations expired","service":"inventory","expired":1`, `"msg":"reservation expirer stopped"`} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("logs lack %s:\n%s", want, logs)
+				}
 			}
 		})
 	}
+}
+
+// abandonCheckout prepares the database at url as a checkout abandoned an
+// hour ago leaves it: 2 of the 50 MUG-CLASSIC reserved and overdue.
+func abandonCheckout(t *testing.T, url string) {
+	t.Helper()
+	anHourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+	svc := inventory.NewService(db.NewStore(dbtest.Open(t, url)), anHourAgo, 15*time.Minute)
+	if _, err := svc.Reserve(t.Context(), "abandoned", []inventory.Line{{SKU: "MUG-CLASSIC", Quantity: 2}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// getJSON GETs url, decodes the JSON body into v and returns the status.
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: decode body: %v", url, err)
+	}
+	return resp.StatusCode
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
@@ -69,6 +145,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"INVENTORY_KAFKA_BROKERS", "a:1,"},
 		{"INVENTORY_SHUTDOWN_TIMEOUT", "soon"},
 		{"INVENTORY_LOG_LEVEL", "chatty"},
+		{"INVENTORY_RESERVATION_TTL", "0s"},
+		{"INVENTORY_EXPIRY_INTERVAL", "often"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
