@@ -15,6 +15,10 @@ type Config struct {
 	LogLevel     slog.Level
 	DatabaseURL  string
 	KafkaBrokers []string
+	// PSPURL is the payment service provider's base URL.
+	PSPURL string
+	// PSPTimeout bounds each request to the PSP; one that runs out is ambiguous.
+	PSPTimeout time.Duration
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -27,11 +31,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
 		DatabaseURL:  env.URL("DATABASE_URL", "sqlite:.run/data/payment.db", "sqlite", "postgres", "postgresql"),
 		KafkaBrokers: env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
+		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
+		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
 	return cfg, env.Err()
 }
 
-// LogValue prints the configuration with the database password masked.
+// LogValue prints the configuration with the database and PSP passwords masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTP.Addr),
@@ -39,5 +45,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("database_url", config.Redact(c.DatabaseURL)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("psp_url", config.Redact(c.PSPURL)),
+		slog.String("psp_timeout", c.PSPTimeout.String()),
 	)
 }

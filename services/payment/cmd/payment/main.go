@@ -19,6 +19,10 @@ import (
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
+	paymentdb "github.com/microshop/microshop/services/payment/internal/db"
+	"github.com/microshop/microshop/services/payment/internal/httpapi"
+	"github.com/microshop/microshop/services/payment/internal/payment"
+	"github.com/microshop/microshop/services/payment/internal/psp"
 	"github.com/microshop/microshop/services/payment/migrations"
 )
 
@@ -53,10 +57,17 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "payment"}
 
+	provider := psp.New(cfg.PSPURL, cfg.PSPTimeout)
+	defer provider.Close()
+	payments := payment.NewService(paymentdb.New(db.DB), provider, time.Now)
+
+	// The PSP is not a readiness check: payments can be read while it is
+	// down, and charges then end PENDING, to be settled later.
 	checks := health.New(2 * time.Second)
 	checks.Add("database", db.Ping)
 	checks.Add("kafka", kafka.Ping)
 	router := httpserver.NewRouter(log, checks)
+	httpapi.Routes(router, payments, log)
 
 	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
 }

@@ -3,16 +3,25 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/kafkatest"
+	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/services/payment/internal/db"
+	"github.com/microshop/microshop/services/payment/internal/payment"
+	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
+	pspclient "github.com/microshop/microshop/services/payment/internal/psp"
+	"github.com/microshop/microshop/services/psp/simulator"
 )
 
 // TestRun wires the whole service in-process against real SQLite and
@@ -20,6 +29,8 @@ import (
 func TestRun(t *testing.T) {
 	broker := kafkatest.Start(t)
 	cluster := pgtest.Start(t)
+	psp := httptest.NewServer(simulator.New(simulator.Settings{}).Handler())
+	defer psp.Close()
 	databases := map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "payment.db") },
 		"postgres": func(t *testing.T) string { return pgtest.NewDatabase(t, cluster) },
@@ -30,6 +41,7 @@ func TestRun(t *testing.T) {
 				"PAYMENT_HTTP_ADDR":     servicetest.FreeAddr(t),
 				"PAYMENT_DATABASE_URL":  newDatabaseURL(t),
 				"PAYMENT_KAFKA_BROKERS": broker,
+				"PAYMENT_PSP_URL":       psp.URL,
 			}
 			svc := servicetest.Start(t, run, env, "PAYMENT_HTTP_ADDR")
 
@@ -50,6 +62,25 @@ func TestRun(t *testing.T) {
 				t.Errorf("readiness mismatch (-want +got):\n%s", diff)
 			}
 
+			// A payment charged through a real PSP simulator (by a second
+			// Service on the same database: charging has no endpoint) is
+			// served by the running service.
+			charged := chargeOnSameDatabase(t, env["PAYMENT_DATABASE_URL"], env["PAYMENT_PSP_URL"])
+			var one struct {
+				ID, Status string
+				Refunds    []any
+			}
+			getJSON(t, svc.URL+"/v1/payments/"+charged.ID, http.StatusOK, &one)
+			if one.ID != charged.ID || one.Status != "CAPTURED" || one.Refunds == nil {
+				t.Errorf("GET /v1/payments/%s = %+v, want the CAPTURED payment with refunds []", charged.ID, one)
+			}
+			var list struct{ Items []struct{ ID string } }
+			getJSON(t, svc.URL+"/v1/payments?order_id="+charged.OrderID, http.StatusOK, &list)
+			if len(list.Items) != 1 || list.Items[0].ID != charged.ID {
+				t.Errorf("GET /v1/payments?order_id=%s = %+v, want the one payment", charged.OrderID, list)
+			}
+			getJSON(t, svc.URL+"/v1/payments/"+charged.ID+"x", http.StatusNotFound, &problem.Details{})
+
 			if err := svc.Stop(); err != nil {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
 			}
@@ -57,6 +88,38 @@ func TestRun(t *testing.T) {
 				t.Errorf("logs do not show a graceful HTTP stop:\n%s", logs)
 			}
 		})
+	}
+}
+
+// chargeOnSameDatabase charges a card with a Service of its own on the
+// service's database, through the PSP at pspURL.
+func chargeOnSameDatabase(t *testing.T, databaseURL, pspURL string) payment.Payment {
+	t.Helper()
+	client := pspclient.New(pspURL, 5*time.Second)
+	defer client.Close()
+	svc := payment.NewService(db.New(paymenttest.Open(t, databaseURL).DB), client, time.Now)
+	p, err := svc.Charge(t.Context(), payment.ChargeRequest{
+		OrderID: "order-wiring", Amount: money.Amount{Minor: 1999, Currency: "EUR"},
+		CardNumber: simulator.CardSucceeds, IdempotencyKey: t.Name(), // one PSP charge per subtest
+	})
+	if err != nil || p.Status != payment.StatusCaptured {
+		t.Fatalf("charge = %+v, %v; want CAPTURED", p, err)
+	}
+	return p
+}
+
+func getJSON(t *testing.T, url string, wantStatus int, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("GET %s = %d, want %d", url, resp.StatusCode, wantStatus)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
 }
 
@@ -69,6 +132,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"PAYMENT_KAFKA_BROKERS", "a:1,"},
 		{"PAYMENT_SHUTDOWN_TIMEOUT", "soon"},
 		{"PAYMENT_LOG_LEVEL", "chatty"},
+		{"PAYMENT_PSP_URL", "ftp://psp"},
+		{"PAYMENT_PSP_TIMEOUT", "soon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {

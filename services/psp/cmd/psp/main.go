@@ -1,0 +1,52 @@
+// Command psp runs the payment service provider simulator: a stand-in for
+// the third party that charges cards, with test cards that decline or hang,
+// idempotency keys and faults switchable at run time. It keeps its state in
+// memory; a restart forgets every charge.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/microshop/microshop/pkg/health"
+	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/services/psp/simulator"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "psp:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves the simulator until ctx ends, then drains HTTP.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := logging.New(stdout, "psp", cfg.LogLevel)
+	log.Info("starting", slog.Any("config", cfg))
+
+	sim := simulator.New(simulator.Settings{Hang: cfg.Hang, Log: log})
+	// Held responses (hanging card, latency) would otherwise outlive the
+	// drain timeout: release them as soon as shutdown begins.
+	stopRelease := context.AfterFunc(ctx, sim.Close)
+	defer stopRelease()
+
+	checks := health.New(0) // no dependencies: ready while serving
+	router := httpserver.NewRouter(log, checks)
+	sim.Routes(router)
+
+	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
+}
