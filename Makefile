@@ -8,9 +8,9 @@ BIN     := $(RUN_DIR)/bin
 TOOLS   := $(RUN_DIR)/tools
 
 # Go modules in go.work; `./...` at the root matches none of them.
-MODULES  := pkg services/gateway services/order services/inventory services/payment deploy/local
+MODULES  := pkg services/gateway services/order services/inventory services/payment services/psp deploy/local
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
-PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order \
+PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher
 

@@ -26,14 +26,15 @@ var programs = []string{
 	"github.com/microshop/microshop/services/order/cmd/order",
 	"github.com/microshop/microshop/services/inventory/cmd/inventory",
 	"github.com/microshop/microshop/services/payment/cmd/payment",
+	"github.com/microshop/microshop/services/psp/cmd/psp",
 	"github.com/microshop/microshop/deploy/local/cmd/broker",
 	"github.com/microshop/microshop/deploy/local/cmd/launcher",
 }
 
 // TestNativeStack is the end-to-end smoke test: it builds every program,
 // runs the launcher as `make run` and `make run-full` do, checks every
-// /readyz, stops it with SIGINT and checks that every process exited 0 and
-// that none is left behind.
+// /readyz, shops through the gateway, stops it with SIGINT and checks that
+// every process exited 0 and that none is left behind.
 func TestNativeStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the whole stack; run without -short")
@@ -48,14 +49,14 @@ func TestNativeStack(t *testing.T) {
 	for _, mode := range []string{"embedded", "full"} {
 		t.Run(mode, func(t *testing.T) {
 			runDir := filepath.Join(dir, mode)
-			base, broker := freePortRange(t, 4), freePortRange(t, 1)
+			base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
 			l := startLauncher(t, filepath.Join(bin, "launcher"),
 				"-mode", mode, "-dir", runDir, "-bin", bin,
 				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker))
 			l.waitForLine(t, "all processes ready", 3*time.Minute)
 
-			for i, name := range []string{"gateway", "order", "inventory", "payment"} {
-				url := fmt.Sprintf("http://127.0.0.1:%d/readyz", base+i)
+			for name, offset := range map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3, "psp": pspOffset} {
+				url := fmt.Sprintf("http://127.0.0.1:%d/readyz", base+offset)
 				resp, err := http.Get(url)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
@@ -66,6 +67,8 @@ func TestNativeStack(t *testing.T) {
 				}
 			}
 
+			t.Run("shop", func(t *testing.T) { shop(t, fmt.Sprintf("http://127.0.0.1:%d", base)) })
+
 			if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +77,7 @@ func TestNativeStack(t *testing.T) {
 			}
 
 			pids := l.startedPIDs()
-			for _, name := range []string{"broker", "inventory", "payment", "order", "gateway"} {
+			for _, name := range []string{"broker", "psp", "inventory", "payment", "order", "gateway"} {
 				if _, ok := pids[name]; !ok {
 					t.Errorf("launcher never reported starting %s", name)
 				}
@@ -82,7 +85,7 @@ func TestNativeStack(t *testing.T) {
 					t.Errorf("%s did not exit with code 0", name)
 				}
 			}
-			if got, want := l.exitOrder(), []string{"gateway", "order", "payment", "inventory", "broker"}; !slices.Equal(got, want) {
+			if got, want := l.exitOrder(), []string{"gateway", "order", "payment", "inventory", "psp", "broker"}; !slices.Equal(got, want) {
 				t.Errorf("processes exited in order %v, want the reverse of start-up %v", got, want)
 			}
 			for name, pid := range pids {

@@ -44,6 +44,10 @@ func main() {
 	}
 }
 
+// pspOffset is the payment provider simulator's port relative to -port-base
+// (8090 natively), apart from the shop's own services.
+const pspOffset = 10
+
 // options are the launcher's flags.
 type options struct {
 	mode         string
@@ -62,7 +66,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.mode, "mode", "embedded", "embedded (SQLite files) or full (a throwaway PostgreSQL cluster)")
 	fs.StringVar(&o.dir, "dir", ".run", "directory for runtime data (databases, broker log, Postgres cluster)")
 	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the built binaries")
-	fs.IntVar(&o.portBase, "port-base", 8080, "gateway port; order, inventory and payment listen on the next three")
+	fs.IntVar(&o.portBase, "port-base", 8080, "gateway port; order, inventory and payment listen on the next three, the payment provider simulator on port-base+10")
 	fs.IntVar(&o.brokerPort, "broker-port", 9092, "Kafka broker port")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long each process may take to become ready")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 20*time.Second, "how long each process may take to stop before it is killed")
@@ -74,8 +78,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	case o.mode != "embedded" && o.mode != "full":
 		return o, fmt.Errorf("-mode: %q is not embedded or full", o.mode)
-	case o.portBase < 1 || o.portBase > 65535-3:
-		return o, fmt.Errorf("-port-base: %d is not a port from 1 to 65532", o.portBase)
+	case o.portBase < 1 || o.portBase > 65535-pspOffset:
+		return o, fmt.Errorf("-port-base: %d is not a port from 1 to %d", o.portBase, 65535-pspOffset)
 	case o.brokerPort < 1 || o.brokerPort > 65535:
 		return o, fmt.Errorf("-broker-port: %d is not a port from 1 to 65535", o.brokerPort)
 	case o.readyTimeout <= 0:
@@ -134,6 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			url:  "http://" + addr(offset),
 		}
 	}
+	pspURL := "http://" + addr(pspOffset)
 	procs := []process{
 		{
 			name: "broker",
@@ -141,10 +146,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")},
 			url:  "kafka://" + broker,
 		},
+		service("psp", "PSP", pspOffset),
 		service("inventory", "INVENTORY", 2, "INVENTORY_DATABASE_URL="+databases["inventory"], "INVENTORY_KAFKA_BROKERS="+broker),
-		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker),
+		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker,
+			"PAYMENT_PSP_URL="+pspURL),
 		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
-		service("gateway", "GATEWAY", 0),
+		service("gateway", "GATEWAY", 0,
+			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
 	}
 	return supervise(ctx, out, procs, o.readyTimeout, o.stopTimeout)
 }
