@@ -162,3 +162,17 @@ func Migrate(ctx context.Context, db *DB, fsys fs.FS, log *slog.Logger) error {
 	}
 	return nil
 }
+
+// OpenMigrated opens the database at rawURL and applies the migrations in
+// fsys, what every service does at start-up. If migrating fails it closes the
+// database again.
+func OpenMigrated(ctx context.Context, rawURL string, fsys fs.FS, log *slog.Logger) (*DB, error) {
+	db, err := Open(ctx, rawURL, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, db, fsys, log); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return db, nil
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"gorm.io/gorm"
 
@@ -137,4 +138,19 @@ func TestOpenReportsUnreachablePostgres(t *testing.T) {
 	if err == nil {
 		t.Fatal("Open succeeded against a closed port")
 	}
+}
+
+func TestOpenMigratedReportsABrokenMigration(t *testing.T) {
+	broken := fstest.MapFS{"00001_broken.sql": {Data: []byte("-- +goose Up\nCREATE TABLE (;\n")}}
+	url := "sqlite:" + filepath.Join(t.TempDir(), "broken.db")
+	db, err := database.OpenMigrated(context.Background(), url, broken, discard())
+	if err == nil {
+		db.Close()
+		t.Fatal("OpenMigrated succeeded with a broken migration")
+	}
+	db, err = database.OpenMigrated(context.Background(), url, migrations, discard())
+	if err != nil {
+		t.Fatalf("OpenMigrated with good migrations after a failed run: %v", err)
+	}
+	db.Close()
 }

@@ -1,9 +1,11 @@
 package servicetest
 
 import (
+	"io"
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +39,26 @@ func CheckConfigDocumented(t testing.TB, readme, prefix string, load func(getenv
 	}
 	if len(read) == 0 {
 		t.Error("load read no variables at all")
+	}
+}
+
+// CheckConfigRejected runs run once per entry of bad, with only that
+// variable set to its bad value, and fails unless run refuses to start with
+// an error naming the variable.
+func CheckConfigRejected(t *testing.T, run RunFunc, bad map[string]string) {
+	t.Helper()
+	for key, value := range bad {
+		t.Run(key, func(t *testing.T) {
+			getenv := func(k string) string {
+				if k == key {
+					return value
+				}
+				return ""
+			}
+			err := run(t.Context(), getenv, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), key) {
+				t.Fatalf("run with %s=%q = %v, want an error naming %s", key, value, err, key)
+			}
+		})
 	}
 }

@@ -129,31 +129,17 @@ func TestUpstreamDownIsABadGateway(t *testing.T) {
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	tests := []struct{ key, value string }{
-		{"GATEWAY_HTTP_ADDR", "not valid"},
-		{"GATEWAY_SHUTDOWN_TIMEOUT", "not valid"},
-		{"GATEWAY_LOG_LEVEL", "not valid"},
-		{"GATEWAY_INVENTORY_URL", "ftp://x"},
-		{"GATEWAY_ORDER_URL", "not a url"},
-		{"GATEWAY_PSP_URL", "http//x"},
-		{"GATEWAY_UPSTREAM_TIMEOUT", "0"},
-		{"GATEWAY_JWT_SECRET", "too-short"},
-		{"GATEWAY_TOKEN_TTL", "-1h"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == tt.key {
-					return tt.value
-				}
-				return ""
-			}
-			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
-			}
-		})
-	}
+	servicetest.CheckConfigRejected(t, run, map[string]string{
+		"GATEWAY_HTTP_ADDR":        "not valid",
+		"GATEWAY_SHUTDOWN_TIMEOUT": "not valid",
+		"GATEWAY_LOG_LEVEL":        "not valid",
+		"GATEWAY_INVENTORY_URL":    "ftp://x",
+		"GATEWAY_ORDER_URL":        "not a url",
+		"GATEWAY_PSP_URL":          "http//x",
+		"GATEWAY_UPSTREAM_TIMEOUT": "0",
+		"GATEWAY_JWT_SECRET":       "too-short",
+		"GATEWAY_TOKEN_TTL":        "-1h",
+	})
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

@@ -47,14 +47,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "inventory", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	conn, err := database.Open(ctx, cfg.DatabaseURL, log)
+	conn, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, log)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	if err := database.Migrate(ctx, conn, migrations.FS, log); err != nil {
-		return err
-	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "inventory"}
 	service := inventory.NewService(db.NewStore(conn), time.Now, cfg.ReservationTTL)

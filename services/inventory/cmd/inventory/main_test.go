@@ -137,31 +137,15 @@ func getJSON(t *testing.T, url string, v any) int {
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	tests := []struct {
-		key, value string
-	}{
-		{"INVENTORY_HTTP_ADDR", "nowhere"},
-		{"INVENTORY_DATABASE_URL", "mysql://db"},
-		{"INVENTORY_KAFKA_BROKERS", "a:1,"},
-		{"INVENTORY_SHUTDOWN_TIMEOUT", "soon"},
-		{"INVENTORY_LOG_LEVEL", "chatty"},
-		{"INVENTORY_RESERVATION_TTL", "0s"},
-		{"INVENTORY_EXPIRY_INTERVAL", "often"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == tt.key {
-					return tt.value
-				}
-				return ""
-			}
-			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
-			}
-		})
-	}
+	servicetest.CheckConfigRejected(t, run, map[string]string{
+		"INVENTORY_HTTP_ADDR":        "nowhere",
+		"INVENTORY_DATABASE_URL":     "mysql://db",
+		"INVENTORY_KAFKA_BROKERS":    "a:1,",
+		"INVENTORY_SHUTDOWN_TIMEOUT": "soon",
+		"INVENTORY_LOG_LEVEL":        "chatty",
+		"INVENTORY_RESERVATION_TTL":  "0s",
+		"INVENTORY_EXPIRY_INTERVAL":  "often",
+	})
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

@@ -45,14 +45,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "order", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	orderDB, err := database.Open(ctx, cfg.DatabaseURL, log)
+	orderDB, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, log)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, orderDB.Close()) }()
-	if err := database.Migrate(ctx, orderDB, migrations.FS, log); err != nil {
-		return err
-	}
 	orders := order.NewService(db.NewStore(orderDB), time.Now)
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "order"}

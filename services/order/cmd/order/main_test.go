@@ -122,29 +122,13 @@ func do(t *testing.T, req *http.Request) (*http.Response, orderBody) {
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	tests := []struct {
-		key, value string
-	}{
-		{"ORDER_HTTP_ADDR", "nowhere"},
-		{"ORDER_DATABASE_URL", "mysql://db"},
-		{"ORDER_KAFKA_BROKERS", "a:1,"},
-		{"ORDER_SHUTDOWN_TIMEOUT", "soon"},
-		{"ORDER_LOG_LEVEL", "chatty"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == tt.key {
-					return tt.value
-				}
-				return ""
-			}
-			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
-			}
-		})
-	}
+	servicetest.CheckConfigRejected(t, run, map[string]string{
+		"ORDER_HTTP_ADDR":        "nowhere",
+		"ORDER_DATABASE_URL":     "mysql://db",
+		"ORDER_KAFKA_BROKERS":    "a:1,",
+		"ORDER_SHUTDOWN_TIMEOUT": "soon",
+		"ORDER_LOG_LEVEL":        "chatty",
+	})
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

@@ -46,14 +46,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "payment", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	db, err := database.Open(ctx, cfg.DatabaseURL, log)
+	db, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, log)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	if err := database.Migrate(ctx, db, migrations.FS, log); err != nil {
-		return err
-	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "payment"}
 

@@ -124,31 +124,15 @@ func getJSON(t *testing.T, url string, wantStatus int, v any) {
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	tests := []struct {
-		key, value string
-	}{
-		{"PAYMENT_HTTP_ADDR", "nowhere"},
-		{"PAYMENT_DATABASE_URL", "mysql://db"},
-		{"PAYMENT_KAFKA_BROKERS", "a:1,"},
-		{"PAYMENT_SHUTDOWN_TIMEOUT", "soon"},
-		{"PAYMENT_LOG_LEVEL", "chatty"},
-		{"PAYMENT_PSP_URL", "ftp://psp"},
-		{"PAYMENT_PSP_TIMEOUT", "soon"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == tt.key {
-					return tt.value
-				}
-				return ""
-			}
-			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
-			}
-		})
-	}
+	servicetest.CheckConfigRejected(t, run, map[string]string{
+		"PAYMENT_HTTP_ADDR":        "nowhere",
+		"PAYMENT_DATABASE_URL":     "mysql://db",
+		"PAYMENT_KAFKA_BROKERS":    "a:1,",
+		"PAYMENT_SHUTDOWN_TIMEOUT": "soon",
+		"PAYMENT_LOG_LEVEL":        "chatty",
+		"PAYMENT_PSP_URL":          "ftp://psp",
+		"PAYMENT_PSP_TIMEOUT":      "soon",
+	})
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

@@ -105,28 +105,12 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
-	tests := []struct {
-		key, value string
-	}{
-		{"PSP_HTTP_ADDR", "nowhere"},
-		{"PSP_SHUTDOWN_TIMEOUT", "soon"},
-		{"PSP_LOG_LEVEL", "chatty"},
-		{"PSP_HANG", "-1s"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			getenv := func(k string) string {
-				if k == tt.key {
-					return tt.value
-				}
-				return ""
-			}
-			err := run(t.Context(), getenv, &strings.Builder{})
-			if err == nil || !strings.Contains(err.Error(), tt.key) {
-				t.Fatalf("run = %v, want an error naming %s", err, tt.key)
-			}
-		})
-	}
+	servicetest.CheckConfigRejected(t, run, map[string]string{
+		"PSP_HTTP_ADDR":        "nowhere",
+		"PSP_SHUTDOWN_TIMEOUT": "soon",
+		"PSP_LOG_LEVEL":        "chatty",
+		"PSP_HANG":             "-1s",
+	})
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {
