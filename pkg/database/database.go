@@ -139,8 +139,15 @@ func (db *DB) Close() error { return db.sql.Close() }
 // 00001_create_orders.sql at its root) that the database has not seen yet,
 // and logs each one applied.
 func Migrate(ctx context.Context, db *DB, fsys fs.FS, log *slog.Logger) error {
+	return MigrateTable(ctx, db, fsys, goose.DefaultTablename, log)
+}
+
+// MigrateTable is Migrate recording versions in its own table, for a shared
+// package (the outbox, the saga) whose schema lives beside a service's own
+// and is versioned apart from it.
+func MigrateTable(ctx context.Context, db *DB, fsys fs.FS, versionTable string, log *slog.Logger) error {
 	dialect := goose.DialectSQLite3
-	var opts []goose.ProviderOption
+	opts := []goose.ProviderOption{goose.WithTableName(versionTable)}
 	if db.Dialect() == Postgres {
 		dialect = goose.DialectPostgres
 		locker, err := lock.NewPostgresSessionLocker()
