@@ -8,13 +8,13 @@ BIN     := $(RUN_DIR)/bin
 TOOLS   := $(RUN_DIR)/tools
 
 # Go modules in go.work; `./...` at the root matches none of them.
-MODULES  := pkg services/gateway services/order services/inventory services/payment services/psp deploy/local
+MODULES  := pkg proto services/gateway services/order services/inventory services/payment services/psp deploy/local
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher
 
-.PHONY: help build run run-full test test-short lint tools clean
+.PHONY: help build run run-full test test-short lint tools proto proto-check clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,7 +34,7 @@ test: lint ## lint, then every test: unit, integration (SQLite, PostgreSQL, brok
 test-short: ## unit, integration and wiring tests; skips the end-to-end stack
 	$(GO) test -short $(PACKAGES)
 
-lint: tools ## gofmt, go vet, staticcheck and go.mod tidiness
+lint: tools proto-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint and current generated code
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PACKAGES)
 	$(TOOLS)/staticcheck $(PACKAGES)
@@ -42,10 +42,23 @@ lint: tools ## gofmt, go vet, staticcheck and go.mod tidiness
 		(cd $$m && GOWORK=off $(GO) mod tidy -diff) || { echo "$$m/go.mod is not tidy: run go mod tidy there"; exit 1; }; \
 	done
 
-tools: $(TOOLS)/staticcheck ## build the pinned tools of tools/go.mod into .run/tools
+tools: $(TOOLS)/staticcheck $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## build the pinned tools of tools/go.mod into .run/tools
 
 $(TOOLS)/staticcheck: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o ../$(TOOLS)/ honnef.co/go/tools/cmd/staticcheck
+
+$(TOOLS)/buf: tools/go.mod tools/go.sum
+	cd tools && GOWORK=off $(GO) build -o ../$(TOOLS)/ github.com/bufbuild/buf/cmd/buf
+
+$(TOOLS)/protoc-gen-go: tools/go.mod tools/go.sum
+	cd tools && GOWORK=off $(GO) build -o ../$(TOOLS)/ google.golang.org/protobuf/cmd/protoc-gen-go
+
+proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## lint proto/*.proto and regenerate their Go code (commit the .pb.go files)
+	cd proto && ../$(TOOLS)/buf lint && ../$(TOOLS)/buf generate
+
+proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/'s committed Go code is not what make proto generates
+	cd proto && ../$(TOOLS)/buf lint
+	proto/check-generated.sh proto
 
 clean: ## remove .run/ (databases, broker data, binaries)
 	rm -rf $(RUN_DIR)
