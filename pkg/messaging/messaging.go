@@ -1,5 +1,14 @@
-// Package messaging holds what a service needs to talk to Kafka with
-// segmentio/kafka-go: the client configuration and a readiness check.
+// Package messaging is how a microshop service talks to Kafka with
+// segmentio/kafka-go: the client configuration and its readiness check
+// ([Config.Ping]), topic creation ([EnsureTopics]), a producer with safe
+// defaults ([NewWriter]) and the consumer loop every saga participant and the
+// orchestrator run ([Consumer]).
+//
+// The consumer gives at-least-once delivery in partition order: a message is
+// committed only after its handler succeeded or it was written to the
+// dead-letter topic, and the next message of a partition is not handled
+// before that. Handlers must therefore be idempotent (the saga barrier makes
+// them so): a crash, a rebalance or a failed commit delivers a message again.
 package messaging
 
 import (
@@ -43,4 +52,51 @@ func (c Config) Ping(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 	}
 	return fmt.Errorf("ping kafka: %w", errors.Join(errs...))
+}
+
+// EnsureTopics creates each of topics that does not exist yet, with
+// partitions partitions and the cluster's default replication factor. A topic
+// that exists is left as it is, whatever its partition count.
+//
+// Services call it at start-up for the topics they produce to and consume
+// from, including dead-letter topics, rather than rely on automatic creation:
+// the partition count is then chosen, not a broker default, and the embedded
+// broker (kfake) keeps explicitly created topics across a crash, while it
+// loses automatically created ones with all their records.
+func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...string) error {
+	if len(cfg.Brokers) == 0 {
+		return errors.New("ensure topics: no brokers configured")
+	}
+	if partitions < 1 {
+		return fmt.Errorf("ensure topics: %d partitions, want at least 1", partitions)
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	transport := &kafka.Transport{ClientID: cfg.ClientID}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport}
+
+	req := &kafka.CreateTopicsRequest{}
+	for _, topic := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{
+			Topic:             topic,
+			NumPartitions:     partitions,
+			ReplicationFactor: -1, // the broker's default.replication.factor
+		})
+	}
+	resp, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	var errs []error
+	for _, topic := range topics {
+		if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", topic, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
+	}
+	return nil
 }
