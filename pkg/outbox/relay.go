@@ -1,0 +1,403 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"gorm.io/gorm"
+
+	"github.com/microshop/microshop/pkg/database"
+)
+
+// Defaults of RelayOptions.
+const (
+	DefaultBatchSize      = 200
+	DefaultPollInterval   = 200 * time.Millisecond
+	DefaultPublishTimeout = 10 * time.Second
+	DefaultRetention      = time.Hour
+)
+
+const (
+	// maxRetryInterval caps the wait between failed rounds (unless
+	// PollInterval is longer).
+	maxRetryInterval = 10 * time.Second
+	// pruneInterval is how often Run deletes old sent rows.
+	pruneInterval = time.Minute
+	// pruneBatch is how many rows one DELETE of Prune removes at most, to
+	// keep its transaction short.
+	pruneBatch = 1000
+)
+
+// Publisher publishes messages to Kafka. In a service it is the Writer of
+// messaging.NewWriter, which waits for acks=all and hashes keys to
+// partitions, as the package's guarantees need. WriteMessages must return nil
+// only once the broker acknowledged every message, and kafka.WriteErrors, one
+// entry per message, when it knows which failed. It is called from several
+// goroutines at once (one per topic of a round).
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// RelayOptions tunes a Relay. The zero value is ready to use.
+type RelayOptions struct {
+	// BatchSize is the most messages one round publishes, each the oldest
+	// unsent message of a different key. Zero means DefaultBatchSize.
+	BatchSize int
+	// PollInterval is how long Run waits after a round that found nothing
+	// to publish, unless Notify wakes it. It is also the first wait after a
+	// failed round; the wait then grows up to 10s. Zero means
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// PublishTimeout bounds the publishing of one round. On Postgres the
+	// round's rows stay locked meanwhile. Zero means DefaultPublishTimeout.
+	PublishTimeout time.Duration
+	// Retention is how long sent rows stay in the table before Run deletes
+	// them. Zero means DefaultRetention; negative, for ever.
+	Retention time.Duration
+	// Now tells the time: of sent_at, of the age gauge, of pruning. Nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// withDefaults returns o with its zero values replaced by the defaults.
+func (o RelayOptions) withDefaults() RelayOptions {
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Relay publishes the outbox of one database to Kafka: run it with Run in
+// every replica on Postgres, in one process only on SQLite (see the package
+// doc). Its methods are safe for concurrent use, but call Run once.
+type Relay struct {
+	db   *database.DB
+	pub  Publisher
+	opts RelayOptions
+	log  *slog.Logger
+	// lockClause ends the SELECTs of rows a round or Prune takes: on
+	// Postgres it locks them and skips rows another relay holds; SQLite has
+	// no row locks (and a single relay).
+	lockClause string
+	// wake carries Notify's calls to an idle Run; its buffer of one keeps
+	// a call made while Run is busy.
+	wake    chan struct{}
+	metrics metrics
+}
+
+// NewRelay returns a Relay publishing the outbox of db, a database migrated
+// with Migrate, through pub, logging to log. It registers its metrics on reg
+// (nil: not exported), which fails if reg has them already.
+func NewRelay(db *database.DB, pub Publisher, opts RelayOptions, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	r := &Relay{
+		db:      db,
+		pub:     pub,
+		opts:    opts.withDefaults(),
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		metrics: newMetrics(),
+	}
+	if db.Dialect() == database.Postgres {
+		r.lockClause = " FOR UPDATE OF o SKIP LOCKED"
+	}
+	if reg != nil {
+		if err := r.metrics.register(reg); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Notify tells Run that messages were added, so that an idle Run relays them
+// now instead of after PollInterval; a failing Run keeps backing off. Call
+// it after the transaction that added them committed. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// Run relays rounds until ctx ends, then returns: the next round at once
+// after one that published, after PollInterval (or Notify) after one that
+// found nothing, and after a growing backoff after one that failed. It logs
+// failures, and no row is lost by them: an unpublished row stays pending for
+// a later round. Every minute it deletes rows sent more than Retention ago.
+// A round cut short by ctx may leave published rows unmarked, to be
+// published again by the next relay.
+func (r *Relay) Run(ctx context.Context) {
+	r.log.InfoContext(ctx, "outbox relay started", slog.Int("batch_size", r.opts.BatchSize),
+		slog.String("poll_interval", r.opts.PollInterval.String()))
+	defer r.log.InfoContext(ctx, "outbox relay stopped")
+	retry := &backoff.ExponentialBackOff{
+		InitialInterval:     r.opts.PollInterval,
+		RandomizationFactor: backoff.DefaultRandomizationFactor,
+		Multiplier:          2,
+		MaxInterval:         max(maxRetryInterval, r.opts.PollInterval),
+	}
+	var nextPrune time.Time
+	for {
+		n, err := r.RelayOnce(ctx)
+		if ctx.Err() != nil {
+			return // an error from shutting down is no news
+		}
+		if now := r.opts.Now(); !now.Before(nextPrune) {
+			if _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
+				r.log.ErrorContext(ctx, "prune outbox", slog.Any("error", err))
+			}
+			nextPrune = now.Add(pruneInterval)
+		}
+		wait, wake := r.opts.PollInterval, r.wake
+		switch {
+		case err != nil:
+			r.log.ErrorContext(ctx, "relay outbox", slog.Int("relayed", n), slog.Any("error", err))
+			wait, wake = retry.NextBackOff(), nil // a Notify must not cut a backoff short
+		case n > 0:
+			retry.Reset()
+			continue // more may be waiting
+		default:
+			retry.Reset()
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		case <-wake:
+			timer.Stop()
+		}
+	}
+}
+
+// headsQuery selects the pending messages that are the oldest pending
+// message of their key, oldest first. Taking only those is what keeps a key's
+// order: its next message becomes eligible only once this one is marked
+// sent, which is after the broker acknowledged it. On Postgres, a head
+// locked by another relay is skipped, and its key's later rows still see it
+// pending, so they are not taken either.
+const headsQuery = `SELECT o.seq, o.id, o.topic, o.key, o.headers, o.payload, o.created_at
+FROM outbox AS o
+WHERE o.sent_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)
+ORDER BY o.seq
+LIMIT ?`
+
+// RelayOnce runs one round: it takes up to BatchSize pending messages, at
+// most one per key, publishes them and marks those the broker acknowledged
+// as sent. It returns how many it marked, and the errors of publishing
+// (the failed messages stay pending) and of the database. It also updates
+// the gauges. Run calls it in a loop; tests call it directly.
+//
+// On Postgres the round is one transaction that holds its rows locked while
+// it publishes. On SQLite it is not: a transaction would take the database's
+// only write lock for the length of a publish and stall every writer of the
+// service; the round reads, publishes, then marks.
+func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	var marked int64
+	var publishErr error
+	round := func(tx *gorm.DB) error {
+		var rows []row
+		if err := tx.Raw(headsQuery+r.lockClause, r.opts.BatchSize).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("select outbox messages: %w", err)
+		}
+		var acked []int64
+		acked, publishErr = r.publish(ctx, rows)
+		if len(acked) == 0 {
+			return nil
+		}
+		res := tx.Exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq IN ?", dbTime(r.opts.Now()), acked)
+		if res.Error != nil {
+			return fmt.Errorf("mark outbox messages sent: %w", res.Error)
+		}
+		marked = res.RowsAffected
+		return nil
+	}
+	var err error
+	if r.lockClause == "" {
+		err = round(r.db.WithContext(ctx))
+	} else {
+		err = r.db.WithContext(ctx).Transaction(round)
+	}
+	if err != nil {
+		marked = 0 // rolled back, or the mark failed
+	}
+	return int(marked), errors.Join(publishErr, err, r.observe(ctx))
+}
+
+// publish publishes rows and returns the seqs of those the broker
+// acknowledged. It makes one WriteMessages call per topic, in parallel,
+// because kafka-go fails a whole call when it cannot look up one topic: a
+// topic the broker refuses then holds back only its own rows.
+func (r *Relay) publish(ctx context.Context, rows []row) ([]int64, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+	defer cancel()
+	byTopic := make(map[string][]row)
+	for _, row := range rows {
+		byTopic[row.Topic] = append(byTopic[row.Topic], row)
+	}
+	topics := slices.Sorted(maps.Keys(byTopic))
+	acked := make([][]int64, len(topics))
+	errs := make([]error, len(topics))
+	var wg sync.WaitGroup
+	for i, topic := range topics {
+		wg.Go(func() { acked[i], errs[i] = r.publishTopic(ctx, topic, byTopic[topic]) })
+	}
+	wg.Wait()
+	all := slices.Concat(acked...)
+	r.metrics.published.Add(float64(len(all)))
+	r.metrics.failures.Add(float64(len(rows) - len(all)))
+	return all, errors.Join(errs...)
+}
+
+// publishTopic publishes rows, all of topic, and returns the seqs of those
+// the broker acknowledged.
+func (r *Relay) publishTopic(ctx context.Context, topic string, rows []row) ([]int64, error) {
+	var errs []error
+	msgs := make([]kafka.Message, 0, len(rows))
+	seqs := make([]int64, 0, len(rows))
+	for _, row := range rows {
+		m, err := row.message()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		msgs = append(msgs, m)
+		seqs = append(seqs, row.Seq)
+	}
+	err := r.pub.WriteMessages(ctx, msgs...)
+	var perMessage kafka.WriteErrors
+	switch {
+	case err == nil:
+		return seqs, errors.Join(errs...)
+	case errors.As(err, &perMessage) && len(perMessage) == len(msgs):
+		var acked []int64
+		var first error
+		for i, err := range perMessage {
+			if err == nil {
+				acked = append(acked, seqs[i])
+			} else if first == nil {
+				first = err
+			}
+		}
+		errs = append(errs, fmt.Errorf("publish to topic %s: %d of %d messages failed, the first: %w",
+			topic, len(msgs)-len(acked), len(msgs), first))
+		return acked, errors.Join(errs...)
+	default:
+		errs = append(errs, fmt.Errorf("publish %d messages to topic %s: %w", len(msgs), topic, err))
+		return nil, errors.Join(errs...)
+	}
+}
+
+// Prune deletes the rows sent more than Retention ago, a batch at a time, and
+// returns how many it deleted. With a negative Retention it deletes nothing.
+// Run calls it every minute; replicas may prune at the same time.
+func (r *Relay) Prune(ctx context.Context) (int, error) {
+	if r.opts.Retention < 0 {
+		return 0, nil
+	}
+	cutoff := dbTime(r.opts.Now().Add(-r.opts.Retention))
+	deleted := 0
+	for {
+		res := r.db.WithContext(ctx).Exec(
+			"DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox AS o WHERE o.sent_at < ? ORDER BY o.sent_at LIMIT ?"+r.lockClause+")",
+			cutoff, pruneBatch)
+		if res.Error != nil {
+			return deleted, fmt.Errorf("delete sent outbox messages: %w", res.Error)
+		}
+		deleted += int(res.RowsAffected)
+		if res.RowsAffected < pruneBatch {
+			return deleted, nil
+		}
+	}
+}
+
+// observe sets the gauges from the table. Every relay of a database reports
+// the same, whole-table figures.
+func (r *Relay) observe(ctx context.Context) error {
+	db := r.db.WithContext(ctx)
+	var pending int64
+	if err := db.Raw("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").Scan(&pending).Error; err != nil {
+		return fmt.Errorf("count pending outbox messages: %w", err)
+	}
+	// The oldest by seq, not MIN(created_at): an aggregate loses the column
+	// type on SQLite and comes back as text.
+	var oldest []time.Time
+	if err := db.Raw("SELECT created_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1").Scan(&oldest).Error; err != nil {
+		return fmt.Errorf("select oldest pending outbox message: %w", err)
+	}
+	age := 0.0
+	if len(oldest) > 0 {
+		age = max(0, r.opts.Now().Sub(oldest[0]).Seconds())
+	}
+	r.metrics.pending.Set(float64(pending))
+	r.metrics.oldestAge.Set(age)
+	return nil
+}
+
+// metrics are a Relay's Prometheus metrics.
+type metrics struct {
+	pending   prometheus.Gauge
+	oldestAge prometheus.Gauge
+	published prometheus.Counter
+	failures  prometheus.Counter
+}
+
+func newMetrics() metrics {
+	return metrics{
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outbox_pending_messages",
+			Help: "Messages in the outbox not yet published, as of the relay's last round.",
+		}),
+		oldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outbox_oldest_pending_age_seconds",
+			Help: "Age of the oldest message not yet published (the relay's lag), 0 when none is pending.",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbox_published_total",
+			Help: "Messages the broker acknowledged, counting those published again after a crash.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbox_publish_failures_total",
+			Help: "Messages whose publishing failed; they stay pending and are retried.",
+		}),
+	}
+}
+
+// register registers m on reg, all or none.
+func (m metrics) register(reg prometheus.Registerer) error {
+	collectors := []prometheus.Collector{m.pending, m.oldestAge, m.published, m.failures}
+	for i, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range collectors[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("register outbox metrics: %w", err)
+		}
+	}
+	return nil
+}
