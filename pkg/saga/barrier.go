@@ -128,3 +128,19 @@ func insertBarrier(tx *gorm.DB, sagaID, step, op, insertedBy string) (bool, erro
 	}
 	return res.RowsAffected == 1, nil
 }
+
+// Compensated reports whether the compensation of sagaID's step has passed
+// the barrier. A participant whose action has an effect outside its
+// database (a payment provider) needs it: when an action is redelivered
+// after a crash, Barrier says Duplicate whether or not its compensation came
+// in between, and a compensated action must not resume its external call.
+func Compensated(ctx context.Context, tx *gorm.DB, sagaID, step string) (bool, error) {
+	var n int64
+	err := tx.WithContext(ctx).Table("saga_barrier").
+		Where("saga_id = ? AND step = ? AND op = ?", sagaID, step, OpCompensate).
+		Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("look up compensation of %s/%s: %w", sagaID, step, err)
+	}
+	return n > 0, nil
+}

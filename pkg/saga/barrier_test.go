@@ -32,6 +32,7 @@ func TestBarrier(t *testing.T) {
 			t.Run("business effect at most once in every order", func(t *testing.T) { testBarrierEffects(t, db) })
 			t.Run("a rolled-back delivery leaves no trace", func(t *testing.T) { testBarrierRollback(t, db) })
 			t.Run("invalid input", func(t *testing.T) { testBarrierInvalid(t, db) })
+			t.Run("compensated", func(t *testing.T) { testCompensated(t, db) })
 		})
 	}
 }
@@ -278,5 +279,27 @@ func TestOutcomeString(t *testing.T) {
 		if got := tt.o.String(); got != tt.want {
 			t.Errorf("Outcome(%d).String() = %q, want %q", int(tt.o), got, tt.want)
 		}
+	}
+}
+
+func testCompensated(t *testing.T, db *database.DB) {
+	ctx := context.Background()
+	check := func(sagaID string, want bool) {
+		t.Helper()
+		got, err := saga.Compensated(ctx, db.DB, sagaID, "charge")
+		if err != nil || got != want {
+			t.Errorf("Compensated(%s) = %v, %v; want %v", sagaID, got, err, want)
+		}
+	}
+	check("comp-none", false)
+	pass(t, db, "comp-action", "charge", A)
+	check("comp-action", false)
+	pass(t, db, "comp-both", "charge", A)
+	pass(t, db, "comp-both", "charge", C)
+	check("comp-both", true)
+	pass(t, db, "comp-null", "charge", C)
+	check("comp-null", true)
+	if got := pass(t, db, "comp-both", "charge", A); got != saga.Duplicate {
+		t.Errorf("action redelivered after its compensation = %v, want Duplicate (hence Compensated)", got)
 	}
 }
