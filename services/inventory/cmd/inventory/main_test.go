@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -9,12 +11,19 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/kafkatest"
+	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 	"github.com/microshop/microshop/pkg/problem"
+	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/servicetest"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/inventory/internal/db"
 	"github.com/microshop/microshop/services/inventory/internal/db/dbtest"
 	"github.com/microshop/microshop/services/inventory/internal/inventory"
@@ -79,6 +88,35 @@ func TestRun(t *testing.T) {
 				}
 			}
 
+			// The checkout saga's ReserveStock, from Kafka, is answered with
+			// StockReserved on the replies topic.
+			orderID := "order-" + name
+			sendCommand(t, broker, orderID)
+			reply := awaitReply(t, broker, orderID, svc)
+			reserved := reply.GetStockReserved()
+			if reserved.GetOrderId() != orderID || reserved.GetReservationId() == "" || reply.GetStep() != "reserve-stock" {
+				t.Errorf("reply to ReserveStock = %v, want StockReserved for %s on step reserve-stock", reply, orderID)
+			}
+			var keychain struct {
+				Available int64 `json:"available"`
+			}
+			if getJSON(t, svc.URL+"/v1/products/KEYCHAIN-GOPHER", &keychain); keychain.Available != keychainsAvailable-1 {
+				t.Errorf("KEYCHAIN-GOPHER available = %d after reserving one, want %d", keychain.Available, keychainsAvailable-1)
+			}
+
+			// The command is counted once the consumer committed it, just
+			// after the reply was written.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				metrics := getText(t, svc.URL+"/metrics")
+				if strings.Contains(metrics, `messaging_consumed_total{outcome="ok",topic="checkout.inventory.commands"} 1`) &&
+					strings.Contains(metrics, "inventory_commit_after_expiry_total 0") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("GET /metrics lacks the command consumed and inventory_commit_after_expiry_total within 10s:\n%s", metrics)
+				}
+			}
+
 			resp, err = http.Post(svc.URL+"/v1/products/MUG-CLASSIC/stock-adjustments", "application/json", strings.NewReader(`{"delta": 5}`))
 			if err != nil {
 				t.Fatal(err)
@@ -102,7 +140,7 @@ func TestRun(t *testing.T) {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
 			}
 			logs := svc.Logs()
-			for _, want := range []string{`"msg":"http server stopped"`, `"msg":"reservations expired","service":"inventory","expired":1`, `"msg":"reservation expirer stopped"`} {
+			for _, want := range []string{`"msg":"http server stopped"`, `"msg":"consumer stopped"`, `"msg":"outbox relay stopped"`, `"msg":"reservations expired","service":"inventory","expired":1`, `"msg":"reservation expirer stopped"`} {
 				if !strings.Contains(logs, want) {
 					t.Errorf("logs lack %s:\n%s", want, logs)
 				}
@@ -120,6 +158,78 @@ func abandonCheckout(t *testing.T, url string) {
 	if _, err := svc.Reserve(t.Context(), "abandoned", []inventory.Line{{SKU: "MUG-CLASSIC", Quantity: 2}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keychainsAvailable is how many KEYCHAIN-GOPHER the demo catalog has.
+const keychainsAvailable = 120
+
+// sendCommand publishes the checkout saga's ReserveStock of one KEYCHAIN-GOPHER
+// for orderID to the inventory's command topic, as the order service does.
+func sendCommand(t *testing.T, broker, orderID string) {
+	t.Helper()
+	corr := saga.Correlation{SagaID: orderID, Step: "reserve-stock", Op: saga.OpAction}
+	env := &checkoutv1.Envelope{
+		MessageId: uuid.NewString(), SagaId: orderID, Step: corr.Step, CorrelationId: orderID, OccurredAt: timestamppb.Now(),
+		Payload: &checkoutv1.Envelope_ReserveStock{ReserveStock: &checkoutv1.ReserveStock{
+			OrderId: orderID, Lines: []*checkoutv1.OrderLine{{Sku: "KEYCHAIN-GOPHER", Quantity: 1}},
+		}},
+	}
+	value, err := checkoutv1.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headers := []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(env.MessageId)}}
+	for k, v := range corr.Headers() {
+		headers = append(headers, kafka.Header{Key: k, Value: []byte(v)})
+	}
+	w := messaging.NewWriter(messaging.Config{Brokers: []string{broker}, ClientID: "test"})
+	defer w.Close()
+	err = w.WriteMessages(t.Context(), kafka.Message{Topic: checkoutv1.TopicInventoryCommands, Key: []byte(orderID), Value: value, Headers: headers})
+	if err != nil {
+		t.Fatalf("send ReserveStock: %v", err)
+	}
+}
+
+// awaitReply reads the replies topic until the reply for orderID comes, and
+// returns it; it fails the test after 30s.
+func awaitReply(t *testing.T, broker, orderID string, svc *servicetest.Service) *checkoutv1.Envelope {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: []string{broker}, GroupID: "test-" + uuid.NewString(), Topic: checkoutv1.TopicReplies,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond,
+	})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		msg, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("no reply for %s: %v\nlogs:\n%s", orderID, err, svc.Logs())
+		}
+		if string(msg.Key) != orderID {
+			continue
+		}
+		env, err := checkoutv1.Unmarshal(msg.Value)
+		if err != nil {
+			t.Fatalf("reply for %s: %v", orderID, err)
+		}
+		return env
+	}
+}
+
+// getText GETs url and returns the body of its 200 answer.
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d, %v; want 200", url, resp.StatusCode, err)
+	}
+	return string(body)
 }
 
 // getJSON GETs url, decodes the JSON body into v and returns the status.

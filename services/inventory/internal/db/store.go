@@ -34,8 +34,14 @@ var errOrderReserved = errors.New("order already has a reservation")
 
 // Store is the inventory.Store of a migrated inventory database (see
 // services/inventory/migrations). It is safe for concurrent use.
+//
+// A Store returned by InTx works inside a caller's transaction instead: its
+// methods that need a transaction of their own open a nested one (a
+// SAVEPOINT), so a failed call undoes only its own changes and the caller's
+// transaction goes on.
 type Store struct {
-	db *database.DB
+	// db is the connection pool, or the caller's transaction for InTx.
+	db *gorm.DB
 	// collateC follows a text expression that must sort and change case
 	// byte-wise, as SQLite does: " COLLATE "C"" on Postgres, whose database
 	// default may be a natural-language collation (en_US sorts "MUG-B"
@@ -45,11 +51,21 @@ type Store struct {
 
 // NewStore returns a Store over db.
 func NewStore(db *database.DB) *Store {
-	s := &Store{db: db}
+	s := &Store{db: db.DB}
 	if db.Dialect() == database.Postgres {
 		s.collateC = ` COLLATE "C"`
 	}
 	return s
+}
+
+// InTx returns a Store that reads and writes through tx, a transaction the
+// caller began on s's database (with Transaction or Begin), so that the use
+// cases run on it commit or roll back with whatever else tx does, such as a
+// saga barrier row and an outbox message. It is as safe for concurrent use
+// as tx is, which is to say not: use it from the goroutine that owns tx, and
+// not after tx has ended.
+func (s *Store) InTx(tx *gorm.DB) *Store {
+	return &Store{db: tx, collateC: s.collateC}
 }
 
 // productRow is a row of products joined with its stock.

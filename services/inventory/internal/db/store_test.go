@@ -1,8 +1,12 @@
 package db_test
 
 import (
+	"errors"
 	"regexp"
 	"testing"
+	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/services/inventory/internal/db"
 	"github.com/microshop/microshop/services/inventory/internal/db/dbtest"
@@ -75,6 +79,64 @@ func TestMigrations(t *testing.T) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// TestStoreInTx checks that a store bound to a caller's transaction changes
+// nothing unless that transaction commits, and that a refused call undoes
+// only its own changes.
+func TestStoreInTx(t *testing.T) {
+	errRollback := errors.New("roll back")
+	for _, engine := range dbtest.Engines(t) {
+		t.Run(engine.Name, func(t *testing.T) {
+			d := engine.NewDB(t, inventorytest.Product("MUG", 5), inventorytest.Product("PEN", 1))
+			store := db.NewStore(d)
+			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			reservation := func(order string, lines ...inventory.Line) inventory.Reservation {
+				return inventory.Reservation{ID: "r-" + order, OrderID: order, Lines: lines, Status: inventory.StatusPending,
+					ExpiresAt: at.Add(time.Hour), CreatedAt: at, UpdatedAt: at}
+			}
+
+			err := d.Transaction(func(tx *gorm.DB) error {
+				if _, err := store.InTx(tx).CreateReservation(t.Context(), reservation("rolled-back", inventory.Line{SKU: "MUG", Quantity: 2})); err != nil {
+					return err
+				}
+				return errRollback
+			})
+			if !errors.Is(err, errRollback) {
+				t.Fatalf("transaction = %v, want %v", err, errRollback)
+			}
+			if _, err := store.Reservation(t.Context(), "rolled-back"); !errors.Is(err, inventory.ErrReservationNotFound) {
+				t.Errorf("reservation of a rolled-back transaction: error %v, want ErrReservationNotFound", err)
+			}
+
+			err = d.Transaction(func(tx *gorm.DB) error {
+				s := store.InTx(tx)
+				_, err := s.CreateReservation(t.Context(), reservation("refused", inventory.Line{SKU: "MUG", Quantity: 2}, inventory.Line{SKU: "PEN", Quantity: 2}))
+				if !errors.Is(err, inventory.ErrInsufficientStock) {
+					t.Errorf("reserve 2 of 1 PEN: error %v, want ErrInsufficientStock", err)
+				}
+				// The transaction goes on after the refusal.
+				r, err := s.CreateReservation(t.Context(), reservation("kept", inventory.Line{SKU: "MUG", Quantity: 1}))
+				if err != nil {
+					return err
+				}
+				_, _, err = s.CloseReservation(t.Context(), r.ID, inventory.StatusCommitted, at)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("transaction = %v, want nil", err)
+			}
+			if r, err := store.Reservation(t.Context(), "kept"); err != nil || r.Status != inventory.StatusCommitted {
+				t.Errorf("reservation of a committed transaction = %+v, %v; want it COMMITTED", r, err)
+			}
+			for sku, want := range map[string]inventory.Stock{"MUG": {SKU: "MUG", Available: 4}, "PEN": {SKU: "PEN", Available: 1}} {
+				p, err := store.Product(t.Context(), sku)
+				if err != nil || p.Stock != want {
+					t.Errorf("stock of %s = %+v, %v; want %+v", sku, p.Stock, err, want)
+				}
+			}
 		})
 	}
 }

@@ -32,6 +32,15 @@ func NewService(store Store, now func() time.Time, ttl time.Duration) *Service {
 	return &Service{store: store, now: now, ttl: ttl}
 }
 
+// WithStore returns a Service with s's clock and TTL that keeps its data in
+// store. It is how the use cases run inside a transaction that the caller
+// owns: pass a Store bound to that transaction (see db.Store.InTx), and
+// Reserve, Commit and Release apply their effect, with the same guarantees,
+// when and only when the caller's transaction commits.
+func (s *Service) WithStore(store Store) *Service {
+	return &Service{store: store, now: s.now, ttl: s.ttl}
+}
+
 // ListProducts returns a page of at most limit (1 to MaxPageSize) products
 // matching f, ordered by SKU. cursor is "" for the first page, then the next
 // cursor of the previous page; next is "" after the last page. A cursor the
@@ -156,6 +165,16 @@ func (s *Service) Release(ctx context.Context, orderID string) (Reservation, err
 	}
 	if r.Status == StatusCommitted {
 		return Reservation{}, fmt.Errorf("release reservation for order %s: %w", orderID, ErrReservationCommitted)
+	}
+	return r, nil
+}
+
+// Reservation returns the order's reservation as it is, whatever its
+// status, or ErrReservationNotFound.
+func (s *Service) Reservation(ctx context.Context, orderID string) (Reservation, error) {
+	r, err := s.store.Reservation(ctx, orderID)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("get reservation for order %s: %w", orderID, err)
 	}
 	return r, nil
 }

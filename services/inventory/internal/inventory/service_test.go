@@ -76,6 +76,7 @@ func TestService(t *testing.T) {
 			t.Run("Reserve", func(t *testing.T) { testReserve(t, engine) })
 			t.Run("Commit and Release", func(t *testing.T) { testCommitAndRelease(t, engine) })
 			t.Run("ExpireStale", func(t *testing.T) { testExpireStale(t, engine) })
+			t.Run("Reservation and WithStore", func(t *testing.T) { testReservation(t, engine) })
 			t.Run("Expirer", func(t *testing.T) { testExpirer(t, engine) })
 			t.Run("concurrent Reserve never oversells", func(t *testing.T) { testConcurrentReserve(t, engine) })
 			t.Run("concurrent Commit, Release and ExpireStale", func(t *testing.T) { testConcurrentSettle(t, engine) })
@@ -596,5 +597,37 @@ func testConcurrentSettle(t *testing.T, engine dbtest.Engine) {
 		if diff := cmp.Diff(want, stockOf(t, svc, l.SKU)); diff != "" {
 			t.Errorf("stock of %s: initial = available + reserved + sold must hold (-want +got):\n%s", l.SKU, diff)
 		}
+	}
+}
+
+func testReservation(t *testing.T, engine dbtest.Engine) {
+	svc, _ := newService(t, engine, inventorytest.Product("MUG", 5))
+	if _, err := svc.Reservation(t.Context(), "o-1"); !errors.Is(err, inventory.ErrReservationNotFound) {
+		t.Errorf("Reservation before Reserve: error %v, want ErrReservationNotFound", err)
+	}
+	reserved, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "MUG", Quantity: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released, err := svc.Release(t.Context(), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Reservation(t.Context(), "o-1")
+	if err != nil || got.ID != reserved.ID || got.Status != inventory.StatusReleased {
+		t.Errorf("Reservation = %+v, %v; want %s RELEASED", got, err, reserved.ID)
+	}
+	if diff := cmp.Diff(released, got); diff != "" {
+		t.Errorf("Reservation mismatch with what Release returned (-want +got):\n%s", diff)
+	}
+
+	// A Service on another store keeps the clock and TTL but not the data.
+	other := svc.WithStore(engine.NewStore(t, inventorytest.Product("MUG", 5)))
+	if _, err := other.Reservation(t.Context(), "o-1"); !errors.Is(err, inventory.ErrReservationNotFound) {
+		t.Errorf("Reservation on another store: error %v, want ErrReservationNotFound", err)
+	}
+	r, err := other.Reserve(t.Context(), "o-2", []inventory.Line{{SKU: "MUG", Quantity: 1}})
+	if err != nil || !r.ExpiresAt.Equal(start.Add(ttl)) {
+		t.Errorf("Reserve on another store = %+v, %v; want it to expire at %v", r, err, start.Add(ttl))
 	}
 }

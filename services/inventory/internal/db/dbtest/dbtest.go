@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/services/inventory/internal/db"
 	"github.com/microshop/microshop/services/inventory/internal/inventory"
 	"github.com/microshop/microshop/services/inventory/migrations"
@@ -35,6 +37,23 @@ func (e Engine) NewStore(t testing.TB, catalog ...inventory.ProductWithStock) *d
 	d := Open(t, e.NewURL(t))
 	replaceCatalog(t, d, catalog)
 	return db.NewStore(d)
+}
+
+// NewDB opens a fresh database of e holding catalog and no other product,
+// migrated as the service migrates its own: the inventory's tables, the
+// outbox and the saga barrier. It is closed at the end of the test.
+func (e Engine) NewDB(t testing.TB, catalog ...inventory.ProductWithStock) *database.DB {
+	t.Helper()
+	d := Open(t, e.NewURL(t))
+	log := slog.New(slog.DiscardHandler)
+	if err := outbox.Migrate(t.Context(), d, log); err != nil {
+		t.Fatalf("migrate the outbox: %v", err)
+	}
+	if err := saga.MigrateBarrier(t.Context(), d, log); err != nil {
+		t.Fatalf("migrate the saga barrier: %v", err)
+	}
+	replaceCatalog(t, d, catalog)
+	return d
 }
 
 // SQLite returns the SQLite engine: files in the test's temporary directory.

@@ -1,0 +1,428 @@
+// Package kafkaapi is the inventory's part in the checkout saga: it handles
+// the saga's commands from Kafka (checkoutv1.TopicInventoryCommands) and
+// answers each on checkoutv1.TopicReplies, through the outbox.
+//
+// Every command is handled in ONE database transaction: the saga barrier
+// first, then the use case on an inventory.Service bound to the transaction,
+// then the reply, written to the outbox. The reply is published if and only
+// if the effect committed, and a redelivered command finds its barrier row
+// and applies nothing twice.
+//
+//	command (saga-step, saga-op)                      barrier           effect        reply
+//	ReserveStock (reserve-stock, action)              Proceed           Reserve       StockReserved, or StockRejected (unknown SKU,
+//	                                                                                  insufficient stock, invalid lines; the barrier row
+//	                                                                                  commits with the refusal)
+//	                                                  Duplicate         none          StockReserved again if the reservation is held,
+//	                                                                                  StockRejected if the first delivery was refused
+//	                                                  Refused           none          StockRejected "refused: compensated before it arrived"
+//	ReleaseStock (reserve-stock, compensate)          Proceed           Release       StockReleased (also when nothing was reserved, or
+//	                                                                                  the reservation had expired)
+//	                                                  NullCompensation  none          StockReleased
+//	                                                  Duplicate         none          the reply of the first delivery again
+//	CommitReservation (commit-reservation, action)    Proceed           Commit        ReservationCommitted
+//	                                                  Duplicate         none          ReservationCommitted again if committed
+//
+// Two answers are not what the table suggests, because the true one would be
+// a lie:
+//
+//   - ReleaseStock of a reservation already COMMITTED cannot undo a sale. It
+//     cannot happen in this saga, whose CommitReservation is sent only once
+//     every step succeeded, so it is logged at error level as a bug, and
+//     answered with ReservationCommitted, which is OK to the orchestrator (a
+//     compensation must succeed eventually, or the saga never ends) but says
+//     what really happened.
+//   - CommitReservation of a reservation that has EXPIRED (or was released)
+//     cannot sell stock that is back on sale. It is logged at error level,
+//     counted in inventory_commit_after_expiry_total, and answered with
+//     nothing; its barrier row commits, so a redelivery changes nothing
+//     either. It cannot happen while INVENTORY_RESERVATION_TTL (15 minutes
+//     by default) exceeds the saga's total deadline (seconds); the chaos
+//     checker's stock invariant flags any order it happens to.
+//
+// Messages that can never be handled (no envelope, no saga correlation
+// headers, a payload that is not an inventory command or that does not match
+// its headers) fail with a messaging.Permanent error and go to the
+// dead-letter topic; database errors are returned as they are, to be retried.
+package kafkaapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"gorm.io/gorm"
+
+	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/saga"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
+	"github.com/microshop/microshop/services/inventory/internal/inventory"
+)
+
+// Steps of the checkout saga that inventory takes part in, as named in the
+// saga-step header.
+const (
+	// StepReserveStock is ReserveStock's step, and ReleaseStock's, which
+	// compensates it.
+	StepReserveStock = "reserve-stock"
+	// StepCommitReservation is CommitReservation's step, which the order
+	// service sends once the saga completed and never compensates.
+	StepCommitReservation = "commit-reservation"
+)
+
+// ReasonRefused is the reason of the StockRejected that answers a
+// ReserveStock arriving after its compensation (the barrier's Refused).
+const ReasonRefused = "refused: compensated before it arrived"
+
+// ServiceInTx returns the inventory's use cases bound to tx, a transaction
+// on the database the Handler was given: what they change commits or rolls
+// back with tx. In the service it is
+//
+//	func(tx *gorm.DB) *inventory.Service { return service.WithStore(store.InTx(tx)) }
+type ServiceInTx func(tx *gorm.DB) *inventory.Service
+
+// Notifier is told after a reply was committed to the outbox: the service's
+// outbox.Relay, which then publishes it at once.
+type Notifier interface {
+	Notify()
+}
+
+// Handler handles the checkout saga's inventory commands. Create it with
+// NewHandler and give its Handle to a messaging.Consumer. It is safe for
+// concurrent use.
+type Handler struct {
+	db      *gorm.DB
+	service ServiceInTx
+	relay   Notifier
+	now     func() time.Time
+	log     *slog.Logger
+	// commitsAfterExpiry counts CommitReservations that found their
+	// reservation closed.
+	commitsAfterExpiry prometheus.Counter
+}
+
+// NewHandler returns a Handler working on db, a database migrated with the
+// inventory's migrations, outbox.Migrate and saga.MigrateBarrier. service
+// binds the use cases to a transaction on db; relay is notified of replies;
+// now stamps the replies' occurred_at (time.Now in production). The metric
+// inventory_commit_after_expiry_total is registered with reg (nil: not
+// exported), which fails if reg has it already.
+func NewHandler(db *database.DB, service ServiceInTx, relay Notifier, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+	h := &Handler{
+		db:      db.DB,
+		service: service,
+		relay:   relay,
+		now:     now,
+		log:     log,
+		commitsAfterExpiry: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "inventory_commit_after_expiry_total",
+			Help: "CommitReservation commands that found their reservation expired or released: orders whose stock was not sold. Must stay 0.",
+		}),
+	}
+	if reg != nil {
+		if err := reg.Register(h.commitsAfterExpiry); err != nil {
+			return nil, fmt.Errorf("new handler: register metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// command is an inventory command as Handle understands it.
+type command struct {
+	// corr names the saga operation, from the message headers; its SagaID
+	// is the order id.
+	corr saga.Correlation
+	// messageID is the command's message id, the causation id of the reply.
+	messageID string
+	// env is the command itself.
+	env *checkoutv1.Envelope
+}
+
+// orderID is the order the command is about, and its saga's id.
+func (c command) orderID() string { return c.corr.SagaID }
+
+// Handle handles one message of checkoutv1.TopicInventoryCommands; it is a
+// messaging.Handler. It returns a messaging.Permanent error for a message
+// that can never be handled, and other errors (database unavailable) for the
+// consumer to retry; the transaction then rolled back, barrier row included.
+func (h *Handler) Handle(ctx context.Context, msg kafka.Message) error {
+	cmd, err := parseCommand(msg)
+	if err != nil {
+		return messaging.Permanent(err)
+	}
+	log := h.log.With(slog.String("order_id", cmd.orderID()), slog.String("step", cmd.corr.Step),
+		slog.String("op", cmd.corr.Op), slog.String("message_id", cmd.messageID))
+
+	var (
+		outcome saga.Outcome
+		reply   *checkoutv1.Envelope
+	)
+	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		outcome, err = saga.Barrier(ctx, tx, cmd.corr.SagaID, cmd.corr.Step, cmd.corr.Op)
+		if err != nil {
+			return err
+		}
+		reply, err = h.apply(ctx, h.service(tx), cmd, outcome, log)
+		if err != nil || reply == nil {
+			return err
+		}
+		return h.addReply(ctx, tx, cmd, reply)
+	})
+	if err != nil {
+		return fmt.Errorf("handle %s of order %s: %w", payloadName(cmd.env), cmd.orderID(), err)
+	}
+	replyName := "none"
+	if reply != nil {
+		h.relay.Notify()
+		replyName = payloadName(reply)
+	}
+	log.DebugContext(ctx, "command handled", slog.String("command", payloadName(cmd.env)),
+		slog.String("barrier", outcome.String()), slog.String("reply", replyName))
+	return nil
+}
+
+// apply applies cmd, which passed the barrier with outcome, through svc and
+// returns the reply (only its payload set), or nil for no reply.
+func (h *Handler) apply(ctx context.Context, svc *inventory.Service, cmd command, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+	switch p := cmd.env.GetPayload().(type) {
+	case *checkoutv1.Envelope_ReserveStock:
+		return h.reserve(ctx, svc, cmd.orderID(), p.ReserveStock, outcome, log)
+	case *checkoutv1.Envelope_ReleaseStock:
+		return h.release(ctx, svc, cmd.orderID(), outcome, log)
+	case *checkoutv1.Envelope_CommitReservation:
+		return h.commit(ctx, svc, cmd.orderID(), outcome, log)
+	}
+	return nil, fmt.Errorf("no use case for %s", payloadName(cmd.env)) // parseCommand let it through: a bug
+}
+
+// reserve answers ReserveStock.
+func (h *Handler) reserve(ctx context.Context, svc *inventory.Service, orderID string, p *checkoutv1.ReserveStock, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+	switch outcome {
+	case saga.Proceed:
+		lines := make([]inventory.Line, len(p.GetLines()))
+		for i, l := range p.GetLines() {
+			lines[i] = inventory.Line{SKU: l.GetSku(), Quantity: l.GetQuantity()}
+		}
+		r, err := svc.Reserve(ctx, orderID, lines)
+		if reason, sku, ok := refusal(err); ok {
+			log.InfoContext(ctx, "stock rejected", slog.String("reason", reason))
+			return stockRejected(orderID, reason, sku), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.Status != inventory.StatusPending {
+			// Reserve returns an order's existing reservation unchanged; a
+			// closed one holds nothing, and saying "reserved" would lie.
+			return stockRejected(orderID, fmt.Sprintf("the order's reservation is %s", r.Status), ""), nil
+		}
+		return stockReserved(r), nil
+	case saga.Duplicate:
+		// The first delivery reserved (the reservation exists) or was
+		// refused (it does not): answer the same again. The orchestrator
+		// ignores a reply to a step no longer in flight.
+		r, err := svc.Reservation(ctx, orderID)
+		switch {
+		case errors.Is(err, inventory.ErrReservationNotFound):
+			return stockRejected(orderID, "rejected when first delivered", ""), nil
+		case err != nil:
+			return nil, err
+		case r.Status == inventory.StatusPending || r.Status == inventory.StatusCommitted:
+			return stockReserved(r), nil
+		}
+		return nil, nil // released or expired: the saga is past this step
+	case saga.Refused:
+		log.InfoContext(ctx, "reserve stock refused: compensated before it arrived")
+		return stockRejected(orderID, ReasonRefused, ""), nil
+	}
+	return nil, fmt.Errorf("barrier outcome %v for an action", outcome)
+}
+
+// refusal returns the reason (and SKU, if one is at fault) of a business
+// refusal of Reserve, and false for any other error.
+func refusal(err error) (reason, sku string, ok bool) {
+	var (
+		invalid      *inventory.ValidationError
+		unknown      *inventory.UnknownProductError
+		insufficient *inventory.InsufficientStockError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		return unknown.Error(), unknown.SKU, true
+	case errors.As(err, &insufficient):
+		return insufficient.Error(), insufficient.SKU, true
+	case errors.As(err, &invalid):
+		return invalid.Error(), "", true
+	}
+	return "", "", false
+}
+
+// release answers ReleaseStock, the compensation of ReserveStock.
+func (h *Handler) release(ctx context.Context, svc *inventory.Service, orderID string, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+	switch outcome {
+	case saga.Proceed:
+		_, err := svc.Release(ctx, orderID)
+		switch {
+		case errors.Is(err, inventory.ErrReservationNotFound):
+			// The reservation was refused: nothing is held.
+			return stockReleased(orderID), nil
+		case errors.Is(err, inventory.ErrReservationCommitted):
+			log.ErrorContext(ctx, "BUG: release of a committed reservation: the stock is sold and stays sold; "+
+				"answering ReservationCommitted so the saga is not blocked")
+			return reservationCommitted(orderID), nil
+		case err != nil:
+			return nil, err
+		}
+		return stockReleased(orderID), nil
+	case saga.NullCompensation:
+		return stockReleased(orderID), nil
+	case saga.Duplicate:
+		r, err := svc.Reservation(ctx, orderID)
+		switch {
+		case errors.Is(err, inventory.ErrReservationNotFound):
+			return stockReleased(orderID), nil
+		case err != nil:
+			return nil, err
+		case r.Status == inventory.StatusCommitted:
+			return reservationCommitted(orderID), nil
+		}
+		return stockReleased(orderID), nil
+	}
+	return nil, fmt.Errorf("barrier outcome %v for a compensation", outcome)
+}
+
+// commit answers CommitReservation.
+func (h *Handler) commit(ctx context.Context, svc *inventory.Service, orderID string, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+	switch outcome {
+	case saga.Proceed:
+		_, err := svc.Commit(ctx, orderID)
+		switch {
+		case errors.Is(err, inventory.ErrReservationClosed):
+			h.commitsAfterExpiry.Inc()
+			log.ErrorContext(ctx, "commit after the reservation closed: the order is confirmed but its stock was not sold; "+
+				"INVENTORY_RESERVATION_TTL must exceed the checkout saga's total deadline", slog.Any("error", err))
+			return nil, nil
+		case errors.Is(err, inventory.ErrReservationNotFound):
+			log.ErrorContext(ctx, "commit of an order that has no reservation: nothing to sell", slog.Any("error", err))
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		return reservationCommitted(orderID), nil
+	case saga.Duplicate:
+		r, err := svc.Reservation(ctx, orderID)
+		switch {
+		case errors.Is(err, inventory.ErrReservationNotFound):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case r.Status == inventory.StatusCommitted:
+			return reservationCommitted(orderID), nil
+		}
+		return nil, nil // the first delivery found it closed and answered nothing
+	case saga.Refused:
+		// Only a compensation of commit-reservation, which parseCommand
+		// refuses, could have pre-empted it.
+		log.WarnContext(ctx, "commit reservation refused by the barrier")
+		return nil, nil
+	}
+	return nil, fmt.Errorf("barrier outcome %v for an action", outcome)
+}
+
+// addReply completes reply (only its payload set) as the answer to cmd and
+// adds it to the outbox in tx, with cmd's correlation headers.
+func (h *Handler) addReply(ctx context.Context, tx *gorm.DB, cmd command, reply *checkoutv1.Envelope) error {
+	reply.MessageId = uuid.NewString()
+	reply.SagaId = cmd.corr.SagaID
+	reply.Step = cmd.corr.Step
+	reply.CorrelationId = cmd.orderID()
+	reply.CausationId = cmd.messageID
+	reply.OccurredAt = timestamppb.New(h.now())
+	value, err := checkoutv1.Marshal(reply)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(ctx, tx, outbox.Message{
+		ID:      reply.MessageId,
+		Topic:   checkoutv1.TopicReplies,
+		Key:     cmd.orderID(),
+		Headers: cmd.corr.Headers(),
+		Payload: value,
+	})
+}
+
+// parseCommand reads an inventory command from msg, or says why it never can.
+func parseCommand(msg kafka.Message) (command, error) {
+	env, err := checkoutv1.Unmarshal(msg.Value)
+	if err != nil {
+		return command{}, err
+	}
+	headers := make(map[string]string, len(msg.Headers))
+	for _, h := range msg.Headers {
+		headers[h.Key] = string(h.Value) // the last of a repeated key wins, as with messaging.Header
+	}
+	corr, err := saga.ParseCorrelation(headers)
+	if err != nil {
+		return command{}, fmt.Errorf("%s: %w", payloadName(env), err)
+	}
+	var want saga.Correlation
+	switch env.GetPayload().(type) {
+	case *checkoutv1.Envelope_ReserveStock:
+		want = saga.Correlation{Step: StepReserveStock, Op: saga.OpAction}
+	case *checkoutv1.Envelope_ReleaseStock:
+		want = saga.Correlation{Step: StepReserveStock, Op: saga.OpCompensate}
+	case *checkoutv1.Envelope_CommitReservation:
+		want = saga.Correlation{Step: StepCommitReservation, Op: saga.OpAction}
+	default:
+		return command{}, fmt.Errorf("%s is not an inventory command", payloadName(env))
+	}
+	if corr.Step != want.Step || corr.Op != want.Op {
+		return command{}, fmt.Errorf("%s with saga-step %q and saga-op %q, want %q and %q",
+			payloadName(env), corr.Step, corr.Op, want.Step, want.Op)
+	}
+	if orderID := checkoutv1.OrderID(env); corr.SagaID != orderID {
+		return command{}, fmt.Errorf("%s for order %q with saga-id %q: the saga id must be the order id",
+			payloadName(env), orderID, corr.SagaID)
+	}
+	messageID, ok := messaging.Header(msg, outbox.HeaderMessageID)
+	if !ok {
+		messageID = env.GetMessageId()
+	}
+	return command{corr: corr, messageID: messageID, env: env}, nil
+}
+
+func stockReserved(r inventory.Reservation) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReserved{StockReserved: &checkoutv1.StockReserved{
+		OrderId: r.OrderID, ReservationId: r.ID, ExpiresAt: timestamppb.New(r.ExpiresAt),
+	}}}
+}
+
+func stockRejected(orderID, reason, sku string) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockRejected{StockRejected: &checkoutv1.StockRejected{
+		OrderId: orderID, Reason: reason, Sku: sku,
+	}}}
+}
+
+func stockReleased(orderID string) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReleased{StockReleased: &checkoutv1.StockReleased{OrderId: orderID}}}
+}
+
+func reservationCommitted(orderID string) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: orderID}}}
+}
+
+// payloadName is the name of e's payload message, e.g. "ReserveStock".
+func payloadName(e *checkoutv1.Envelope) string {
+	if p := checkoutv1.PayloadMessage(e); p != nil {
+		return string(p.ProtoReflect().Descriptor().Name())
+	}
+	return "envelope"
+}
