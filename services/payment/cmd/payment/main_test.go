@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -10,13 +12,21 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/kafkatest"
+	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/money"
+	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 	"github.com/microshop/microshop/pkg/problem"
+	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/servicetest"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
+	"github.com/microshop/microshop/services/payment/internal/checkout"
 	"github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
@@ -81,6 +91,24 @@ func TestRun(t *testing.T) {
 			}
 			getJSON(t, svc.URL+"/v1/payments/"+charged.ID+"x", http.StatusNotFound, &problem.Details{})
 
+			// The running service answers a ChargePayment from Kafka through
+			// its outbox, on the replies topic.
+			order := "order-saga-" + name
+			reply := chargeThroughKafka(t, broker, order)
+			if captured := reply.GetPaymentCaptured(); captured.GetOrderId() != order || captured.GetPaymentId() == "" {
+				t.Errorf("reply to ChargePayment = %v, want PaymentCaptured of %s", reply, order)
+			}
+
+			resp, err = http.Get(svc.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			metrics, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), "messaging_consumed_total") {
+				t.Errorf("GET /metrics = %d %v, want 200 with the consumer's metrics:\n%s", resp.StatusCode, err, metrics)
+			}
+
 			if err := svc.Stop(); err != nil {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
 			}
@@ -88,6 +116,61 @@ func TestRun(t *testing.T) {
 				t.Errorf("logs do not show a graceful HTTP stop:\n%s", logs)
 			}
 		})
+	}
+}
+
+// chargeThroughKafka publishes the ChargePayment of order, as the order
+// service does, and returns the reply to it read from the replies topic.
+func chargeThroughKafka(t *testing.T, broker, order string) *checkoutv1.Envelope {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	corr := saga.Correlation{SagaID: order, Step: checkout.StepChargePayment, Op: saga.OpAction}
+	env := &checkoutv1.Envelope{
+		MessageId: uuid.NewString(), SagaId: order, Step: corr.Step, CorrelationId: order, OccurredAt: timestamppb.Now(),
+		Payload: &checkoutv1.Envelope_ChargePayment{ChargePayment: &checkoutv1.ChargePayment{
+			OrderId: order, Amount: &checkoutv1.Money{MinorUnits: 1999, Currency: "EUR"},
+			CardNumber: simulator.CardSucceeds, IdempotencyKey: checkout.ChargeKey(order),
+		}},
+	}
+	value, err := checkoutv1.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := kafka.Message{Topic: checkoutv1.TopicPaymentCommands, Key: []byte(order), Value: value,
+		Headers: []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(env.MessageId)}}}
+	for k, v := range corr.Headers() {
+		msg.Headers = append(msg.Headers, kafka.Header{Key: k, Value: []byte(v)})
+	}
+	cfg := messaging.Config{Brokers: []string{broker}, ClientID: "test"}
+	w := messaging.NewWriter(cfg)
+	defer w.Close()
+	if err := w.WriteMessages(ctx, msg); err != nil {
+		t.Fatalf("publish ChargePayment: %v", err)
+	}
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, GroupID: "test-" + order,
+		GroupTopics: []string{checkoutv1.TopicReplies}, StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	for {
+		got, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatalf("no reply to ChargePayment of %s: %v", order, err)
+		}
+		if string(got.Key) != order {
+			continue // another subtest's
+		}
+		if op, _ := messaging.Header(got, saga.HeaderOp); op != saga.OpAction {
+			t.Errorf("reply header %s = %q, want %q", saga.HeaderOp, op, saga.OpAction)
+		}
+		reply, err := checkoutv1.Unmarshal(got.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply.GetCausationId() != env.MessageId {
+			t.Errorf("reply causation id = %q, want the command's message id %q", reply.GetCausationId(), env.MessageId)
+		}
+		return reply
 	}
 }
 
