@@ -127,6 +127,9 @@ func Bearer(token string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + token}
 }
 
+// GoodCard is the payment provider simulator's test card that is always charged.
+const GoodCard = "4242424242424242"
+
 // Case is one bad input and the status the gateway must answer it with.
 type Case struct {
 	Name string
@@ -176,7 +179,9 @@ func BadInputs(tok Tokens, known Known) []Case {
 	get := func(name, path string, h map[string]string, want int) Case {
 		return Case{Name: name, Request: Request{Method: "GET", Path: path, Header: h}, Want: want}
 	}
-	line := func(sku, qty string) string { return `{"lines":[{"sku":"` + sku + `","quantity":` + qty + `}]}` }
+	line := func(sku, qty string) string {
+		return `{"card_number":"` + GoodCard + `","lines":[{"sku":"` + sku + `","quantity":` + qty + `}]}`
+	}
 	ok := line(known.SKU, "1")
 	return []Case{
 		// POST /login
@@ -235,8 +240,12 @@ func BadInputs(tok Tokens, known Known) []Case {
 		post("order: lower-case sku", "/api/v1/orders", order, line("mug", "1"), 422),
 		post("order: unicode sku", "/api/v1/orders", order, line("MÜG", "1"), 422),
 		post("order: empty sku", "/api/v1/orders", order, line("", "1"), 422),
-		post("order: duplicate lines", "/api/v1/orders", order, `{"lines":[{"sku":"`+known.SKU+`","quantity":1},{"sku":"`+known.SKU+`","quantity":2}]}`, 422),
-		post("order: unknown field", "/api/v1/orders", order, `{"lines":[{"sku":"`+known.SKU+`","quantity":1,"price":0}]}`, 422),
+		post("order: duplicate lines", "/api/v1/orders", order, `{"card_number":"`+GoodCard+`","lines":[{"sku":"`+known.SKU+`","quantity":1},{"sku":"`+known.SKU+`","quantity":2}]}`, 422),
+		post("order: unknown field", "/api/v1/orders", order, `{"card_number":"`+GoodCard+`","lines":[{"sku":"`+known.SKU+`","quantity":1,"price":0}]}`, 422),
+		post("order: no card number", "/api/v1/orders", order, `{"lines":[{"sku":"`+known.SKU+`","quantity":1}]}`, 422),
+		post("order: card number fails the check digit", "/api/v1/orders", order, `{"card_number":"4242424242424241","lines":[{"sku":"`+known.SKU+`","quantity":1}]}`, 422),
+		post("order: card number with spaces", "/api/v1/orders", order, `{"card_number":"4242 4242 4242 4242","lines":[{"sku":"`+known.SKU+`","quantity":1}]}`, 422),
+		post("order: card number as a JSON number", "/api/v1/orders", order, `{"card_number":4242424242424242,"lines":[{"sku":"`+known.SKU+`","quantity":1}]}`, 422),
 		post("order: huge body", "/api/v1/orders", order, `{"lines":[{"sku":"`+strings.Repeat("A", 20<<10)+`","quantity":1}]}`, 413),
 
 		// GET /orders and /orders/{id}

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/microshop/microshop/services/gateway/apitest"
 )
@@ -55,15 +56,16 @@ func shop(t *testing.T, gateway string) {
 
 	order := apitest.Request{Method: "POST", Path: "/api/v1/orders",
 		Header: map[string]string{"Authorization": "Bearer " + alice, "Idempotency-Key": "e2e-" + t.Name()},
-		Body:   `{"lines":[{"sku":"` + inStock.SKU + `","quantity":1}]}`}
+		Body:   `{"card_number":"` + apitest.GoodCard + `","lines":[{"sku":"` + inStock.SKU + `","quantity":1}]}`}
 	created := c.Do(t, order)
-	if created.Status != http.StatusCreated {
+	if created.Status != http.StatusAccepted {
 		t.Fatalf("create order = %d %s", created.Status, created.Body)
 	}
 	var o struct {
-		ID      string
-		Status  string
-		History []struct{ Status string }
+		ID           string
+		Status       string
+		CancelReason string `json:"cancel_reason"`
+		History      []struct{ Status, Reason string }
 	}
 	created.Decode(t, &o)
 	replay := c.Do(t, order)
@@ -73,10 +75,40 @@ func shop(t *testing.T, gateway string) {
 		t.Errorf("retry with the same key = %d, order %q; want 200 with order %q", replay.Status, again.ID, o.ID)
 	}
 
-	got := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/orders/" + o.ID, Header: apitest.Bearer(alice)})
-	got.Decode(t, &o)
-	if got.Status != http.StatusOK || o.Status != "PENDING" || len(o.History) == 0 {
-		t.Errorf("alice reads her order = %d %s; want 200, PENDING, with history", got.Status, got.Body)
+	final := func(id string) (status, reason string, body []byte) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/orders/" + id, Header: apitest.Bearer(alice)})
+			got.Decode(t, &o)
+			if got.Status != http.StatusOK {
+				t.Fatalf("alice reads her order = %d %s", got.Status, got.Body)
+			}
+			if o.Status != "PENDING" || time.Now().After(deadline) {
+				return o.Status, o.CancelReason, got.Body
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if status, _, body := final(o.ID); status != "CONFIRMED" || len(o.History) < 3 {
+		t.Errorf("order with a good card ended %s; want CONFIRMED with the saga's steps in its history: %s", status, body)
+	}
+	var after product
+	c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products/" + inStock.SKU}).Decode(t, &after)
+	if after.Available != inStock.Available-1 {
+		t.Errorf("%s available after a confirmed order of 1 = %d, want %d", inStock.SKU, after.Available, inStock.Available-1)
+	}
+
+	declined := c.Do(t, apitest.Request{Method: "POST", Path: "/api/v1/orders",
+		Header: map[string]string{"Authorization": "Bearer " + alice, "Idempotency-Key": "e2e-declined-" + t.Name()},
+		Body:   `{"card_number":"4000000000000002","lines":[{"sku":"` + inStock.SKU + `","quantity":1}]}`})
+	var d struct{ ID string }
+	declined.Decode(t, &d)
+	if status, reason, body := final(d.ID); status != "CANCELLED" || reason == "" {
+		t.Errorf("order with a declining card ended %s (reason %q); want CANCELLED with a reason: %s", status, reason, body)
+	}
+	c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products/" + inStock.SKU}).Decode(t, &after)
+	if after.Available != inStock.Available-1 {
+		t.Errorf("%s available after a cancelled order = %d, want the stock released back to %d", inStock.SKU, after.Available, inStock.Available-1)
 	}
 	if resp := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/orders/" + o.ID, Header: apitest.Bearer(bob)}); resp.Status != http.StatusNotFound {
 		t.Errorf("bob reads alice's order = %d, want 404", resp.Status)

@@ -82,10 +82,11 @@ type fakeOrder struct {
 		Quantity  int64        `json:"quantity"`
 		UnitPrice money.Amount `json:"unit_price"`
 	} `json:"lines"`
-	Total     money.Amount `json:"total"`
-	CreatedAt string       `json:"created_at"`
-	UpdatedAt string       `json:"updated_at"`
-	key, body string
+	Total      money.Amount `json:"total"`
+	CardNumber string       `json:"card_number,omitempty"`
+	CreatedAt  string       `json:"created_at"`
+	UpdatedAt  string       `json:"updated_at"`
+	key, body  string
 }
 
 func fakeOrders() http.Handler {
@@ -117,9 +118,14 @@ func fakeOrders() http.Handler {
 			line, _ := l.UnitPrice.Mul(l.Quantity)
 			o.Total, _ = o.Total.Add(line)
 		}
+		if o.CardNumber == "" {
+			problem.Write(w, problem.New(http.StatusUnprocessableEntity, "card_number is required"))
+			return
+		}
+		o.CardNumber = "" // the real service never answers with it either
 		orders = append(orders, &o)
 		w.Header().Set("Location", "/v1/orders/"+o.ID)
-		writeJSON(w, http.StatusCreated, &o)
+		writeJSON(w, http.StatusAccepted, &o)
 	})
 	mux.HandleFunc("GET /v1/orders", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("cursor") != "" {

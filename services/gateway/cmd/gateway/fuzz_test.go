@@ -63,7 +63,7 @@ func serve(r http.Handler, req *http.Request) int {
 
 func FuzzCreateOrderBody(f *testing.F) {
 	r, token := fuzzTarget(f)
-	f.Add(`{"lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`, "key-1")
+	f.Add(`{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`, "key-1")
 	f.Add(`{"lines":[{"sku":"MUG-CLASSIC","quantity":1e400}]}`, "k")
 	f.Add(`{"lines":null}`, "")
 	f.Fuzz(func(t *testing.T, body, key string) {

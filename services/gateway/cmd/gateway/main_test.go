@@ -54,10 +54,10 @@ func TestRun(t *testing.T) {
 		t.Errorf("get product = %d %s", resp.Status, resp.Body)
 	}
 
-	body := `{"lines":[{"sku":"MUG-CLASSIC","quantity":2},{"sku":"TEE-LOGO","quantity":1}]}`
+	body := `{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":2},{"sku":"TEE-LOGO","quantity":1}]}`
 	headers := map[string]string{"Authorization": alice["Authorization"], "Idempotency-Key": "order-1"}
 	created := c.Do(t, apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: body})
-	if created.Status != http.StatusCreated {
+	if created.Status != http.StatusAccepted {
 		t.Fatalf("create order = %d %s", created.Status, created.Body)
 	}
 	var order struct {
@@ -78,7 +78,7 @@ func TestRun(t *testing.T) {
 		want int
 	}{
 		{"replay returns the same order", apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: body}, 200},
-		{"same key, other body", apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: `{"lines":[{"sku":"TEE-LOGO","quantity":3}]}`}, 409},
+		{"same key, other body", apitest.Request{Method: "POST", Path: "/api/v1/orders", Header: headers, Body: `{"card_number":"4242424242424242","lines":[{"sku":"TEE-LOGO","quantity":3}]}`}, 409},
 		{"owner reads it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: alice}, 200},
 		{"admin reads it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: admin}, 200},
 		{"another customer does not see it", apitest.Request{Method: "GET", Path: "/api/v1/orders/" + order.ID, Header: bob}, 404},

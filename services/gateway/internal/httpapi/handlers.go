@@ -15,6 +15,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/money"
+	"github.com/microshop/microshop/pkg/paycard"
 	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
@@ -170,6 +171,9 @@ type orderRequest struct {
 		SKU      string `json:"sku"`
 		Quantity int64  `json:"quantity"`
 	} `json:"lines"`
+	// CardNumber is one of the payment provider simulator's test cards; a
+	// real shop would receive a token from its provider's form instead.
+	CardNumber string `json:"card_number"`
 }
 
 // upstreamOrderLine is a line as the order service takes it: with the unit
@@ -183,6 +187,7 @@ type upstreamOrderLine struct {
 type upstreamOrder struct {
 	CustomerID string              `json:"customer_id"`
 	Lines      []upstreamOrderLine `json:"lines"`
+	CardNumber string              `json:"card_number"`
 }
 
 func (a *API) createOrder(c *gin.Context) {
@@ -210,7 +215,7 @@ func (a *API) createOrder(c *gin.Context) {
 	}
 	a.forward(c, a.orders, http.MethodPost, "/v1/orders", nil,
 		http.Header{"Idempotency-Key": {key}},
-		upstreamOrder{CustomerID: user(c).ID, Lines: lines})
+		upstreamOrder{CustomerID: user(c).ID, Lines: lines, CardNumber: req.CardNumber})
 }
 
 func validIdempotencyKey(k string) bool {
@@ -226,10 +231,13 @@ func validIdempotencyKey(k string) bool {
 }
 
 func validateOrder(req orderRequest) []problem.FieldError {
-	if len(req.Lines) < 1 || len(req.Lines) > maxLines {
-		return []problem.FieldError{{Field: "lines", Message: fmt.Sprintf("must have 1 to %d lines", maxLines)}}
-	}
 	var errs []problem.FieldError
+	if !paycard.Valid(req.CardNumber) {
+		errs = append(errs, problem.FieldError{Field: "card_number", Message: "must be 12 to 19 digits with a valid check digit"})
+	}
+	if len(req.Lines) < 1 || len(req.Lines) > maxLines {
+		return append(errs, problem.FieldError{Field: "lines", Message: fmt.Sprintf("must have 1 to %d lines", maxLines)})
+	}
 	seen := make(map[string]int, len(req.Lines))
 	for i, l := range req.Lines {
 		field := func(name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }

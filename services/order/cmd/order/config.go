@@ -6,6 +6,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/config"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/saga"
 )
 
 // Config is the order service's configuration, read from ORDER_* variables.
@@ -15,6 +16,12 @@ type Config struct {
 	LogLevel     slog.Level
 	DatabaseURL  string
 	KafkaBrokers []string
+	// ReserveTimeout and ChargeTimeout are the saga's step deadlines.
+	ReserveTimeout time.Duration
+	ChargeTimeout  time.Duration
+	// Saga tunes the orchestrator's background round (Now stays nil: the
+	// real clock).
+	Saga saga.Options
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -27,6 +34,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
 		DatabaseURL:  env.URL("DATABASE_URL", "sqlite:.run/data/order.db", "sqlite", "postgres", "postgresql"),
 		KafkaBrokers: env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
+
+		ReserveTimeout: env.Duration("RESERVE_TIMEOUT", 10*time.Second),
+		ChargeTimeout:  env.Duration("CHARGE_TIMEOUT", 15*time.Second),
+		Saga: saga.Options{
+			PollInterval:    env.Duration("SAGA_POLL_INTERVAL", 200*time.Millisecond),
+			RetryBackoffMin: env.Duration("SAGA_RETRY_MIN", time.Second),
+			RetryBackoffMax: env.Duration("SAGA_RETRY_MAX", time.Minute),
+			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
+		},
 	}
 	return cfg, env.Err()
 }
@@ -39,5 +55,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("database_url", config.Redact(c.DatabaseURL)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("reserve_timeout", c.ReserveTimeout.String()),
+		slog.String("charge_timeout", c.ChargeTimeout.String()),
+		slog.String("saga_poll_interval", c.Saga.PollInterval.String()),
+		slog.String("saga_retry_min", c.Saga.RetryBackoffMin.String()),
+		slog.String("saga_retry_max", c.Saga.RetryBackoffMax.String()),
+		slog.Int("saga_batch_size", c.Saga.BatchSize),
 	)
 }

@@ -14,11 +14,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/saga"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
+	"github.com/microshop/microshop/services/order/internal/checkout"
 	"github.com/microshop/microshop/services/order/internal/db"
 	"github.com/microshop/microshop/services/order/internal/httpapi"
 	"github.com/microshop/microshop/services/order/internal/order"
@@ -35,8 +44,11 @@ func main() {
 	}
 }
 
-// run opens the service's dependencies, serves until ctx ends, then drains
-// HTTP and closes the dependencies in reverse order.
+// run opens the service's dependencies, starts its background work (the
+// outbox relay, the saga orchestrator's round, the replies consumer), serves
+// HTTP until ctx ends, then stops in reverse: HTTP drains, the consumer
+// finishes the message in hand, the orchestrator and the relay stop, the
+// writer and the database close. It returns once every goroutine ended.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -50,15 +62,92 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer func() { err = errors.Join(err, orderDB.Close()) }()
-	orders := order.NewService(db.NewStore(orderDB), time.Now)
+	if err := outbox.Migrate(ctx, orderDB, log); err != nil {
+		return err
+	}
+	if err := saga.MigrateOrchestrator(ctx, orderDB, log); err != nil {
+		return err
+	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "order"}
+	if err := messaging.EnsureTopics(ctx, kafka, 3, topics()...); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	writer := messaging.NewWriter(kafka)
+	defer func() { err = errors.Join(err, writer.Close()) }()
+	relay, err := outbox.NewRelay(orderDB, writer, outbox.RelayOptions{}, log, reg)
+	if err != nil {
+		return err
+	}
+	sagas, err := checkout.New(orderDB, checkout.Config{
+		ReserveTimeout: cfg.ReserveTimeout,
+		ChargeTimeout:  cfg.ChargeTimeout,
+		Saga:           cfg.Saga,
+	}, relay.Notify, log, reg)
+	if err != nil {
+		return err
+	}
+	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
+		Config:          kafka,
+		GroupID:         "order",
+		Topics:          []string{checkoutv1.TopicReplies},
+		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicReplies),
+	}, sagas.HandleReply, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, consumer.Close()) }()
+	orders := order.NewService(db.NewStore(orderDB, sagas), time.Now)
+
+	// The background work gets contexts of its own, cancelled in order
+	// after HTTP drained; a consumer that fails stops the service.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	sagaCtx, stopSagas := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSagas()
+	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumer()
+	relayDone, sagasDone, consumerDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() { defer close(relayDone); relay.Run(relayCtx) }()
+	go func() { defer close(sagasDone); sagas.Run(sagaCtx) }()
+	go func() {
+		err := consumer.Run(consumerCtx)
+		if err != nil {
+			log.Error("replies consumer failed; stopping", slog.Any("error", err))
+			stopServing()
+		}
+		consumerDone <- err
+	}()
 
 	checks := health.New(2 * time.Second)
 	checks.Add("database", orderDB.Ping)
 	checks.Add("kafka", kafka.Ping)
 	router := httpserver.NewRouter(log, checks)
+	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	httpapi.New(orders, log).Register(router)
 
-	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
+	serveErr := httpserver.Serve(serveCtx, log, cfg.HTTP, router, checks)
+	stopConsumer()
+	consumerErr := <-consumerDone
+	stopSagas()
+	<-sagasDone
+	stopRelay()
+	<-relayDone
+	return errors.Join(serveErr, consumerErr)
+}
+
+// topics are the topics the service produces or consumes, and their
+// dead-letter topics, created at start-up: the embedded broker loses
+// auto-created topics on a crash.
+func topics() []string {
+	var all []string
+	for _, t := range checkoutv1.Topics() {
+		all = append(all, t, checkoutv1.DLQTopic(t))
+	}
+	return all
 }

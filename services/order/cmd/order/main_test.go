@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/services/order/internal/checkout/checkouttest"
 )
 
 // TestRun wires the whole service in-process against real SQLite and
@@ -51,7 +55,9 @@ func TestRun(t *testing.T) {
 				t.Errorf("readiness mismatch (-want +got):\n%s", diff)
 			}
 
-			checkOrderRoundTrip(t, svc.URL)
+			id := checkOrderRoundTrip(t, svc.URL)
+			checkCheckout(t, svc.URL, broker, id)
+			checkMetrics(t, svc.URL)
 
 			if err := svc.Stop(); err != nil {
 				t.Fatalf("run returned %v after a graceful stop, want nil\nlogs:\n%s", err, svc.Logs())
@@ -65,10 +71,10 @@ func TestRun(t *testing.T) {
 
 // checkOrderRoundTrip places an order through the running service, reads it
 // back at its Location, and replays the request: the API, the domain and the
-// database are wired together.
-func checkOrderRoundTrip(t *testing.T, baseURL string) {
+// database are wired together. It returns the order's id.
+func checkOrderRoundTrip(t *testing.T, baseURL string) string {
 	t.Helper()
-	const body = `{"customer_id": "alice", "lines": [{"sku": "MUG", "quantity": 2, "unit_price": {"amount": 1250, "currency": "EUR"}}]}`
+	const body = `{"customer_id": "alice", "card_number": "4242424242424242", "lines": [{"sku": "MUG", "quantity": 2, "unit_price": {"amount": 1250, "currency": "EUR"}}]}`
 	place := func() (*http.Response, orderBody) {
 		req, err := http.NewRequest(http.MethodPost, baseURL+"/v1/orders", strings.NewReader(body))
 		if err != nil {
@@ -80,8 +86,8 @@ func checkOrderRoundTrip(t *testing.T, baseURL string) {
 	}
 
 	resp, created := place()
-	if resp.StatusCode != http.StatusCreated || created.ID == "" {
-		t.Fatalf("POST /v1/orders = %d with id %q, want 201 with an id", resp.StatusCode, created.ID)
+	if resp.StatusCode != http.StatusAccepted || created.ID == "" {
+		t.Fatalf("POST /v1/orders = %d with id %q, want 202 with an id", resp.StatusCode, created.ID)
 	}
 	want := orderBody{ID: created.ID, Status: "PENDING", Total: money.Amount{Minor: 2500, Currency: "EUR"}}
 	if diff := cmp.Diff(want, created); diff != "" {
@@ -97,6 +103,49 @@ func checkOrderRoundTrip(t *testing.T, baseURL string) {
 	}
 	if resp, got := place(); resp.StatusCode != http.StatusOK || got != created {
 		t.Errorf("replayed POST = %d %+v, want 200 %+v", resp.StatusCode, got, created)
+	}
+	return created.ID
+}
+
+// checkCheckout lets fake participants answer the commands of order id over
+// the broker: the running service consumes their replies, drives the saga
+// and confirms the order, and its CommitReservation reaches inventory.
+func checkCheckout(t *testing.T, baseURL, broker, id string) {
+	t.Helper()
+	fakes := checkouttest.Start(t, broker, checkouttest.Behave(checkouttest.Options{}))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodGet, baseURL+"/v1/orders/"+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, got := do(t, req)
+		want := []string{"ReserveStock", "ChargePayment", "CommitReservation"}
+		if resp.StatusCode == http.StatusOK && got.Status == "CONFIRMED" && slices.Equal(fakes.Commands(id), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: order %s is %s, commands received %v; want CONFIRMED after %v", id, got.Status, fakes.Commands(id), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkMetrics checks that the service's registry is served, with the saga's
+// and the outbox's metrics among others.
+func checkMetrics(t *testing.T, baseURL string) {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "saga_") || !strings.Contains(string(body), "outbox_") {
+		t.Errorf("GET /metrics = %d without saga_ and outbox_ metrics:\n%.2000s", resp.StatusCode, body)
 	}
 }
 
@@ -123,11 +172,17 @@ func do(t *testing.T, req *http.Request) (*http.Response, orderBody) {
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	servicetest.CheckConfigRejected(t, run, map[string]string{
-		"ORDER_HTTP_ADDR":        "nowhere",
-		"ORDER_DATABASE_URL":     "mysql://db",
-		"ORDER_KAFKA_BROKERS":    "a:1,",
-		"ORDER_SHUTDOWN_TIMEOUT": "soon",
-		"ORDER_LOG_LEVEL":        "chatty",
+		"ORDER_HTTP_ADDR":          "nowhere",
+		"ORDER_DATABASE_URL":       "mysql://db",
+		"ORDER_KAFKA_BROKERS":      "a:1,",
+		"ORDER_SHUTDOWN_TIMEOUT":   "soon",
+		"ORDER_LOG_LEVEL":          "chatty",
+		"ORDER_RESERVE_TIMEOUT":    "0s",
+		"ORDER_CHARGE_TIMEOUT":     "-1s",
+		"ORDER_SAGA_POLL_INTERVAL": "often",
+		"ORDER_SAGA_RETRY_MIN":     "1",
+		"ORDER_SAGA_RETRY_MAX":     "never",
+		"ORDER_SAGA_BATCH_SIZE":    "0",
 	})
 }
 

@@ -24,14 +24,29 @@ import (
 // Store is an order.Store on a migrated database. It is safe for concurrent
 // use, by several processes sharing the database too.
 type Store struct {
-	gdb *gorm.DB
+	gdb      *gorm.DB
+	checkout Checkout
 }
 
 var _ order.Store = (*Store)(nil)
 
+// Checkout starts an order's checkout saga in the transaction that stores
+// the order (cmd/order wires internal/checkout in).
+type Checkout interface {
+	// Start starts the checkout of o, paid with pay, writing only through
+	// tx. An error rolls the order back.
+	Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error
+	// Started is called after a transaction in which Start ran committed
+	// (to wake the outbox relay).
+	Started()
+}
+
 // NewStore returns a Store on db, which must be migrated with
-// services/order/migrations.
-func NewStore(db *database.DB) *Store { return &Store{gdb: db.DB} }
+// services/order/migrations, that starts every new order's checkout with
+// checkout. A nil checkout starts none, for tests of the store alone.
+func NewStore(db *database.DB, checkout Checkout) *Store {
+	return &Store{gdb: db.DB, checkout: checkout}
+}
 
 // The tables' rows. CreatedAt and UpdatedAt are the domain's times, never
 // GORM's: its automatic timestamps are switched off.
@@ -71,17 +86,21 @@ func (historyRow) TableName() string { return "order_status_history" }
 // Insert implements order.Store. A retry usually finds its order with one
 // read; otherwise insert writes it, unless a concurrent request with the same
 // key got there first, whose order is then read back.
-func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency) (order.Order, string, error) {
+func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency, pay order.Payment) (order.Order, string, error) {
 	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
 	if !errors.Is(err, order.ErrOrderNotFound) {
 		return stored, hash, err // a retry, or a failure
 	}
-	inserted, err := s.insert(ctx, o, idem)
+	inserted, err := s.insert(ctx, o, idem, pay)
 	switch {
 	case err != nil:
 		return order.Order{}, "", err
 	case inserted:
-		return o, idem.RequestHash, nil
+		if s.checkout != nil {
+			s.checkout.Started()
+		}
+		// The checkout's first step is in the history now; read it back.
+		return s.get(ctx, s.gdb.WithContext(ctx), o.ID, idem.RequestHash)
 	}
 	stored, hash, err = s.byKey(ctx, o.CustomerID, idem.Key)
 	if err != nil {
@@ -90,12 +109,12 @@ func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotenc
 	return stored, hash, nil
 }
 
-// insert writes o, its lines and its history in one transaction and reports
-// whether it did. The order row goes in with ON CONFLICT DO NOTHING on
+// insert writes o, its lines and its history and starts its checkout, in
+// one transaction, and reports whether it did. The order row goes in with ON CONFLICT DO NOTHING on
 // (customer_id, idempotency_key): when the key is taken, by a committed
 // order or by a concurrent transaction that then commits, nothing is written
 // and inserted is false. No error is raised, so nothing is logged as one.
-func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotency) (inserted bool, err error) {
+func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotency, pay order.Payment) (inserted bool, err error) {
 	err = s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		row := orderRow{
 			ID: o.ID, CustomerID: o.CustomerID, Status: string(o.Status),
@@ -123,6 +142,11 @@ func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotenc
 		}
 		if err := tx.Create(&history).Error; err != nil {
 			return err
+		}
+		if s.checkout != nil {
+			if err := s.checkout.Start(ctx, tx, o, pay); err != nil {
+				return fmt.Errorf("start checkout: %w", err)
+			}
 		}
 		inserted = true
 		return nil
@@ -160,12 +184,26 @@ type orderWithHistory struct {
 	HistoryAt     time.Time
 }
 
+// get reads the order id through q and returns it with hash, for Insert.
+func (s *Store) get(ctx context.Context, q *gorm.DB, id, hash string) (order.Order, string, error) {
+	o, err := s.read(ctx, q, id)
+	if err != nil {
+		return order.Order{}, "", err
+	}
+	return o, hash, nil
+}
+
 // Get implements order.Store. The order and its history are read in one
 // statement, so that its status and its history come from one snapshot;
 // lines never change.
 func (s *Store) Get(ctx context.Context, id string) (order.Order, error) {
+	return s.read(ctx, s.gdb.WithContext(ctx), id)
+}
+
+// read is Get through q, a transaction or the database.
+func (s *Store) read(ctx context.Context, q *gorm.DB, id string) (order.Order, error) {
 	var rows []orderWithHistory
-	err := s.gdb.WithContext(ctx).Raw(`
+	err := q.WithContext(ctx).Raw(`
 		SELECT o.*, h.seq AS history_seq, h.status AS history_status, h.reason AS history_reason, h.at AS history_at
 		FROM orders o JOIN order_status_history h ON h.order_id = o.id
 		WHERE o.id = ?
@@ -180,7 +218,7 @@ func (s *Store) Get(ctx context.Context, id string) (order.Order, error) {
 	for _, r := range rows {
 		o.History = append(o.History, order.StatusChange{Status: order.Status(r.HistoryStatus), Reason: r.HistoryReason, At: r.HistoryAt.UTC()})
 	}
-	lines, err := s.lines(ctx, id)
+	lines, err := linesOf(q.WithContext(ctx), id)
 	if err != nil {
 		return order.Order{}, err
 	}
@@ -208,7 +246,7 @@ func (s *Store) List(ctx context.Context, customerID string, after order.Cursor,
 	for i, r := range rows {
 		ids[i] = r.ID
 	}
-	lines, err := s.lines(ctx, ids...)
+	lines, err := linesOf(s.gdb.WithContext(ctx), ids...)
 	if err != nil {
 		return nil, err
 	}
@@ -220,10 +258,11 @@ func (s *Store) List(ctx context.Context, customerID string, after order.Cursor,
 	return orders, nil
 }
 
-// lines returns the line rows of the given orders by order id, in line order.
-func (s *Store) lines(ctx context.Context, orderIDs ...string) (map[string][]lineRow, error) {
+// linesOf reads, through q, the line rows of the given orders by order id,
+// in line order.
+func linesOf(q *gorm.DB, orderIDs ...string) (map[string][]lineRow, error) {
 	var rows []lineRow
-	err := s.gdb.WithContext(ctx).Where("order_id IN ?", orderIDs).Order("order_id, line_no").Find(&rows).Error
+	err := q.Where("order_id IN ?", orderIDs).Order("order_id, line_no").Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("read order lines: %w", err)
 	}
@@ -254,4 +293,41 @@ func (r orderRow) toOrder() order.Order {
 		CreatedAt:    r.CreatedAt.UTC(),
 		UpdatedAt:    r.UpdatedAt.UTC(),
 	}
+}
+
+// ErrNotPending is returned by Finish for an order that is no longer
+// PENDING: it was confirmed or cancelled already.
+var ErrNotPending = errors.New("order is not pending")
+
+// AddHistory appends a row to the history of order orderID, with the
+// order's current status, through tx (the checkout saga's transaction).
+func AddHistory(ctx context.Context, tx *gorm.DB, orderID, reason string, at time.Time) error {
+	res := tx.WithContext(ctx).Exec(`
+		INSERT INTO order_status_history (order_id, seq, status, reason, at)
+		SELECT o.id, (SELECT COALESCE(MAX(h.seq), -1) + 1 FROM order_status_history h WHERE h.order_id = o.id), o.status, ?, ?
+		FROM orders o WHERE o.id = ?`, reason, at.UTC(), orderID)
+	switch {
+	case res.Error != nil:
+		return fmt.Errorf("add history of order %s: %w", orderID, res.Error)
+	case res.RowsAffected == 0:
+		return fmt.Errorf("add history of order %s: %w", orderID, order.ErrOrderNotFound)
+	}
+	return nil
+}
+
+// Finish moves the PENDING order orderID to status, CONFIRMED or CANCELLED
+// (with cancelReason), and appends reason to its history, through tx. The
+// UPDATE is conditional on PENDING, so an order is finished once whatever
+// runs concurrently; otherwise it returns ErrNotPending and changes nothing.
+func Finish(ctx context.Context, tx *gorm.DB, orderID string, status order.Status, cancelReason, reason string, at time.Time) error {
+	res := tx.WithContext(ctx).Exec(
+		"UPDATE orders SET status = ?, cancel_reason = ?, updated_at = ? WHERE id = ? AND status = ?",
+		string(status), cancelReason, at.UTC(), orderID, string(order.StatusPending))
+	switch {
+	case res.Error != nil:
+		return fmt.Errorf("finish order %s: %w", orderID, res.Error)
+	case res.RowsAffected == 0:
+		return fmt.Errorf("finish order %s as %s: %w", orderID, status, ErrNotPending)
+	}
+	return AddHistory(ctx, tx, orderID, reason, at)
 }

@@ -47,6 +47,8 @@ type (
 	createRequest struct {
 		CustomerID string     `json:"customer_id"`
 		Lines      []lineJSON `json:"lines"`
+		// CardNumber pays for the order. It is never echoed nor logged.
+		CardNumber string `json:"card_number"`
 	}
 	lineJSON struct {
 		SKU       string       `json:"sku"`
@@ -76,8 +78,9 @@ type (
 	}
 )
 
-// create serves POST /v1/orders: 201 with Location for a new order, 200 with
-// the order a replayed Idempotency-Key made.
+// create serves POST /v1/orders: 202 with Location for a new order, whose
+// checkout has started (it is PENDING until the saga confirms or cancels
+// it), 200 with the order a replayed Idempotency-Key made.
 func (h *Handler) create(c *gin.Context) {
 	keys := c.Request.Header.Values(IdempotencyKeyHeader)
 	if len(keys) != 1 || !order.ValidIdempotencyKey(keys[0]) {
@@ -89,7 +92,10 @@ func (h *Handler) create(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	req := order.CreateRequest{CustomerID: body.CustomerID, IdempotencyKey: keys[0], Lines: make([]order.Line, len(body.Lines))}
+	req := order.CreateRequest{
+		CustomerID: body.CustomerID, IdempotencyKey: keys[0], CardNumber: body.CardNumber,
+		Lines: make([]order.Line, len(body.Lines)),
+	}
 	for i, l := range body.Lines {
 		req.Lines[i] = order.Line{SKU: l.SKU, Quantity: l.Quantity, UnitPrice: l.UnitPrice}
 	}
@@ -100,7 +106,7 @@ func (h *Handler) create(c *gin.Context) {
 	}
 	status := http.StatusOK
 	if created {
-		status = http.StatusCreated
+		status = http.StatusAccepted
 		c.Header("Location", "/v1/orders/"+o.ID)
 	}
 	c.JSON(status, toJSON(o))

@@ -58,7 +58,7 @@ func post(key, body string) request {
 
 func get(target string) request { return request{method: http.MethodGet, target: target} }
 
-const mugs = `{"customer_id": "alice", "lines": [
+const mugs = `{"customer_id": "alice", "card_number": "4242424242424242", "lines": [
 	{"sku": "MUG", "quantity": 2, "unit_price": {"amount": 1250, "currency": "EUR"}},
 	{"sku": "CAP", "quantity": 1, "unit_price": {"amount": 900, "currency": "EUR"}}]}`
 
@@ -86,8 +86,8 @@ func TestCreateAndGet(t *testing.T) {
 	h, _ := newServer(t)
 
 	created := serve(h, post("key-1", mugs))
-	if created.Code != http.StatusCreated {
-		t.Fatalf("POST status = %d, want 201; body %s", created.Code, created.Body)
+	if created.Code != http.StatusAccepted {
+		t.Fatalf("POST status = %d, want 202; body %s", created.Code, created.Body)
 	}
 	var id string
 	if o, ok := decode(t, created).(map[string]any); ok {
@@ -139,8 +139,8 @@ func TestCreateAndGet(t *testing.T) {
 func TestProblems(t *testing.T) {
 	h, _ := newServer(t)
 	rec := serve(h, post("used", mugs))
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("POST status = %d, want 201; body %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST status = %d, want 202; body %s", rec.Code, rec.Body)
 	}
 	used := strings.TrimPrefix(rec.Header().Get("Location"), "/v1/orders/") // alice's order
 	tests := []struct {
@@ -165,8 +165,12 @@ func TestProblems(t *testing.T) {
 			problem.Details{Status: 422, Errors: []problem.FieldError{{Field: "customer", Message: "is not a known field"}}}},
 		{"fractional quantity", post("k", `{"customer_id": "alice", "lines": [{"sku": "MUG", "quantity": 1.5}]}`),
 			problem.Details{Status: 422, Errors: []problem.FieldError{{Field: "lines.quantity", Message: "must be a JSON number in range"}}}},
-		{"invalid values", post("k", `{"customer_id": "alice", "lines": [{"sku": "MUG", "quantity": 0, "unit_price": {"amount": 100, "currency": "EUR"}}]}`),
+		{"invalid values", post("k", `{"customer_id": "alice", "card_number": "4242424242424242", "lines": [{"sku": "MUG", "quantity": 0, "unit_price": {"amount": 100, "currency": "EUR"}}]}`),
 			problem.Details{Status: 422, Errors: []problem.FieldError{{Field: "lines[0].quantity", Message: "must be from 1 to 1000"}}}},
+		{"a card number failing the Luhn check", post("k", strings.Replace(mugs, "4242424242424242", "4242424242424241", 1)),
+			problem.Details{Status: 422, Errors: []problem.FieldError{{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"}}}},
+		{"no card number", post("k", strings.Replace(mugs, `"card_number": "4242424242424242", `, "", 1)),
+			problem.Details{Status: 422, Errors: []problem.FieldError{{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"}}}},
 		{"body too large", post("k", `{"customer_id": "`+strings.Repeat("a", httpserver.DefaultMaxBody)+`"}`),
 			problem.Details{Status: 413}},
 		{"unknown order", get("/v1/orders/01a1fe98-4ebc-7ab1-a444-e13141094433"), problem.Details{Status: 404}},
@@ -210,8 +214,8 @@ func TestList(t *testing.T) {
 	var ids []string // alice's orders, oldest first
 	for i, body := range []string{mugs, mugs, mugs, strings.Replace(mugs, "alice", "bob", 1)} {
 		rec := serve(h, post(string(rune('a'+i)), body))
-		if rec.Code != http.StatusCreated {
-			t.Fatalf("POST status = %d, want 201; body %s", rec.Code, rec.Body)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("POST status = %d, want 202; body %s", rec.Code, rec.Body)
 		}
 		if i < 3 {
 			ids = append(ids, decode(t, rec).(map[string]any)["id"].(string))

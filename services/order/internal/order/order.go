@@ -2,8 +2,9 @@
 // status history, and the use cases that create and read them (Service).
 //
 // It declares the storage it needs (Store) and imports no adapter; cmd/order
-// wires the database store and the HTTP API around it. Until the checkout
-// saga lands, creating an order records it PENDING and does nothing else.
+// wires the database store and the HTTP API around it. Creating an order
+// records it PENDING and starts its checkout saga in the same transaction
+// (the Store's job); the saga then confirms or cancels it.
 package order
 
 import (
@@ -76,6 +77,15 @@ type Idempotency struct {
 	RequestHash string
 }
 
+// Payment is what the checkout needs beyond the order to charge it. It is
+// handed to the Store with a new order and never stored with it.
+type Payment struct {
+	// CardNumber is the PAN of one of the PSP simulator's test cards. A
+	// real shop would hold a token from its payment provider instead, and
+	// never see a card number (PCI DSS).
+	CardNumber string
+}
+
 // Errors the use cases return; match them with errors.Is.
 var (
 	// ErrOrderNotFound: no such order, or it belongs to another customer.
@@ -91,11 +101,12 @@ var (
 // several processes sharing one database too.
 type Store interface {
 	// Insert stores o, its lines and its history under (o.CustomerID,
-	// idem.Key) atomically and returns o and idem.RequestHash. If the
+	// idem.Key) and starts its checkout, paid with pay, all atomically,
+	// and returns o and idem.RequestHash. If the
 	// customer already used idem.Key, Insert stores nothing and returns the
 	// order stored under it and the hash it was stored with. Of concurrent
 	// Inserts with one key, exactly one stores its order.
-	Insert(ctx context.Context, o Order, idem Idempotency) (stored Order, requestHash string, err error)
+	Insert(ctx context.Context, o Order, idem Idempotency, pay Payment) (stored Order, requestHash string, err error)
 	// Get returns the order with its lines and history, or ErrOrderNotFound.
 	Get(ctx context.Context, id string) (Order, error)
 	// List returns up to limit of the customer's orders with their lines but

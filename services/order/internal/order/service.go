@@ -30,9 +30,16 @@ type CreateRequest struct {
 	IdempotencyKey string
 	// Lines carry the unit prices the caller read from the catalog.
 	Lines []Line
+	// CardNumber pays for the order: 12 to 19 digits passing the Luhn
+	// check. It is not part of the request's fingerprint: a retry with
+	// another card is still the same order, paid with the first card. It
+	// is never stored with the order nor returned: it goes only to the
+	// checkout (see Payment).
+	CardNumber string
 }
 
-// Create places a PENDING order and reports created=true. A retry (same
+// Create places a PENDING order, starting its checkout with the Store, and
+// reports created=true. A retry (same
 // customer, key and lines — prices may differ) returns the order the key
 // already made, as it is now, with created=false. Errors: *ValidationError
 // naming every invalid field, ErrIdempotencyConflict when the key was used
@@ -59,7 +66,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (o Order, creat
 	}
 	idem := Idempotency{Key: req.IdempotencyKey, RequestHash: requestHash(req.CustomerID, req.Lines)}
 
-	stored, storedHash, err := s.store.Insert(ctx, o, idem)
+	stored, storedHash, err := s.store.Insert(ctx, o, idem, Payment{CardNumber: req.CardNumber})
 	switch {
 	case err != nil:
 		return Order{}, false, fmt.Errorf("create order: %w", err)

@@ -24,6 +24,7 @@ func eur(minor int64) money.Amount { return money.Amount{Minor: minor, Currency:
 
 func TestCreate(t *testing.T) {
 	req := order.CreateRequest{
+		CardNumber:     ordertest.TestCard,
 		CustomerID:     "alice",
 		IdempotencyKey: "key-1",
 		Lines: []order.Line{
@@ -54,7 +55,7 @@ func TestCreate(t *testing.T) {
 
 func TestCreateValidation(t *testing.T) {
 	valid := func() order.CreateRequest {
-		return order.CreateRequest{CustomerID: "alice", IdempotencyKey: "key-1", Lines: []order.Line{
+		return order.CreateRequest{CardNumber: ordertest.TestCard, CustomerID: "alice", IdempotencyKey: "key-1", Lines: []order.Line{
 			{SKU: "MUG", Quantity: 2, UnitPrice: eur(1250)},
 			{SKU: "CAP", Quantity: 1, UnitPrice: eur(900)},
 		}}
@@ -76,6 +77,12 @@ func TestCreateValidation(t *testing.T) {
 			[]order.FieldError{{Field: "idempotency_key", Message: "must be 1 to 255 printable ASCII characters"}}},
 		{"idempotency key not ASCII", func(r *order.CreateRequest) { r.IdempotencyKey = "clé" },
 			[]order.FieldError{{Field: "idempotency_key", Message: "must be 1 to 255 printable ASCII characters"}}},
+		{"no card number", func(r *order.CreateRequest) { r.CardNumber = "" },
+			[]order.FieldError{{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"}}},
+		{"card number failing the Luhn check", func(r *order.CreateRequest) { r.CardNumber = "4242424242424241" },
+			[]order.FieldError{{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"}}},
+		{"card number with spaces", func(r *order.CreateRequest) { r.CardNumber = "4242 4242 4242 4242" },
+			[]order.FieldError{{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"}}},
 		{"no lines", func(r *order.CreateRequest) { r.Lines = nil },
 			[]order.FieldError{{Field: "lines", Message: "must hold 1 to 50 lines"}}},
 		{"51 lines", func(r *order.CreateRequest) { r.Lines = manyLines(51) },
@@ -140,13 +147,14 @@ func TestCreateAcceptsTheLimits(t *testing.T) {
 		name string
 		req  order.CreateRequest
 	}{
-		{"50 lines", order.CreateRequest{CustomerID: "alice", IdempotencyKey: "k", Lines: manyLines(50)}},
+		{"50 lines", order.CreateRequest{CardNumber: ordertest.TestCard, CustomerID: "alice", IdempotencyKey: "k", Lines: manyLines(50)}},
 		{"longest key, SKU and customer id", order.CreateRequest{
+			CardNumber:     ordertest.TestCard,
 			CustomerID:     strings.Repeat("é", 255),
 			IdempotencyKey: " ~" + strings.Repeat("k", 253),
 			Lines:          []order.Line{{SKU: strings.Repeat("A-9", 21) + "Z", Quantity: 1000, UnitPrice: eur(0)}},
 		}},
-		{"largest total", order.CreateRequest{CustomerID: "alice", IdempotencyKey: "k", Lines: []order.Line{
+		{"largest total", order.CreateRequest{CardNumber: ordertest.TestCard, CustomerID: "alice", IdempotencyKey: "k", Lines: []order.Line{
 			{SKU: "A", Quantity: 1, UnitPrice: eur(math.MaxInt64 - 1)},
 			{SKU: "B", Quantity: 1, UnitPrice: eur(1)},
 		}}},
@@ -162,7 +170,7 @@ func TestCreateAcceptsTheLimits(t *testing.T) {
 
 func TestGetRefusesIdsCreateNeverGives(t *testing.T) {
 	svc := newService()
-	o, _, err := svc.Create(t.Context(), order.CreateRequest{CustomerID: "alice", IdempotencyKey: "k", Lines: manyLines(1)})
+	o, _, err := svc.Create(t.Context(), order.CreateRequest{CardNumber: ordertest.TestCard, CustomerID: "alice", IdempotencyKey: "k", Lines: manyLines(1)})
 	if err != nil {
 		t.Fatal(err)
 	}

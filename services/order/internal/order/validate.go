@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/microshop/microshop/pkg/money"
+	"github.com/microshop/microshop/pkg/paycard"
 )
 
 // Limits on what a request may hold.
@@ -150,6 +151,9 @@ func (r CreateRequest) validate() (money.Amount, error) {
 		case i > 0 && money.ValidCurrency(r.Lines[0].UnitPrice.Currency) && l.UnitPrice.Currency != r.Lines[0].UnitPrice.Currency:
 			errs.add(path+".unit_price.currency", "must be the currency of lines[0]: one order, one currency")
 		}
+	}
+	if !paycard.Valid(r.CardNumber) {
+		errs.add("card_number", "must be 12 to 19 digits passing the Luhn check")
 	}
 	if err := errs.err(); err != nil {
 		return money.Amount{}, err

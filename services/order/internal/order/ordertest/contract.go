@@ -25,7 +25,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		store := newStore(t)
 		o := newOrder(t, "alice", baseTime, line("MUG", 2, 1250), line("TSHIRT-RED-M", 1, 1999))
 
-		stored, hash, err := store.Insert(t.Context(), o, order.Idempotency{Key: "k1", RequestHash: "h1"})
+		stored, hash, err := store.Insert(t.Context(), o, order.Idempotency{Key: "k1", RequestHash: "h1"}, testPayment)
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -50,7 +50,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		second := newOrder(t, "alice", baseTime.Add(time.Second), line("CAP", 3, 900))
 		mustInsert(t, store, first, order.Idempotency{Key: "k1", RequestHash: "h1"})
 
-		stored, hash, err := store.Insert(t.Context(), second, order.Idempotency{Key: "k1", RequestHash: "h2"})
+		stored, hash, err := store.Insert(t.Context(), second, order.Idempotency{Key: "k1", RequestHash: "h2"}, testPayment)
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -70,7 +70,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		alice := newOrder(t, "alice", baseTime, line("MUG", 1, 1250))
 		bob := newOrder(t, "bob", baseTime, line("MUG", 1, 1250))
 		mustInsert(t, store, alice, order.Idempotency{Key: "k1", RequestHash: "h"})
-		stored, _, err := store.Insert(t.Context(), bob, order.Idempotency{Key: "k1", RequestHash: "h"})
+		stored, _, err := store.Insert(t.Context(), bob, order.Idempotency{Key: "k1", RequestHash: "h"}, testPayment)
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -139,7 +139,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 
 	t.Run("Create is idempotent per customer and key", func(t *testing.T) {
 		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
-		req := order.CreateRequest{CustomerID: "alice", IdempotencyKey: "k1", Lines: []order.Line{line("MUG", 2, 1250), line("CAP", 1, 900)}}
+		req := order.CreateRequest{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: "k1", Lines: []order.Line{line("MUG", 2, 1250), line("CAP", 1, 900)}}
 		first, created, err := svc.Create(t.Context(), req)
 		if err != nil || !created {
 			t.Fatalf("first Create = created %v, %v; want a new order", created, err)
@@ -158,8 +158,8 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 			{"other quantities", withLines(req, line("MUG", 3, 1250), line("CAP", 1, 900)), false, false, order.ErrIdempotencyConflict},
 			{"lines in another order", withLines(req, req.Lines[1], req.Lines[0]), false, false, order.ErrIdempotencyConflict},
 			{"fewer lines", withLines(req, req.Lines[0]), false, false, order.ErrIdempotencyConflict},
-			{"another customer", order.CreateRequest{CustomerID: "bob", IdempotencyKey: "k1", Lines: req.Lines}, false, true, nil},
-			{"another key", order.CreateRequest{CustomerID: "alice", IdempotencyKey: "k2", Lines: req.Lines}, false, true, nil},
+			{"another customer", order.CreateRequest{CardNumber: TestCard, CustomerID: "bob", IdempotencyKey: "k1", Lines: req.Lines}, false, true, nil},
+			{"another key", order.CreateRequest{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: "k2", Lines: req.Lines}, false, true, nil},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -185,8 +185,8 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		// Half the requests ask for other lines under the same key: whichever
 		// body wins, the others must be told apart from retries.
 		reqs := [2]order.CreateRequest{
-			{CustomerID: "alice", IdempotencyKey: "once", Lines: []order.Line{line("MUG", 1, 1250)}},
-			{CustomerID: "alice", IdempotencyKey: "once", Lines: []order.Line{line("MUG", 2, 1250)}},
+			{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: "once", Lines: []order.Line{line("MUG", 1, 1250)}},
+			{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: "once", Lines: []order.Line{line("MUG", 2, 1250)}},
 		}
 		type result struct {
 			body    int
@@ -245,7 +245,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		for i := range goroutines {
 			wg.Go(func() {
 				<-start
-				req := order.CreateRequest{CustomerID: "alice", IdempotencyKey: fmt.Sprint("key-", i), Lines: []order.Line{line("MUG", 1, 1250)}}
+				req := order.CreateRequest{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: fmt.Sprint("key-", i), Lines: []order.Line{line("MUG", 1, 1250)}}
 				o, _, err := svc.Create(t.Context(), req)
 				ids[i], errs[i] = o.ID, err
 			})
@@ -368,7 +368,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 			want func(error) bool
 		}{
 			{"NUL in a new order's customer id", func() error {
-				_, _, err := svc.Create(t.Context(), order.CreateRequest{CustomerID: "a\x00b", IdempotencyKey: "k", Lines: []order.Line{line("MUG", 1, 1)}})
+				_, _, err := svc.Create(t.Context(), order.CreateRequest{CardNumber: TestCard, CustomerID: "a\x00b", IdempotencyKey: "k", Lines: []order.Line{line("MUG", 1, 1)}})
 				return err
 			}, func(err error) bool { return errors.As(err, &invalid) }},
 			{"invalid UTF-8 in a listed customer id", func() error {
@@ -439,7 +439,7 @@ func newOrder(t *testing.T, customerID string, at time.Time, lines ...order.Line
 
 func mustInsert(t *testing.T, store order.Store, o order.Order, idem order.Idempotency) {
 	t.Helper()
-	if stored, _, err := store.Insert(t.Context(), o, idem); err != nil || stored.ID != o.ID {
+	if stored, _, err := store.Insert(t.Context(), o, idem, testPayment); err != nil || stored.ID != o.ID {
 		t.Fatalf("Insert = order %s, %v; want order %s stored", stored.ID, err, o.ID)
 	}
 }
@@ -447,7 +447,7 @@ func mustInsert(t *testing.T, store order.Store, o order.Order, idem order.Idemp
 // create places a one-line order through svc.
 func create(t *testing.T, svc *order.Service, customerID, key string) order.Order {
 	t.Helper()
-	o, created, err := svc.Create(t.Context(), order.CreateRequest{CustomerID: customerID, IdempotencyKey: key, Lines: []order.Line{line("MUG", 1, 1250)}})
+	o, created, err := svc.Create(t.Context(), order.CreateRequest{CardNumber: TestCard, CustomerID: customerID, IdempotencyKey: key, Lines: []order.Line{line("MUG", 1, 1250)}})
 	if err != nil || !created {
 		t.Fatalf("Create = created %v, %v; want a new order", created, err)
 	}

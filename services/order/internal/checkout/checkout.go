@@ -1,0 +1,331 @@
+// Package checkout is the order service's half of the checkout saga: the
+// saga definition "checkout" run by a saga.Orchestrator, the hooks that move
+// the order along with it, the outbox adapter the orchestrator sends its
+// commands through, and the handler of the participants' replies.
+//
+// Everything it decides is written in the transaction of the saga
+// transition that decided it: the order's status and history, the outbox
+// rows of the commands and of the order events. It keeps no state outside
+// the database, so any number of order replicas may run it side by side.
+//
+// The saga id is the order id. The saga's data holds the lines, the total
+// and the card number: the card number lives nowhere else (not in the
+// orders table, not in any API response or log line). A real shop would
+// keep a token from its payment provider there instead.
+package checkout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"gorm.io/gorm"
+
+	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/saga"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
+	"github.com/microshop/microshop/services/order/internal/db"
+	"github.com/microshop/microshop/services/order/internal/order"
+)
+
+// Names of the saga definition and its steps, in headers, envelopes and
+// barrier rows of every service (the shared contract).
+const (
+	Definition            = "checkout"
+	StepReserveStock      = "reserve-stock"
+	StepChargePayment     = "charge-payment"
+	StepCommitReservation = "commit-reservation"
+)
+
+// Config tunes the checkout.
+type Config struct {
+	// ReserveTimeout is the deadline for inventory's reply to ReserveStock;
+	// ChargeTimeout for payment's reply to ChargePayment. Both must be
+	// positive. A step without a reply by then is compensated.
+	ReserveTimeout time.Duration
+	ChargeTimeout  time.Duration
+	// Saga tunes the orchestrator (poll interval, retry backoff, clock).
+	// Its Now is also the time of history rows and envelopes.
+	Saga saga.Options
+}
+
+// Checkout runs the checkout sagas of one order database. Create it with
+// New. It is safe for concurrent use.
+type Checkout struct {
+	orch   *saga.Orchestrator
+	now    func() time.Time
+	notify func()
+	log    *slog.Logger
+}
+
+var _ db.Checkout = (*Checkout)(nil)
+
+// New returns a Checkout on orderDB, migrated with the order migrations,
+// saga.MigrateOrchestrator and outbox.Migrate. It writes its messages to the
+// outbox and calls notify (the relay's Notify) after a transaction of its
+// own that added some committed. Metrics go to reg (none if nil).
+func New(orderDB *database.DB, cfg Config, notify func(), log *slog.Logger, reg prometheus.Registerer) (*Checkout, error) {
+	if cfg.Saga.Now == nil {
+		cfg.Saga.Now = time.Now
+	}
+	c := &Checkout{now: cfg.Saga.Now, notify: notify, log: log}
+	def := saga.Definition{Name: Definition, Steps: []saga.Step{
+		{Name: StepReserveStock, Timeout: cfg.ReserveTimeout, Action: reserveStock, Compensate: releaseStock},
+		{Name: StepChargePayment, Timeout: cfg.ChargeTimeout, Action: chargePayment, Compensate: refundPayment},
+	}}
+	hooks := saga.Hooks{OnStep: c.onStep, OnCompleted: c.onCompleted, OnFailed: c.onFailed}
+	orch, err := saga.NewOrchestrator(orderDB, sender{now: c.now}, []saga.Definition{def}, hooks, cfg.Saga, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("new checkout: %w", err)
+	}
+	c.orch = orch
+	return c, nil
+}
+
+// Run compensates expired steps and re-sends unacknowledged compensations
+// until ctx ends, resuming the sagas a previous process left in flight (see
+// saga.Orchestrator.Run). Run it once, in its own goroutine.
+func (c *Checkout) Run(ctx context.Context) { c.orch.Run(ctx) }
+
+// RunOnce is one round of Run, for tests that move the clock.
+func (c *Checkout) RunOnce(ctx context.Context) error { return c.orch.RunOnce(ctx) }
+
+// Instance returns the saga of order orderID, for tests and operators.
+func (c *Checkout) Instance(ctx context.Context, orderID string) (saga.Instance, error) {
+	return c.orch.Instance(ctx, orderID)
+}
+
+// data is the saga's data: what its commands need, as JSON.
+type data struct {
+	Lines      []lineData `json:"lines"`
+	Total      moneyData  `json:"total"`
+	CardNumber string     `json:"card_number"`
+}
+
+type lineData struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+type moneyData struct {
+	Minor    int64  `json:"minor"`
+	Currency string `json:"currency"`
+}
+
+func (m moneyData) proto() *checkoutv1.Money {
+	return &checkoutv1.Money{MinorUnits: m.Minor, Currency: m.Currency}
+}
+
+func (d data) protoLines() []*checkoutv1.OrderLine {
+	lines := make([]*checkoutv1.OrderLine, len(d.Lines))
+	for i, l := range d.Lines {
+		lines[i] = &checkoutv1.OrderLine{Sku: l.SKU, Quantity: l.Quantity}
+	}
+	return lines
+}
+
+// Start implements db.Checkout: inside tx, the transaction storing the new
+// order o, it starts o's saga (which sends ReserveStock) and adds the
+// OrderPlaced event to the outbox.
+func (c *Checkout) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error {
+	d := data{Total: moneyData{Minor: o.Total.Minor, Currency: o.Total.Currency}, CardNumber: pay.CardNumber}
+	for _, l := range o.Lines {
+		d.Lines = append(d.Lines, lineData{SKU: l.SKU, Quantity: l.Quantity})
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode saga data: %w", err)
+	}
+	if err := c.orch.Start(ctx, tx, Definition, o.ID, raw); err != nil {
+		return err
+	}
+	return c.addEvent(ctx, tx, o.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderPlaced{OrderPlaced: &checkoutv1.OrderPlaced{
+		OrderId: o.ID, CustomerId: o.CustomerID, Total: d.Total.proto(), Lines: d.protoLines(),
+	}}})
+}
+
+// Started implements db.Checkout: it wakes the outbox relay.
+func (c *Checkout) Started() { c.notify() }
+
+// onStep records every step outcome in the order's history; the order
+// stays PENDING.
+func (c *Checkout) onStep(ctx context.Context, tx *gorm.DB, inst saga.Instance, step, op, outcome string) error {
+	return db.AddHistory(ctx, tx, inst.ID, stepReason(inst, step, op, outcome), c.at())
+}
+
+// stepReason says in the history what happened to a step, e.g.
+// "reserve-stock succeeded" or "charge-payment refused: card declined".
+func stepReason(inst saga.Instance, step, op, outcome string) string {
+	if op == saga.OpCompensate {
+		switch outcome {
+		case saga.StepStarted:
+			return step + " compensating"
+		case saga.StepSucceeded:
+			return step + " compensated"
+		}
+	}
+	switch outcome {
+	case saga.StepStarted:
+		return step + " started"
+	case saga.StepSucceeded:
+		return step + " succeeded"
+	case saga.StepFailed:
+		return step + " refused: " + strings.TrimPrefix(inst.Reason, step+": ")
+	case saga.StepTimedOut:
+		return step + " timed out"
+	}
+	return step + " " + op + " " + strings.ToLower(outcome)
+}
+
+// onCompleted confirms the order and, in the same transaction, tells
+// inventory to sell the reserved stock and announces OrderConfirmed.
+// CommitReservation is no saga step: it is never compensated, and inventory
+// applies it idempotently (its barrier on the same headers).
+func (c *Checkout) onCompleted(ctx context.Context, tx *gorm.DB, inst saga.Instance) error {
+	if err := db.Finish(ctx, tx, inst.ID, order.StatusConfirmed, "", "order confirmed", c.at()); err != nil {
+		return err
+	}
+	commit := &checkoutv1.Envelope{
+		SagaId: inst.ID, Step: StepCommitReservation, CorrelationId: inst.ID,
+		Payload: &checkoutv1.Envelope_CommitReservation{CommitReservation: &checkoutv1.CommitReservation{OrderId: inst.ID}},
+	}
+	headers := saga.Correlation{SagaID: inst.ID, Step: StepCommitReservation, Op: saga.OpAction}.Headers()
+	if err := c.add(ctx, tx, commit, headers); err != nil {
+		return err
+	}
+	return c.addEvent(ctx, tx, inst.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderConfirmed{OrderConfirmed: &checkoutv1.OrderConfirmed{OrderId: inst.ID}}})
+}
+
+// onFailed cancels the order with the saga's reason and announces
+// OrderCancelled; every compensation has been acknowledged by now.
+func (c *Checkout) onFailed(ctx context.Context, tx *gorm.DB, inst saga.Instance, reason string) error {
+	if err := db.Finish(ctx, tx, inst.ID, order.StatusCancelled, reason, "order cancelled: "+reason, c.at()); err != nil {
+		return err
+	}
+	return c.addEvent(ctx, tx, inst.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderCancelled{OrderCancelled: &checkoutv1.OrderCancelled{OrderId: inst.ID, Reason: reason}}})
+}
+
+// addEvent adds env, an order event about orderID with its payload set, to
+// the outbox through tx.
+func (c *Checkout) addEvent(ctx context.Context, tx *gorm.DB, orderID string, env *checkoutv1.Envelope) error {
+	env.SagaId, env.CorrelationId = orderID, orderID
+	return c.add(ctx, tx, env, nil)
+}
+
+// add stamps env with a new message id and the time and adds it to the
+// outbox through tx, keyed by its order id.
+func (c *Checkout) add(ctx context.Context, tx *gorm.DB, env *checkoutv1.Envelope, headers map[string]string) error {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("new message id: %w", err)
+	}
+	env.MessageId, env.OccurredAt = id.String(), timestamppb.New(c.now())
+	return addEnvelope(ctx, tx, env, headers)
+}
+
+func addEnvelope(ctx context.Context, tx *gorm.DB, env *checkoutv1.Envelope, headers map[string]string) error {
+	value, err := checkoutv1.Marshal(env)
+	if err != nil {
+		return err
+	}
+	topic, err := checkoutv1.TopicOf(env)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(ctx, tx, outbox.Message{
+		ID: env.GetMessageId(), Topic: topic, Key: checkoutv1.OrderID(env), Headers: headers, Payload: value,
+	})
+}
+
+// at is the time of a history row, as the database keeps it.
+func (c *Checkout) at() time.Time { return c.now().UTC().Truncate(time.Microsecond) }
+
+// sender is the saga.Sender: it writes the orchestrator's commands to the
+// outbox in the transition's transaction.
+//
+// A step builds its command before the orchestrator assigns the command's
+// id, and the envelope must carry that id as message_id. So steps encode an
+// envelope without message_id and occurred_at (proto.Marshal, which does not
+// validate), and Send stamps both and encodes it for good with
+// checkoutv1.Marshal, which does.
+type sender struct {
+	now func() time.Time
+}
+
+func (s sender) Send(ctx context.Context, tx *gorm.DB, cmd saga.Command) error {
+	var env checkoutv1.Envelope
+	if err := proto.Unmarshal(cmd.Payload, &env); err != nil {
+		return fmt.Errorf("decode command envelope: %w", err)
+	}
+	env.MessageId, env.OccurredAt = cmd.ID, timestamppb.New(s.now())
+	value, err := checkoutv1.Marshal(&env)
+	if err != nil {
+		return err
+	}
+	return outbox.Add(ctx, tx, outbox.Message{ID: cmd.ID, Topic: cmd.Topic, Key: cmd.Key, Headers: cmd.Headers, Payload: value})
+}
+
+// command returns the saga.Command to topic carrying env, whose payload is
+// set, for the step of inst; sender completes the envelope.
+func command(inst saga.Instance, step, topic string, env *checkoutv1.Envelope) (saga.Command, error) {
+	env.SagaId, env.Step, env.CorrelationId = inst.ID, step, inst.ID
+	value, err := proto.Marshal(env)
+	if err != nil {
+		return saga.Command{}, fmt.Errorf("encode %s command: %w", step, err)
+	}
+	return saga.Command{Topic: topic, Key: inst.ID, Payload: value}, nil
+}
+
+func parseData(inst saga.Instance) (data, error) {
+	var d data
+	if err := json.Unmarshal(inst.Data, &d); err != nil {
+		return data{}, fmt.Errorf("decode data of saga %s: %w", inst.ID, err)
+	}
+	return d, nil
+}
+
+func reserveStock(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	d, err := parseData(inst)
+	if err != nil {
+		return saga.Command{}, err
+	}
+	return command(inst, StepReserveStock, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReserveStock{
+		ReserveStock: &checkoutv1.ReserveStock{OrderId: inst.ID, Lines: d.protoLines()},
+	}})
+}
+
+func releaseStock(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	return command(inst, StepReserveStock, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReleaseStock{
+		ReleaseStock: &checkoutv1.ReleaseStock{OrderId: inst.ID},
+	}})
+}
+
+func chargePayment(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	d, err := parseData(inst)
+	if err != nil {
+		return saga.Command{}, err
+	}
+	return command(inst, StepChargePayment, checkoutv1.TopicPaymentCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ChargePayment{
+		ChargePayment: &checkoutv1.ChargePayment{
+			OrderId: inst.ID, Amount: d.Total.proto(), CardNumber: d.CardNumber, IdempotencyKey: inst.ID + ":charge",
+		},
+	}})
+}
+
+func refundPayment(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	d, err := parseData(inst)
+	if err != nil {
+		return saga.Command{}, err
+	}
+	return command(inst, StepChargePayment, checkoutv1.TopicPaymentCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_RefundPayment{
+		RefundPayment: &checkoutv1.RefundPayment{OrderId: inst.ID, Amount: d.Total.proto(), IdempotencyKey: inst.ID + ":refund"},
+	}})
+}

@@ -1,0 +1,189 @@
+// Package checkouttest fakes the checkout saga's participants, inventory and
+// payment, for tests of the order service against a real Kafka-protocol
+// broker: a Participants consumes the command topics and replies on the
+// replies topic the way the real services would, as its Reply function says.
+package checkouttest
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/saga"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
+)
+
+// Reply decides the answers to a command: each envelope returned (with its
+// payload set; the rest is filled in) is sent as a reply, none for silence,
+// two for a duplicate delivery.
+type Reply func(cmd *checkoutv1.Envelope) []*checkoutv1.Envelope
+
+// Participants is a running fake of inventory and payment. Its methods are
+// safe for concurrent use.
+type Participants struct {
+	reply  Reply
+	writer *messaging.Writer
+	mu     sync.Mutex
+	seen   []*checkoutv1.Envelope
+}
+
+// Start runs fake participants on the broker at brokers until the test
+// ends, answering with reply.
+func Start(t testing.TB, brokers string, reply Reply) *Participants {
+	t.Helper()
+	cfg := messaging.Config{Brokers: []string{brokers}, ClientID: "fake-participants"}
+	p := &Participants{reply: reply, writer: messaging.NewWriter(cfg)}
+	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
+		Config:          cfg,
+		GroupID:         "fake-participants",
+		Topics:          []string{checkoutv1.TopicInventoryCommands, checkoutv1.TopicPaymentCommands},
+		DeadLetterTopic: "fake-participants.dlq",
+		MaxWait:         50 * time.Millisecond,
+		MinBackoff:      50 * time.Millisecond,
+	}, p.handle, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- consumer.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("fake participants: %v", err)
+		}
+		consumer.Close()
+		p.writer.Close()
+	})
+	return p
+}
+
+func (p *Participants) handle(ctx context.Context, msg kafka.Message) error {
+	cmd, err := checkoutv1.Unmarshal(msg.Value)
+	if err != nil {
+		return messaging.Permanent(err)
+	}
+	headers := map[string]string{}
+	for _, h := range msg.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	corr, err := saga.ParseCorrelation(headers)
+	if err != nil {
+		return messaging.Permanent(err)
+	}
+	p.mu.Lock()
+	p.seen = append(p.seen, cmd)
+	p.mu.Unlock()
+	var out []kafka.Message
+	for _, r := range p.reply(cmd) {
+		r.MessageId, r.SagaId, r.Step = uuid.NewString(), corr.SagaID, corr.Step
+		r.CorrelationId, r.CausationId, r.OccurredAt = cmd.GetCorrelationId(), cmd.GetMessageId(), timestamppb.Now()
+		value, err := checkoutv1.Marshal(r)
+		if err != nil {
+			return messaging.Permanent(err)
+		}
+		msg := kafka.Message{Topic: checkoutv1.TopicReplies, Key: []byte(corr.SagaID), Value: value,
+			Headers: []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(r.MessageId)}}}
+		for k, v := range corr.Headers() {
+			msg.Headers = append(msg.Headers, kafka.Header{Key: k, Value: []byte(v)})
+		}
+		out = append(out, msg)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return p.writer.WriteMessages(ctx, out...)
+}
+
+// Commands returns the names of the commands received for order orderID, in
+// the order they arrived, e.g. ["ReserveStock", "ChargePayment"].
+func (p *Participants) Commands(orderID string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var names []string
+	for _, cmd := range p.seen {
+		if checkoutv1.OrderID(cmd) == orderID {
+			names = append(names, Name(cmd))
+		}
+	}
+	return names
+}
+
+// Received returns the commands received for order orderID.
+func (p *Participants) Received(orderID string) []*checkoutv1.Envelope {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var cmds []*checkoutv1.Envelope
+	for _, cmd := range p.seen {
+		if checkoutv1.OrderID(cmd) == orderID {
+			cmds = append(cmds, cmd)
+		}
+	}
+	return cmds
+}
+
+// Name is the name of env's payload message, e.g. "ReserveStock".
+func Name(env *checkoutv1.Envelope) string {
+	return string(checkoutv1.PayloadMessage(env).ProtoReflect().Descriptor().Name())
+}
+
+// Options say how the fakes answer the actions; compensations and
+// CommitReservation always succeed.
+type Options struct {
+	// RejectStock makes inventory answer StockRejected.
+	RejectStock string
+	// DeclinePayment makes payment answer PaymentFailed with this reason.
+	DeclinePayment string
+	// SilentPayment makes payment never answer ChargePayment.
+	SilentPayment bool
+	// Times is how often every reply is sent; 1 if zero.
+	Times int
+}
+
+// Behave returns the Reply of well-behaved participants tuned by o.
+func Behave(o Options) Reply {
+	return func(cmd *checkoutv1.Envelope) []*checkoutv1.Envelope {
+		id := checkoutv1.OrderID(cmd)
+		var r *checkoutv1.Envelope
+		switch cmd.GetPayload().(type) {
+		case *checkoutv1.Envelope_ReserveStock:
+			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReserved{StockReserved: &checkoutv1.StockReserved{OrderId: id, ReservationId: "res-" + id}}}
+			if o.RejectStock != "" {
+				r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockRejected{StockRejected: &checkoutv1.StockRejected{OrderId: id, Reason: o.RejectStock}}}
+			}
+		case *checkoutv1.Envelope_ReleaseStock:
+			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReleased{StockReleased: &checkoutv1.StockReleased{OrderId: id}}}
+		case *checkoutv1.Envelope_CommitReservation:
+			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: id}}}
+		case *checkoutv1.Envelope_ChargePayment:
+			switch {
+			case o.SilentPayment:
+				return nil
+			case o.DeclinePayment != "":
+				r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_PaymentFailed{PaymentFailed: &checkoutv1.PaymentFailed{OrderId: id, Reason: o.DeclinePayment}}}
+			default:
+				r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_PaymentCaptured{PaymentCaptured: &checkoutv1.PaymentCaptured{OrderId: id, PaymentId: "pay-" + id}}}
+			}
+		case *checkoutv1.Envelope_RefundPayment:
+			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_PaymentRefunded{PaymentRefunded: &checkoutv1.PaymentRefunded{OrderId: id}}}
+		default:
+			return nil // not a command the fakes know: no reply
+		}
+		replies := []*checkoutv1.Envelope{r}
+		for range max(o.Times, 1) - 1 {
+			replies = append(replies, cloneEnvelope(r))
+		}
+		return replies
+	}
+}
+
+func cloneEnvelope(e *checkoutv1.Envelope) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: e.Payload}
+}
