@@ -106,6 +106,14 @@ type ConsumerConfig struct {
 	// before asking again; it also bounds how long closing the reader takes.
 	// Default 500ms.
 	MaxWait time.Duration
+
+	// AfterHandle, if set, is called with each message the handler handled
+	// successfully, after the handler returned and before the message is
+	// committed. It is a fault-injection hook for tests and the chaos
+	// harness: a hook that kills the process there makes the message be
+	// delivered again although its effect was applied, a duplicate delivery
+	// on demand. Nil (the default) does nothing; production code leaves it nil.
+	AfterHandle func(msg kafka.Message)
 }
 
 // Defaults of ConsumerConfig, documented on its fields.
@@ -413,6 +421,9 @@ func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Messa
 	case err == nil:
 		if attempts > 1 {
 			outcome = outcomeRetried
+		}
+		if c.cfg.AfterHandle != nil {
+			c.cfg.AfterHandle(msg)
 		}
 	case isPermanent(err) || attempts >= c.cfg.MaxAttempts:
 		if err := c.deadLetter(ctx, msg, attempts, err); err != nil {

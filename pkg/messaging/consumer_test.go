@@ -606,6 +606,55 @@ func TestConsumerCrashRedelivers(t *testing.T) {
 	}
 }
 
+// TestAfterHandleCrashRedelivers: a crash injected by the AfterHandle hook,
+// after the handler succeeded and before the commit, leaves the message
+// uncommitted, so the next member of the group handles it again: the
+// duplicate delivery the chaos harness relies on.
+func TestAfterHandleCrashRedelivers(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	kc := startBroker(t)
+	const topic, group = "inventory.commands", "inventory-service"
+	topicWithDLQ(ctx, t, kc, topic, 1)
+	produce(ctx, t, kc, topic, valued("order-1", "reserve")...)
+
+	var handled recorder
+	cfg := consumerConfig(kc, group, topic)
+	var c *messaging.Consumer // set before Run starts, so before the hook runs
+	hooked := make(chan kafka.Message, 1)
+	cfg.AfterHandle = func(msg kafka.Message) {
+		hooked <- msg
+		_ = c.Close() // what os.Exit does to the commit that follows
+	}
+	c = newConsumer(t, cfg, handled.handler, nil)
+	crashed := run(t, c)
+	if err := crashed.wait(t); !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("Run of the consumer closed in AfterHandle = %v, want an error wrapping ErrClosed", err)
+	}
+	if got := (<-hooked).Offset; got != 0 {
+		t.Errorf("AfterHandle saw offset %d, want 0", got)
+	}
+	if n := len(handled.values()); n != 1 {
+		t.Errorf("the handler ran %d times before AfterHandle, want 1", n)
+	}
+	if diff := cmp.Diff(map[int]int64{0: -1}, committed(ctx, t, kc, group, topic, 1)); diff != "" {
+		t.Errorf("committed offsets, want none (-want +got):\n%s", diff)
+	}
+
+	next := runConsumer(t, consumerConfig(kc, group, topic), handled.handler, nil)
+	handled.waitFor(ctx, t, 2)
+	if err := next.stop(t); err != nil {
+		t.Fatalf("Run of the next consumer = %v, want nil", err)
+	}
+	if diff := cmp.Diff([]string{"reserve", "reserve"}, handled.values()); diff != "" {
+		t.Errorf("handled values, want the message twice (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[int]int64{0: 1}, committed(ctx, t, kc, group, topic, 1)); diff != "" {
+		t.Errorf("committed offsets after the redelivery (-want +got):\n%s", diff)
+	}
+}
+
 // TestConsumerKeepsPartitionOrderAcrossRetries: with failures retried, each
 // key's messages are still handled successfully in the order produced, each
 // once.

@@ -24,8 +24,11 @@ import (
 //	GET  /v1/refunds?idempotency_key=K    the refund created under K
 //	GET  /v1/admin/faults                 the faults in force
 //	PUT  /v1/admin/faults                 replace them
+//	GET  /v1/admin/charges                every charge recorded, oldest first
+//	GET  /v1/admin/refunds                every refund recorded, oldest first
 //
-// Faults apply to the four charge and refund routes.
+// Faults apply to the four charge and refund routes. The admin listings are
+// for checkers (the chaos harness reads the PSP's ground truth from them).
 func (s *Simulator) Routes(r gin.IRouter) {
 	v1 := r.Group("/v1")
 	faulty := v1.Group("", s.applyFaults)
@@ -35,6 +38,21 @@ func (s *Simulator) Routes(r gin.IRouter) {
 	faulty.GET("/refunds", s.getRefund)
 	v1.GET("/admin/faults", s.getFaults)
 	v1.PUT("/admin/faults", s.putFaults)
+	v1.GET("/admin/charges", s.listCharges)
+	v1.GET("/admin/refunds", s.listRefunds)
+}
+
+// listing is the body of the admin listings: {"items": [...]}.
+type listing[T any] struct {
+	Items []T `json:"items"`
+}
+
+func (s *Simulator) listCharges(c *gin.Context) {
+	c.JSON(http.StatusOK, listing[Charge]{Items: s.Charges()})
+}
+
+func (s *Simulator) listRefunds(c *gin.Context) {
+	c.JSON(http.StatusOK, listing[Refund]{Items: s.Refunds()})
 }
 
 // Handler returns the simulator's API on the router every microshop service

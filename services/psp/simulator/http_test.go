@@ -336,3 +336,25 @@ func TestConcurrentRefundsNeverExceedTheCharge(t *testing.T) {
 		t.Errorf("refunds recorded = %d, want 10", got)
 	}
 }
+
+func TestAdminListings(t *testing.T) {
+	sim := newSimulator(simulator.Settings{})
+	h := sim.Handler()
+	type items[T any] struct{ Items []T }
+	if got := decode[items[simulator.Charge]](t, call{method: http.MethodGet, target: "/v1/admin/charges"}.do(h), http.StatusOK); len(got.Items) != 0 {
+		t.Errorf("charges of a new simulator = %v, want none", got.Items)
+	}
+	ok := decode[simulator.Charge](t, postCharge("k1", 500, simulator.CardSucceeds).do(h), http.StatusCreated)
+	declined := decode[simulator.Charge](t, postCharge("k2", 700, "4000000000000002").do(h), http.StatusCreated)
+	postCharge("k1", 500, simulator.CardSucceeds).do(h) // a replay adds nothing
+	refund := decode[simulator.Refund](t, postRefund("r1", ok.ID, 200).do(h), http.StatusCreated)
+
+	charges := decode[items[simulator.Charge]](t, call{method: http.MethodGet, target: "/v1/admin/charges"}.do(h), http.StatusOK)
+	if diff := cmp.Diff([]simulator.Charge{ok, declined}, charges.Items); diff != "" {
+		t.Errorf("charges (-want +got):\n%s", diff)
+	}
+	refunds := decode[items[simulator.Refund]](t, call{method: http.MethodGet, target: "/v1/admin/refunds"}.do(h), http.StatusOK)
+	if diff := cmp.Diff([]simulator.Refund{refund}, refunds.Items); diff != "" {
+		t.Errorf("refunds (-want +got):\n%s", diff)
+	}
+}

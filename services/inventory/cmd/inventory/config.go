@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
@@ -20,6 +23,11 @@ type Config struct {
 	ReservationTTL time.Duration
 	// ExpiryInterval is how often overdue reservations are expired.
 	ExpiryInterval time.Duration
+	// CrashAfterHandle is the probability, from 0 to 1, that the process
+	// exits (code 3) after a consumed message was handled and before it is
+	// committed: a fault injected by the chaos harness so that duplicate
+	// deliveries really happen. 0, the default, never crashes.
+	CrashAfterHandle float64
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -35,7 +43,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReservationTTL: env.Duration("RESERVATION_TTL", 15*time.Minute),
 		ExpiryInterval: env.Duration("EXPIRY_INTERVAL", 30*time.Second),
 	}
-	return cfg, env.Err()
+	crash, crashErr := probability(env.String("CHAOS_CRASH_AFTER_HANDLE", "0"), "INVENTORY_CHAOS_CRASH_AFTER_HANDLE")
+	cfg.CrashAfterHandle = crash
+	return cfg, errors.Join(env.Err(), crashErr)
+}
+
+// probability parses value, the variable key, as a probability from 0 to 1.
+func probability(value, key string) (float64, error) {
+	p, err := strconv.ParseFloat(value, 64)
+	if err != nil || !(p >= 0 && p <= 1) {
+		return 0, fmt.Errorf("%s: %q is not a probability from 0 to 1", key, value)
+	}
+	return p, nil
 }
 
 // LogValue prints the configuration with the database password masked.
@@ -48,5 +67,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("reservation_ttl", c.ReservationTTL.String()),
 		slog.String("expiry_interval", c.ExpiryInterval.String()),
+		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

@@ -248,13 +248,14 @@ func getJSON(t *testing.T, url string, v any) int {
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	servicetest.CheckConfigRejected(t, run, map[string]string{
-		"INVENTORY_HTTP_ADDR":        "nowhere",
-		"INVENTORY_DATABASE_URL":     "mysql://db",
-		"INVENTORY_KAFKA_BROKERS":    "a:1,",
-		"INVENTORY_SHUTDOWN_TIMEOUT": "soon",
-		"INVENTORY_LOG_LEVEL":        "chatty",
-		"INVENTORY_RESERVATION_TTL":  "0s",
-		"INVENTORY_EXPIRY_INTERVAL":  "often",
+		"INVENTORY_CHAOS_CRASH_AFTER_HANDLE": "1.5",
+		"INVENTORY_HTTP_ADDR":                "nowhere",
+		"INVENTORY_DATABASE_URL":             "mysql://db",
+		"INVENTORY_KAFKA_BROKERS":            "a:1,",
+		"INVENTORY_SHUTDOWN_TIMEOUT":         "soon",
+		"INVENTORY_LOG_LEVEL":                "chatty",
+		"INVENTORY_RESERVATION_TTL":          "0s",
+		"INVENTORY_EXPIRY_INTERVAL":          "often",
 	})
 }
 

@@ -179,6 +179,11 @@ func (h *Handler) Handle(ctx context.Context, msg kafka.Message) error {
 	if err != nil {
 		return fmt.Errorf("handle %s of order %s: %w", payloadName(cmd.env), cmd.orderID(), err)
 	}
+	if outcome != saga.Proceed {
+		// A stable message and attribute: the chaos harness counts these
+		// lines, which outlive a killed process where metrics do not.
+		log.InfoContext(ctx, "saga barrier outcome", slog.String("barrier", outcome.String()))
+	}
 	replyName := "none"
 	if reply != nil {
 		h.relay.Notify()

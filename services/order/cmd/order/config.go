@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
@@ -22,6 +25,11 @@ type Config struct {
 	// Saga tunes the orchestrator's background round (Now stays nil: the
 	// real clock).
 	Saga saga.Options
+	// CrashAfterHandle is the probability, from 0 to 1, that the process
+	// exits (code 3) after a consumed message was handled and before it is
+	// committed: a fault injected by the chaos harness so that duplicate
+	// deliveries really happen. 0, the default, never crashes.
+	CrashAfterHandle float64
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -44,7 +52,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
 		},
 	}
-	return cfg, env.Err()
+	crash, crashErr := probability(env.String("CHAOS_CRASH_AFTER_HANDLE", "0"), "ORDER_CHAOS_CRASH_AFTER_HANDLE")
+	cfg.CrashAfterHandle = crash
+	return cfg, errors.Join(env.Err(), crashErr)
+}
+
+// probability parses value, the variable key, as a probability from 0 to 1.
+func probability(value, key string) (float64, error) {
+	p, err := strconv.ParseFloat(value, 64)
+	if err != nil || !(p >= 0 && p <= 1) {
+		return 0, fmt.Errorf("%s: %q is not a probability from 0 to 1", key, value)
+	}
+	return p, nil
 }
 
 // LogValue prints the configuration with the database password masked.
@@ -61,5 +80,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("saga_retry_min", c.Saga.RetryBackoffMin.String()),
 		slog.String("saga_retry_max", c.Saga.RetryBackoffMax.String()),
 		slog.Int("saga_batch_size", c.Saga.BatchSize),
+		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

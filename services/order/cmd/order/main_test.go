@@ -172,17 +172,18 @@ func do(t *testing.T, req *http.Request) (*http.Response, orderBody) {
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	servicetest.CheckConfigRejected(t, run, map[string]string{
-		"ORDER_HTTP_ADDR":          "nowhere",
-		"ORDER_DATABASE_URL":       "mysql://db",
-		"ORDER_KAFKA_BROKERS":      "a:1,",
-		"ORDER_SHUTDOWN_TIMEOUT":   "soon",
-		"ORDER_LOG_LEVEL":          "chatty",
-		"ORDER_RESERVE_TIMEOUT":    "0s",
-		"ORDER_CHARGE_TIMEOUT":     "-1s",
-		"ORDER_SAGA_POLL_INTERVAL": "often",
-		"ORDER_SAGA_RETRY_MIN":     "1",
-		"ORDER_SAGA_RETRY_MAX":     "never",
-		"ORDER_SAGA_BATCH_SIZE":    "0",
+		"ORDER_CHAOS_CRASH_AFTER_HANDLE": "1.5",
+		"ORDER_HTTP_ADDR":                "nowhere",
+		"ORDER_DATABASE_URL":             "mysql://db",
+		"ORDER_KAFKA_BROKERS":            "a:1,",
+		"ORDER_SHUTDOWN_TIMEOUT":         "soon",
+		"ORDER_LOG_LEVEL":                "chatty",
+		"ORDER_RESERVE_TIMEOUT":          "0s",
+		"ORDER_CHARGE_TIMEOUT":           "-1s",
+		"ORDER_SAGA_POLL_INTERVAL":       "often",
+		"ORDER_SAGA_RETRY_MIN":           "1",
+		"ORDER_SAGA_RETRY_MAX":           "never",
+		"ORDER_SAGA_BATCH_SIZE":          "0",
 	})
 }
 

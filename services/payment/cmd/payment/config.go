@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
@@ -19,6 +22,11 @@ type Config struct {
 	PSPURL string
 	// PSPTimeout bounds each request to the PSP; one that runs out is ambiguous.
 	PSPTimeout time.Duration
+	// CrashAfterHandle is the probability, from 0 to 1, that the process
+	// exits (code 3) after a consumed message was handled and before it is
+	// committed: a fault injected by the chaos harness so that duplicate
+	// deliveries really happen. 0, the default, never crashes.
+	CrashAfterHandle float64
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -34,7 +42,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
-	return cfg, env.Err()
+	crash, crashErr := probability(env.String("CHAOS_CRASH_AFTER_HANDLE", "0"), "PAYMENT_CHAOS_CRASH_AFTER_HANDLE")
+	cfg.CrashAfterHandle = crash
+	return cfg, errors.Join(env.Err(), crashErr)
+}
+
+// probability parses value, the variable key, as a probability from 0 to 1.
+func probability(value, key string) (float64, error) {
+	p, err := strconv.ParseFloat(value, 64)
+	if err != nil || !(p >= 0 && p <= 1) {
+		return 0, fmt.Errorf("%s: %q is not a probability from 0 to 1", key, value)
+	}
+	return p, nil
 }
 
 // LogValue prints the configuration with the database and PSP passwords masked.
@@ -47,5 +66,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("psp_url", config.Redact(c.PSPURL)),
 		slog.String("psp_timeout", c.PSPTimeout.String()),
+		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

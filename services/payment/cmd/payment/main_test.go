@@ -208,13 +208,14 @@ func getJSON(t *testing.T, url string, wantStatus int, v any) {
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	servicetest.CheckConfigRejected(t, run, map[string]string{
-		"PAYMENT_HTTP_ADDR":        "nowhere",
-		"PAYMENT_DATABASE_URL":     "mysql://db",
-		"PAYMENT_KAFKA_BROKERS":    "a:1,",
-		"PAYMENT_SHUTDOWN_TIMEOUT": "soon",
-		"PAYMENT_LOG_LEVEL":        "chatty",
-		"PAYMENT_PSP_URL":          "ftp://psp",
-		"PAYMENT_PSP_TIMEOUT":      "soon",
+		"PAYMENT_CHAOS_CRASH_AFTER_HANDLE": "1.5",
+		"PAYMENT_HTTP_ADDR":                "nowhere",
+		"PAYMENT_DATABASE_URL":             "mysql://db",
+		"PAYMENT_KAFKA_BROKERS":            "a:1,",
+		"PAYMENT_SHUTDOWN_TIMEOUT":         "soon",
+		"PAYMENT_LOG_LEVEL":                "chatty",
+		"PAYMENT_PSP_URL":                  "ftp://psp",
+		"PAYMENT_PSP_TIMEOUT":              "soon",
 	})
 }
 

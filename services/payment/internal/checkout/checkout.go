@@ -165,6 +165,7 @@ func (h *Handler) charge(ctx context.Context, cmd command, c *checkoutv1.ChargeP
 		return fmt.Errorf("charge order %s: %w", cmd.orderID, err)
 	}
 	log := h.log.With(slog.String("order_id", cmd.orderID), slog.String("barrier", outcome.String()))
+	logBarrier(ctx, log, cmd.corr, outcome)
 	if outcome == saga.Refused {
 		log.Info("charge refused: its compensation came first")
 		return nil
@@ -209,6 +210,17 @@ func (h *Handler) charge(ctx context.Context, cmd command, c *checkoutv1.ChargeP
 	return nil
 }
 
+// logBarrier logs, at info, a command the barrier did not let Proceed (a
+// duplicate delivery, a null compensation, a refused action), with a stable
+// message and the "barrier" attribute: the chaos harness counts these lines,
+// which outlive a killed process where in-memory metrics do not.
+func logBarrier(ctx context.Context, log *slog.Logger, corr saga.Correlation, outcome saga.Outcome) {
+	if outcome == saga.Proceed {
+		return
+	}
+	log.InfoContext(ctx, "saga barrier outcome", slog.String("step", corr.Step), slog.String("op", corr.Op))
+}
+
 // refund handles RefundPayment.
 func (h *Handler) refund(ctx context.Context, cmd command, r *checkoutv1.RefundPayment) error {
 	// The barrier row is committed before the refund is settled, so that
@@ -228,6 +240,7 @@ func (h *Handler) refund(ctx context.Context, cmd command, r *checkoutv1.RefundP
 		return fmt.Errorf("refund order %s: %w", cmd.orderID, err)
 	}
 	log := h.log.With(slog.String("order_id", cmd.orderID), slog.String("barrier", outcome.String()))
+	logBarrier(ctx, log, cmd.corr, outcome)
 	if outcome == saga.NullCompensation {
 		log.Info("refund before its charge: nothing to refund")
 		return nil
