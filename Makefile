@@ -12,12 +12,12 @@ MODULES  := pkg proto services/gateway services/order services/inventory service
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
-            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher
+            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos
 
-.PHONY: help build run run-full test test-short lint tools proto proto-check clean
+.PHONY: help build run run-full chaos test test-short lint tools proto proto-check clean bench-checkout
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build every program into .run/bin
 	$(GO) build -o $(BIN)/ $(PROGRAMS)
@@ -27,6 +27,23 @@ run: build ## run the shop natively: Kafka-protocol broker + services, SQLite fi
 
 run-full: build ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite
 	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN)
+
+chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
+	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)
+
+# bench-checkout's open-loop rates are about half the saturation throughput
+# measured on the project's 2-core machine (docs/benchmarks.md).
+BENCH_FLAGS      ?= -warmup 5s -duration 20s
+BENCH_CONCURRENCY ?= 64
+BENCH_RATE_EMBEDDED ?= 48
+BENCH_RATE_FULL  ?= 23
+
+bench-checkout: build ## checkout saga benchmark: sagas/s and time to final status, SQLite and PostgreSQL, half load and saturation
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	$(BIN)/bench -bin $(BIN) -mode embedded -rate $(BENCH_RATE_EMBEDDED) $(BENCH_FLAGS)
+	$(BIN)/bench -bin $(BIN) -mode embedded -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
+	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
+	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 
 test: lint ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)

@@ -12,10 +12,8 @@
 // directory and points each service at its own database there; in the
 // default -mode=embedded the services use SQLite files.
 //
-// Why not goreman or another Procfile runner: they start every process at
-// once and stop them all at once. A saga needs the broker before the
-// services and the services before the gateway, and a graceful stop needs
-// the reverse order, so this is a small supervisor of our own.
+// The supervision (start in order, readiness, graceful stop in reverse) is
+// package supervise, which the chaos harness (cmd/chaos) shares.
 package main
 
 import (
@@ -31,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/microshop/microshop/deploy/local/internal/supervise"
 	"github.com/microshop/microshop/pkg/pgcluster"
 )
 
@@ -101,7 +100,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.bin, err = filepath.Abs(o.bin); err != nil {
 		return err
 	}
-	out := newPrefixer(stdout)
+	out := supervise.NewOutput(stdout, nil)
 	databases := map[string]string{
 		"order":     "sqlite:" + filepath.Join(o.dir, "data", "order.db"),
 		"inventory": "sqlite:" + filepath.Join(o.dir, "data", "inventory.db"),
@@ -130,21 +129,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	broker := "127.0.0.1:" + strconv.Itoa(o.brokerPort)
 	addr := func(offset int) string { return "127.0.0.1:" + strconv.Itoa(o.portBase+offset) }
-	service := func(name, envPrefix string, offset int, env ...string) process {
-		return process{
-			name: name,
-			path: filepath.Join(o.bin, name),
-			env:  append(env, envPrefix+"_HTTP_ADDR="+addr(offset)),
-			url:  "http://" + addr(offset),
+	service := func(name, envPrefix string, offset int, env ...string) *supervise.Process {
+		return &supervise.Process{
+			Name: name,
+			Path: filepath.Join(o.bin, name),
+			Env:  append(env, envPrefix+"_HTTP_ADDR="+addr(offset)),
+			URL:  "http://" + addr(offset),
 		}
 	}
 	pspURL := "http://" + addr(pspOffset)
-	procs := []process{
+	procs := []*supervise.Process{
 		{
-			name: "broker",
-			path: filepath.Join(o.bin, "broker"),
-			args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")},
-			url:  "kafka://" + broker,
+			Name: "broker",
+			Path: filepath.Join(o.bin, "broker"),
+			Args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")},
+			URL:  "kafka://" + broker,
 		},
 		service("psp", "PSP", pspOffset),
 		service("inventory", "INVENTORY", 2, "INVENTORY_DATABASE_URL="+databases["inventory"], "INVENTORY_KAFKA_BROKERS="+broker),
@@ -154,5 +153,5 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		service("gateway", "GATEWAY", 0,
 			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
 	}
-	return supervise(ctx, out, procs, o.readyTimeout, o.stopTimeout)
+	return supervise.Run(ctx, out, procs, o.readyTimeout, o.stopTimeout)
 }

@@ -1,0 +1,212 @@
+// Command bench measures the checkout saga end to end: completed sagas per
+// second and the time from an order's POST to its final status.
+//
+// It starts the shop with the launcher binary (as make run and make run-full
+// do, on free loopback ports and a throwaway directory by default), logs in
+// as the demo customers, restocks a few products through the admin API so
+// orders never run out of stock, then places orders through the gateway with
+// the PSP simulator's good test card, each with a unique Idempotency-Key:
+//
+//   - -rate N > 0: open loop, N orders per second on a fixed schedule,
+//     whatever the shop's answers; a slow shop does not slow the arrivals.
+//   - -rate 0: saturation, closed loop: -concurrency workers each place an
+//     order and wait for its final event before placing the next.
+//
+// Completion is observed on the order.events topic with a Kafka reader, so
+// measuring adds no polling load on the services. An order's time to final
+// status is the arrival of its OrderConfirmed or OrderCancelled at the reader
+// minus the moment its POST was sent, both read from this process's monotonic
+// clock: that is what a client following order.events waits, outbox relay and
+// broker delivery included. The event's occurred_at (stamped by the order
+// service when it writes the final status, before the outbox relay publishes
+// it) is reported beside it, to show how much of the wait is delivery.
+//
+// Orders sent during -warmup are placed but not measured. Throughput counts
+// the final events of this run's orders that arrive during the -duration
+// window after it; latencies are those of the orders sent in that window,
+// waited for up to -drain after it. At the end the stack is stopped with
+// SIGINT, and bench fails unless the launcher exits 0.
+//
+// Usage:
+//
+//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-bin .run/bin]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// pspOffset is the launcher's port of the payment provider simulator
+// relative to -port-base; bench needs the whole range free.
+const pspOffset = 10
+
+// options are the benchmark's flags.
+type options struct {
+	mode        string
+	rate        float64 // orders per second; 0 means saturation
+	concurrency int     // closed-loop workers at saturation
+	duration    time.Duration
+	warmup      time.Duration
+	drain       time.Duration
+	bin         string
+	dir         string // "" means a new temporary directory, removed at the end
+	portBase    int    // 0 means free ports
+	brokerPort  int    // 0 means a free port
+	products    int    // products the orders are spread over
+	maxInFlight int    // open loop: POSTs awaiting an answer before arrivals are skipped
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.mode, "mode", "embedded", "embedded (SQLite files) or full (a throwaway PostgreSQL cluster), as the launcher's -mode")
+	fs.Float64Var(&o.rate, "rate", 0, "open-loop arrival rate in orders per second; 0 measures saturation with -concurrency closed-loop workers")
+	fs.IntVar(&o.concurrency, "concurrency", 64, "saturation (-rate 0): workers, each placing an order and waiting for its final event")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measurement window")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "load before the measurement window, not measured")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long after the window to wait for the final events of orders sent in it")
+	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the launcher and the programs it starts (make build)")
+	fs.StringVar(&o.dir, "dir", "", "run directory for the launcher (databases, broker log); empty: a new temporary directory, removed afterwards")
+	fs.IntVar(&o.portBase, "port-base", 0, "the launcher's -port-base; 0 picks free ports")
+	fs.IntVar(&o.brokerPort, "broker-port", 0, "the launcher's -broker-port; 0 picks a free port")
+	fs.IntVar(&o.products, "products", 8, "number of products the orders are spread over (one line of quantity 1 each)")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 2000, "open loop: POSTs awaiting an answer beyond which an arrival is skipped and counted")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	case o.mode != "embedded" && o.mode != "full":
+		return o, fmt.Errorf("-mode: %q is not embedded or full", o.mode)
+	case o.rate < 0 || o.rate > 100_000:
+		return o, fmt.Errorf("-rate: %v is not from 0 to 100000", o.rate)
+	case o.concurrency < 1 || o.concurrency > 10_000:
+		return o, fmt.Errorf("-concurrency: %d is not from 1 to 10000", o.concurrency)
+	case o.duration <= 0 || o.duration > time.Hour:
+		return o, fmt.Errorf("-duration: %s is not more than 0 and at most 1h", o.duration)
+	case o.warmup < 0 || o.warmup > time.Hour:
+		return o, fmt.Errorf("-warmup: %s is not from 0 to 1h", o.warmup)
+	case o.drain <= 0 || o.drain > 10*time.Minute:
+		return o, fmt.Errorf("-drain: %s is not more than 0 and at most 10m", o.drain)
+	case o.portBase < 0 || o.portBase > 65535-pspOffset:
+		return o, fmt.Errorf("-port-base: %d is not 0 or a port up to %d", o.portBase, 65535-pspOffset)
+	case o.brokerPort < 0 || o.brokerPort > 65535:
+		return o, fmt.Errorf("-broker-port: %d is not 0 or a port up to 65535", o.brokerPort)
+	case o.products < 1 || o.products > 100:
+		return o, fmt.Errorf("-products: %d is not from 1 to 100", o.products)
+	case o.maxInFlight < 1 || o.maxInFlight > 100_000:
+		return o, fmt.Errorf("-max-in-flight: %d is not from 1 to 100000", o.maxInFlight)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if o.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	if o.dir == "" {
+		// The postgres user must enter the directory in -mode full, and
+		// os.MkdirTemp's directories are private.
+		if o.dir, err = os.MkdirTemp("", "microshop-bench-"); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(o.dir)) }()
+		if err := os.Chmod(o.dir, 0o755); err != nil {
+			return err
+		}
+	} else if o.dir, err = filepath.Abs(o.dir); err != nil {
+		return err
+	}
+	if o.portBase == 0 {
+		if o.portBase, err = freePortRange(pspOffset + 1); err != nil {
+			return err
+		}
+	}
+	if o.brokerPort == 0 {
+		if o.brokerPort, err = freePortRange(1); err != nil {
+			return err
+		}
+	}
+
+	logPath := filepath.Join(o.dir, "launcher.log")
+	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath,
+		"-mode", o.mode, "-dir", o.dir, "-bin", o.bin,
+		"-port-base", strconv.Itoa(o.portBase), "-broker-port", strconv.Itoa(o.brokerPort))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "launcher: -mode %s, gateway 127.0.0.1:%d, broker 127.0.0.1:%d, output in %s\n",
+		o.mode, o.portBase, o.brokerPort, logPath)
+	defer func() {
+		if stopErr := l.stop(time.Minute); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stop the stack: %w (see %s)", stopErr, logPath))
+			return
+		}
+		fmt.Fprintln(stdout, "launcher: stopped with SIGINT, exit status 0")
+	}()
+	if err := l.waitReady(ctx, 3*time.Minute); err != nil {
+		return fmt.Errorf("%w (see %s)", err, logPath)
+	}
+
+	res, err := measure(ctx, o, l.pid(), "http://127.0.0.1:"+strconv.Itoa(o.portBase), "127.0.0.1:"+strconv.Itoa(o.brokerPort))
+	if err != nil {
+		return err
+	}
+	res.print(stdout)
+	return nil
+}
+
+// freePortRange returns the first of n consecutive ports on 127.0.0.1 that
+// are free now. Another program may take one before the launcher binds it;
+// the launcher then fails to start, and so does the benchmark.
+func freePortRange(n int) (int, error) {
+	for range 100 {
+		base := 20000 + rand.IntN(30000)
+		var lns []net.Listener
+		for i := range n {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				break
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+		if len(lns) == n {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d consecutive free ports", n)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// programs are the packages the chaos run starts.
+var programs = []string{
+	"github.com/microshop/microshop/services/gateway/cmd/gateway",
+	"github.com/microshop/microshop/services/order/cmd/order",
+	"github.com/microshop/microshop/services/inventory/cmd/inventory",
+	"github.com/microshop/microshop/services/payment/cmd/payment",
+	"github.com/microshop/microshop/services/psp/cmd/psp",
+	"github.com/microshop/microshop/deploy/local/cmd/broker",
+}
+
+// TestChaosCISized builds the programs and runs the harness CI-sized: 500
+// checkouts and 20 kills. It wants 0 violations, duplicates observed (proof
+// that the faults bite) and every table the checker needs read.
+func TestChaosCISized(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos: builds and runs the whole stack under faults; run without -short")
+	}
+	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-orders", "500", "-kills", "20", "-concurrency", "16", "-seed", "7",
+		"-dir", filepath.Join(dir, "run"), "-bin", bin}, &out)
+	summary := out.String()
+	t.Logf("chaos output:\n%s", summary)
+	if err != nil {
+		if log, rerr := os.ReadFile(filepath.Join(dir, "run", "chaos.log")); rerr == nil {
+			t.Logf("tail of chaos.log:\n%s", tail(string(log), 200))
+		}
+		t.Fatalf("chaos run: %v", err)
+	}
+	for _, want := range []struct {
+		row  string
+		test func(int) bool
+		what string
+	}{
+		{"violations", func(n int) bool { return n == 0 }, "0"},
+		{"duplicate deliveries observed", func(n int) bool { return n > 0 }, "more than 0"},
+		{"kills (SIGKILL)", func(n int) bool { return n == 20 }, "20"},
+		{"orders placed (ids answered)", func(n int) bool { return n >= 500 }, "at least 500"},
+		{"orders in the database", func(n int) bool { return n >= 500 }, "at least 500"},
+		{"confirmed", func(n int) bool { return n > 0 }, "more than 0"},
+		{"cancelled", func(n int) bool { return n > 0 }, "more than 0"},
+		{"pending", func(n int) bool { return n == 0 }, "0"},
+	} {
+		if got := summaryValue(t, summary, want.row); !want.test(got) {
+			t.Errorf("%s = %d, want %s", want.row, got, want.what)
+		}
+	}
+	for _, table := range tablesNeeded {
+		if got := summaryValue(t, summary, "rows read: "+table); got == 0 {
+			t.Errorf("rows read from %s = 0, want some", table)
+		}
+	}
+}
+
+// summaryValue reads the integer of a row of the summary table.
+func summaryValue(t *testing.T, summary, row string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(row) + ` +(-?\d+)$`).FindStringSubmatch(summary)
+	if m == nil {
+		t.Fatalf("no row %q in the summary", row)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// worldReadableTempDir is t.TempDir for directories other users must enter
+// (t.TempDir's are private to the test's user).
+func worldReadableTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "microshop-chaos-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

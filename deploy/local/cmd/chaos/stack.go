@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/microshop/microshop/deploy/local/internal/supervise"
+)
+
+// Timeouts of the run, short so that steps time out and compensations run
+// within it. ORDER_CHARGE_TIMEOUT is at least 3× PAYMENT_PSP_TIMEOUT, so a
+// charge that merely hit one slow PSP call still answers in time; the step
+// timeouts are twice a consumer's session timeout (10s), the time a killed
+// member's partitions may stand still, so that a kill delays more steps than
+// it times out; PSP_HANG exceeds PAYMENT_PSP_TIMEOUT, so the hanging card
+// makes ambiguous charges.
+const (
+	pspTimeout      = "1s"
+	pspHang         = "3s"
+	reserveTimeout  = "20s"
+	chargeTimeout   = "20s"
+	sagaPoll        = "100ms"
+	sagaRetryMin    = "2s"
+	sagaRetryMax    = "10s"
+	reservationTTL  = "2m"
+	expiryInterval  = "5s"
+	stopTimeout     = 15 * time.Second
+	replicasPerSide = 2
+)
+
+// replica is one killable service process and whether it is up (started
+// and ready), which only the replica's watcher changes.
+type replica struct {
+	p  *supervise.Process
+	up atomic.Bool
+}
+
+// stack is the running processes of a chaos run.
+type stack struct {
+	out                *supervise.Output
+	fixed              []*supervise.Process // broker, psp: never killed
+	replicas           []*replica
+	gateway            *supervise.Process
+	all                []*supervise.Process // in start order
+	gatewayURL, pspURL string
+
+	restarts atomic.Int64
+	watchers sync.WaitGroup
+	// calm, once set, restarts replicas without the crash injection: the
+	// faults have stopped.
+	calm atomic.Bool
+}
+
+// freePorts returns n TCP ports on 127.0.0.1 that were free just now.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// newStack describes the processes; databases maps a service to its URL.
+func newStack(o options, out *supervise.Output, databases map[string]string) (*stack, error) {
+	ports, err := freePorts(3 + 3*replicasPerSide)
+	if err != nil {
+		return nil, err
+	}
+	next := func() string {
+		p := ports[0]
+		ports = ports[1:]
+		return "127.0.0.1:" + strconv.Itoa(p)
+	}
+	broker, psp := next(), next()
+	s := &stack{out: out, pspURL: "http://" + psp}
+	s.fixed = []*supervise.Process{
+		{Name: "broker", Path: filepath.Join(o.bin, "broker"),
+			Args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")}, URL: "kafka://" + broker},
+		{Name: "psp", Path: filepath.Join(o.bin, "psp"), URL: s.pspURL,
+			Env: []string{"PSP_HTTP_ADDR=" + psp, "PSP_HANG=" + pspHang}},
+	}
+	s.all = append(s.all, s.fixed...)
+	crash := strconv.FormatFloat(o.crashProbability, 'f', -1, 64)
+	firstURL := map[string]string{}
+	for _, svc := range []struct {
+		name, prefix string
+		env          []string
+	}{
+		{"inventory", "INVENTORY", []string{"INVENTORY_RESERVATION_TTL=" + reservationTTL, "INVENTORY_EXPIRY_INTERVAL=" + expiryInterval}},
+		{"payment", "PAYMENT", []string{"PAYMENT_PSP_URL=" + s.pspURL, "PAYMENT_PSP_TIMEOUT=" + pspTimeout}},
+		{"order", "ORDER", []string{"ORDER_RESERVE_TIMEOUT=" + reserveTimeout, "ORDER_CHARGE_TIMEOUT=" + chargeTimeout,
+			"ORDER_SAGA_POLL_INTERVAL=" + sagaPoll, "ORDER_SAGA_RETRY_MIN=" + sagaRetryMin, "ORDER_SAGA_RETRY_MAX=" + sagaRetryMax,
+			// Stale replies are logged at debug by the orchestrator.
+			"ORDER_LOG_LEVEL=debug"}},
+	} {
+		for i := 1; i <= replicasPerSide; i++ {
+			addr := next()
+			env := append([]string{
+				svc.prefix + "_HTTP_ADDR=" + addr,
+				svc.prefix + "_DATABASE_URL=" + databases[svc.name],
+				svc.prefix + "_KAFKA_BROKERS=" + broker,
+				svc.prefix + "_CHAOS_CRASH_AFTER_HANDLE=" + crash,
+				svc.prefix + "_SHUTDOWN_TIMEOUT=5s",
+			}, svc.env...)
+			p := &supervise.Process{Name: fmt.Sprintf("%s-%d", svc.name, i), Path: filepath.Join(o.bin, svc.name), Env: env, URL: "http://" + addr}
+			if i == 1 {
+				firstURL[svc.name] = p.URL
+			}
+			s.replicas = append(s.replicas, &replica{p: p})
+			s.all = append(s.all, p)
+		}
+	}
+	gw := next()
+	s.gatewayURL = "http://" + gw
+	s.gateway = &supervise.Process{Name: "gateway", Path: filepath.Join(o.bin, "gateway"), URL: s.gatewayURL,
+		Env: []string{"GATEWAY_HTTP_ADDR=" + gw, "GATEWAY_ORDER_URL=" + firstURL["order"],
+			"GATEWAY_INVENTORY_URL=" + firstURL["inventory"], "GATEWAY_PSP_URL=" + s.pspURL, "GATEWAY_TOKEN_TTL=24h"}}
+	s.all = append(s.all, s.gateway)
+	return s, nil
+}
+
+// start starts every process in order and a watcher per replica that
+// restarts it whenever it exits, until ctx ends.
+func (s *stack) start(ctx context.Context, readyTimeout time.Duration) error {
+	started, err := supervise.StartAll(ctx, s.out, s.all, readyTimeout)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = supervise.StopAll(s.out, started, stopTimeout)
+		return err
+	}
+	for _, r := range s.replicas {
+		r.up.Store(true)
+		s.watchers.Go(func() { s.watch(ctx, r, readyTimeout) })
+	}
+	return nil
+}
+
+// watch restarts r each time it exits, until ctx ends.
+func (s *stack) watch(ctx context.Context, r *replica, readyTimeout time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.p.Exited():
+		}
+		r.up.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if s.calm.Load() {
+			r.p.Env = calmEnv(r.p.Env)
+		} else {
+			s.restarts.Add(1)
+		}
+		if err := r.p.Start(s.out); err != nil {
+			s.out.Printf("chaos", "restart %s: %v", r.p.Name, err)
+			return
+		}
+		if err := r.p.WaitReady(ctx, readyTimeout); err != nil {
+			s.out.Printf("chaos", "%v", err)
+			continue // it exited, or ctx ended: the loop sees which
+		}
+		r.up.Store(true)
+	}
+}
+
+// calmEnv returns env with the crash injection turned off.
+func calmEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasSuffix(k, "_CHAOS_CRASH_AFTER_HANDLE") {
+			kv = k + "=0"
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// calmDown stops the faults: it restarts every replica, one at a time and
+// gracefully, without the crash injection, and waits until all are up.
+func (s *stack) calmDown(ctx context.Context, readyTimeout time.Duration) error {
+	s.calm.Store(true)
+	for _, r := range s.replicas {
+		if err := poll(ctx, readyTimeout, r.up.Load); err != nil {
+			return fmt.Errorf("%s not up: %w", r.p.Name, err)
+		}
+		r.up.Store(false) // not before the watcher has restarted it
+		_ = r.p.Stop(s.out, stopTimeout)
+		if err := poll(ctx, readyTimeout, r.up.Load); err != nil {
+			return fmt.Errorf("%s not up again: %w", r.p.Name, err)
+		}
+	}
+	return nil
+}
+
+// killOne SIGKILLs a random replica that is up; false if none was.
+func (s *stack) killOne(rng *rand.Rand) bool {
+	var up []*replica
+	for _, r := range s.replicas {
+		if r.up.Load() {
+			up = append(up, r)
+		}
+	}
+	if len(up) == 0 {
+		return false
+	}
+	r := up[rng.IntN(len(up))]
+	s.out.Printf("chaos", "SIGKILL %s", r.p.Name)
+	return r.p.Kill()
+}
+
+// stop waits for the watchers, whose ctx must have ended, then stops every
+// process in reverse order. Exit codes are not errors here: a replica may
+// have been killed, and the checker judges the outcome.
+func (s *stack) stop() {
+	s.watchers.Wait()
+	if err := supervise.StopAll(s.out, s.all, stopTimeout); err != nil {
+		s.out.Printf("chaos", "stop: %v", err)
+	}
+}

@@ -1,0 +1,79 @@
+package supervise_test
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microshop/microshop/deploy/local/internal/supervise"
+)
+
+// syncBuffer is a bytes.Buffer safe for the output goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestKillAndRestart: Kill ends a running process as a crash would, and the
+// same Process starts again; Stop of a process that exits 0 is no error.
+func TestKillAndRestart(t *testing.T) {
+	var buf syncBuffer
+	var lines []string // appended by the hook, one call at a time; read after the processes exited
+	out := supervise.NewOutput(&buf, func(name, text string) { lines = append(lines, name+":"+text) })
+	p := &supervise.Process{Name: "sleeper", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 60"}}
+	for round := range 2 {
+		if err := p.Start(out); err != nil {
+			t.Fatalf("round %d: Start: %v", round, err)
+		}
+		// Kill once it has written its line, so that both rounds show it.
+		for deadline := time.Now().Add(10 * time.Second); strings.Count(buf.String(), "sleeper   | up") <= round; {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no output line:\n%s", round, buf.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !p.Kill() {
+			t.Fatalf("round %d: Kill of a running process = false", round)
+		}
+		select {
+		case <-p.Exited():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: not exited after Kill", round)
+		}
+		if p.Err() == nil {
+			t.Errorf("round %d: Err after SIGKILL = nil, want the signal", round)
+		}
+		if p.Kill() {
+			t.Errorf("round %d: Kill of an exited process = true", round)
+		}
+	}
+	if n := strings.Count(buf.String(), "sleeper   | up"); n != 2 {
+		t.Errorf("output has %d prefixed \"up\" lines, want 2:\n%s", n, buf.String())
+	}
+	if len(lines) == 0 {
+		t.Error("the line hook saw nothing")
+	}
+
+	ok := &supervise.Process{Name: "true", Path: "/bin/true"}
+	if err := ok.Start(out); err != nil {
+		t.Fatal(err)
+	}
+	<-ok.Exited()
+	if err := ok.Stop(out, time.Second); err != nil {
+		t.Errorf("Stop of a process that exited 0 = %v, want nil", err)
+	}
+}
