@@ -88,6 +88,20 @@ func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// Probability returns the variable as a number from 0 to 1, or def when unset.
+func (r *Reader) Probability(name string, def float64) float64 {
+	key, v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	p, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(p >= 0 && p <= 1) { // the negation also refuses NaN
+		r.fail(key, v, "a probability from 0 to 1")
+		return def
+	}
+	return p
+}
+
 // Addr returns the variable as a host:port listen or dial address, or def when unset.
 func (r *Reader) Addr(name, def string) string {
 	key, v, ok := r.lookup(name)

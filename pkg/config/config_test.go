@@ -19,6 +19,7 @@ type settings struct {
 	Brokers  []string
 	Database string
 	Level    slog.Level
+	Crash    float64
 }
 
 func read(env map[string]string) (settings, error) {
@@ -31,6 +32,7 @@ func read(env map[string]string) (settings, error) {
 		Brokers:  r.Addrs("BROKERS", []string{"127.0.0.1:9092"}),
 		Database: r.URL("DATABASE_URL", "sqlite:svc.db", "sqlite", "postgres"),
 		Level:    r.LogLevel("LOG_LEVEL", slog.LevelInfo),
+		Crash:    r.Probability("CRASH", 0),
 	}
 	return s, r.Err()
 }
@@ -51,11 +53,11 @@ func TestReaderDefaultsAndValues(t *testing.T) {
 			name: "every variable set",
 			env: map[string]string{
 				"SVC_NAME": "orders", "SVC_WORKERS": "8", "SVC_TIMEOUT": "250ms", "SVC_ADDR": ":0",
-				"SVC_BROKERS": "a:1, b:2", "SVC_DATABASE_URL": "postgres://u:p@h:5432/db", "SVC_LOG_LEVEL": "debug",
+				"SVC_BROKERS": "a:1, b:2", "SVC_DATABASE_URL": "postgres://u:p@h:5432/db", "SVC_LOG_LEVEL": "debug", "SVC_CRASH": "0.25",
 			},
 			want: settings{
 				Name: "orders", Workers: 8, Timeout: 250 * time.Millisecond, Addr: ":0",
-				Brokers: []string{"a:1", "b:2"}, Database: "postgres://u:p@h:5432/db", Level: slog.LevelDebug,
+				Brokers: []string{"a:1", "b:2"}, Database: "postgres://u:p@h:5432/db", Level: slog.LevelDebug, Crash: 0.25,
 			},
 		},
 	}
@@ -86,6 +88,8 @@ func TestReaderErrorsNameTheVariable(t *testing.T) {
 		{"SVC_BROKERS", "a:1,,b:2", `SVC_BROKERS: "a:1,,b:2" is not a comma-separated list`},
 		{"SVC_DATABASE_URL", "mysql://secret@h/db", `SVC_DATABASE_URL: is not a URL with scheme sqlite, postgres`},
 		{"SVC_LOG_LEVEL", "loud", `SVC_LOG_LEVEL: "loud" is not a log level`},
+		{"SVC_CRASH", "1.5", `SVC_CRASH: "1.5" is not a probability from 0 to 1`},
+		{"SVC_CRASH", "NaN", `SVC_CRASH: "NaN" is not a probability from 0 to 1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key+"="+tt.value, func(t *testing.T) {

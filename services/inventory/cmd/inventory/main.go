@@ -95,7 +95,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		GroupID:         "inventory",
 		Topics:          []string{checkoutv1.TopicInventoryCommands},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
-		AfterHandle:     crashAfterHandle(cfg.CrashAfterHandle, log),
+		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, handler.Handle, log, metrics)
 	if err != nil {
 		return errors.Join(err, writer.Close())

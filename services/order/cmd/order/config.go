@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
@@ -52,18 +49,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
 		},
 	}
-	crash, crashErr := probability(env.String("CHAOS_CRASH_AFTER_HANDLE", "0"), "ORDER_CHAOS_CRASH_AFTER_HANDLE")
-	cfg.CrashAfterHandle = crash
-	return cfg, errors.Join(env.Err(), crashErr)
-}
-
-// probability parses value, the variable key, as a probability from 0 to 1.
-func probability(value, key string) (float64, error) {
-	p, err := strconv.ParseFloat(value, 64)
-	if err != nil || !(p >= 0 && p <= 1) {
-		return 0, fmt.Errorf("%s: %q is not a probability from 0 to 1", key, value)
-	}
-	return p, nil
+	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
+	return cfg, env.Err()
 }
 
 // LogValue prints the configuration with the database password masked.

@@ -95,7 +95,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		GroupID:         "order",
 		Topics:          []string{checkoutv1.TopicReplies},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicReplies),
-		AfterHandle:     crashAfterHandle(cfg.CrashAfterHandle, log),
+		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, sagas.HandleReply, log, reg)
 	if err != nil {
 		return err

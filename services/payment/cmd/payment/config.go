@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
@@ -42,18 +39,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
-	crash, crashErr := probability(env.String("CHAOS_CRASH_AFTER_HANDLE", "0"), "PAYMENT_CHAOS_CRASH_AFTER_HANDLE")
-	cfg.CrashAfterHandle = crash
-	return cfg, errors.Join(env.Err(), crashErr)
-}
-
-// probability parses value, the variable key, as a probability from 0 to 1.
-func probability(value, key string) (float64, error) {
-	p, err := strconv.ParseFloat(value, 64)
-	if err != nil || !(p >= 0 && p <= 1) {
-		return 0, fmt.Errorf("%s: %q is not a probability from 0 to 1", key, value)
-	}
-	return p, nil
+	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
+	return cfg, env.Err()
 }
 
 // LogValue prints the configuration with the database and PSP passwords masked.

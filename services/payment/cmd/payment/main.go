@@ -94,7 +94,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		GroupID:         consumerGroup,
 		Topics:          []string{checkoutv1.TopicPaymentCommands},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
-		AfterHandle:     crashAfterHandle(cfg.CrashAfterHandle, log),
+		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, commands.Handle, log, registry)
 	if err != nil {
 		return err

@@ -1,0 +1,28 @@
+package messaging
+
+import (
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// CrashAfterHandle returns a ConsumerConfig.AfterHandle hook that, with
+// probability p, logs and calls exit(3) after a message was handled and
+// before it is committed, so that the message is delivered again: the crash
+// the chaos harness (deploy/local/cmd/chaos) injects to make duplicate
+// deliveries happen. main passes os.Exit; it returns nil, no hook, when
+// p <= 0.
+func CrashAfterHandle(p float64, exit func(code int), log *slog.Logger) func(kafka.Message) {
+	if p <= 0 {
+		return nil
+	}
+	return func(msg kafka.Message) {
+		if rand.Float64() >= p {
+			return
+		}
+		log.Warn("chaos: crashing after handle, before commit", slog.String("topic", msg.Topic),
+			slog.Int("partition", msg.Partition), slog.Int64("offset", msg.Offset))
+		exit(3)
+	}
+}
