@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"runtime/debug"
 	"slices"
@@ -107,6 +108,14 @@ type ConsumerConfig struct {
 	// Default 500ms.
 	MaxWait time.Duration
 
+	// Concurrency is how many messages the consumer handles at once, each
+	// from a different partition: every partition is handled by one of
+	// Concurrency workers, one message at a time and in order, so a key's
+	// order holds. Above 1 the handler must be safe for concurrent use.
+	// Concurrency beyond the partitions this member owns leaves workers
+	// idle. Default 1.
+	Concurrency int
+
 	// AfterHandle, if set, is called with each message the handler handled
 	// successfully, after the handler returned and before the message is
 	// committed. It is a fault-injection hook for tests and the chaos
@@ -127,6 +136,17 @@ const (
 	defaultHeartbeatInterval = time.Second
 	defaultMaxWait           = 500 * time.Millisecond
 )
+
+// maxConcurrency bounds ConsumerConfig.Concurrency: more workers than a
+// broker has partitions of a topic do nothing, and Kafka topics rarely have
+// more than a few hundred.
+const maxConcurrency = 1024
+
+// workerQueue is how many fetched messages wait for each worker. A worker
+// busy retrying holds up the fetching of every partition once its queue is
+// full, so the queue lets the other workers go on meanwhile; messages still
+// queued when Run stops are not committed and are delivered again.
+const workerQueue = 32
 
 // maxDuration bounds ConsumerConfig's durations: kafka-go sends the group
 // timeouts as int32 milliseconds and panics beyond that (about 24 days).
@@ -153,9 +173,14 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 		return cfg, fmt.Errorf("dead-letter topic %s is also consumed", cfg.DeadLetterTopic)
 	case cfg.MaxAttempts < 0:
 		return cfg, fmt.Errorf("max attempts %d is negative", cfg.MaxAttempts)
+	case cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency:
+		return cfg, fmt.Errorf("concurrency %d: want between 0 and %d", cfg.Concurrency, maxConcurrency)
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = defaultMaxAttempts
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 1
 	}
 	durations := []struct {
 		name string
@@ -202,15 +227,15 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 //   - the handler is called until it succeeds, returns a [Permanent] error, or
 //     has failed MaxAttempts times, with backoff in between. Retries happen in
 //     place, so a partition's order holds across them; while a message is
-//     retried this member handles nothing else, and its other partitions
-//     wait too.
+//     retried, the other partitions of its worker wait too (see
+//     [ConsumerConfig.Concurrency]).
 //   - A message that did not succeed is written to the dead-letter topic,
 //     acknowledged by all in-sync replicas, with the dead-letter headers
 //     (HeaderDLQError and the others) added to its own, and the partition
 //     moves on. If that write fails it is retried and the message is not
 //     committed meanwhile, so nothing is lost.
-//   - The message is committed, synchronously, before the next is fetched. A
-//     failed commit is retried.
+//   - The message is committed, synchronously, before its worker takes the
+//     next. A failed commit is retried.
 //
 // Metrics: messaging_consumed_total{topic,outcome} (outcome ok, retried or
 // dead_lettered; counted once committed), messaging_handler_duration_seconds{topic}
@@ -292,19 +317,19 @@ func NewConsumer(cfg ConsumerConfig, h Handler, log *slog.Logger, reg prometheus
 }
 
 // Run joins the group and handles messages until ctx is done, then returns
-// nil. Stopping is graceful: the handler call in progress is not cancelled
-// (its context is not derived from ctx's cancellation), and the message it
-// settles is written to the dead-letter topic if need be and committed
-// before Run returns. A message waiting between attempts is left
-// uncommitted: it is delivered again, to this group's next owner of its
-// partition. Run leaves the group before it returns, so its partitions move
-// to other members at once.
+// nil. Stopping is graceful: the handler calls in progress are not cancelled
+// (their context is not derived from ctx's cancellation), and the messages
+// they settle are written to the dead-letter topic if need be and committed
+// before Run returns. A message waiting between attempts, or in a worker's
+// queue, is left uncommitted: it is delivered again, to this group's next
+// owner of its partition. Run leaves the group before it returns, so its
+// partitions move to other members at once.
 //
-// Run returns an error if it could not settle the message in hand after ctx
+// Run returns an error if it could not settle a message in hand after ctx
 // was done (the message is then delivered again), and an error wrapping
-// [ErrClosed] if Close is called before or while it runs: the message in hand
-// is then left uncommitted, as in a crash. Failures to fetch, to write to the
-// dead-letter topic and to commit are otherwise logged and retried.
+// [ErrClosed] if Close is called before or while it runs: the messages in
+// hand are then left uncommitted, as in a crash. Failures to fetch, to write
+// to the dead-letter topic and to commit are otherwise logged and retried.
 //
 // One Run at a time; after it returns, Run may be called again.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -314,25 +339,83 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer c.stop(r)
 
-	c.log.Info("consumer started", slog.Any("topics", c.cfg.Topics))
+	c.log.Info("consumer started", slog.Any("topics", c.cfg.Topics), slog.Int("concurrency", c.cfg.Concurrency))
+	// A worker that fails ends the Run: the other workers stop as on a
+	// graceful stop, and Run returns the first failure.
+	ctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	var (
+		failOnce sync.Once
+		failed   error
+	)
+	fail := func(err error) {
+		failOnce.Do(func() { failed = err })
+		stopWorkers()
+	}
+	queues := make([]chan kafka.Message, c.cfg.Concurrency)
+	var workers sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan kafka.Message, workerQueue)
+		workers.Go(func() {
+			for msg := range queues[i] {
+				if ctx.Err() != nil {
+					continue // not handled, not committed: delivered again
+				}
+				if err := c.process(ctx, r, msg); err != nil {
+					fail(err)
+				}
+			}
+		})
+	}
+	err = c.dispatch(ctx, r, queues)
+	if err != nil {
+		stopWorkers()
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	workers.Wait()
+
+	switch {
+	case c.isClosed():
+		return fmt.Errorf("run consumer: %w", ErrClosed)
+	case err != nil || failed != nil:
+		return fmt.Errorf("run consumer: %w", errors.Join(err, failed))
+	}
+	c.log.Info("consumer stopped")
+	return nil
+}
+
+// dispatch fetches messages and queues each to the worker of its partition,
+// until ctx is done. It returns an error only if fetching failed for good.
+//
+// The worker of a partition is fixed for the Run, which is what keeps a
+// partition's messages in order: one worker handles them, one at a time.
+func (c *Consumer) dispatch(ctx context.Context, r *kafka.Reader, queues []chan kafka.Message) error {
 	for {
 		msg, err := c.fetch(ctx, r)
-		if c.isClosed() {
-			return fmt.Errorf("run consumer: %w", ErrClosed)
-		}
 		if ctx.Err() != nil {
 			// A message fetched as ctx ended is not handled: it is not
 			// committed and will be delivered again.
-			c.log.Info("consumer stopped")
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("run consumer: %w", err)
+			return err
 		}
-		if err := c.process(ctx, r, msg); err != nil {
-			return fmt.Errorf("run consumer: %w", err)
+		select {
+		case queues[worker(msg, len(queues))] <- msg:
+		case <-ctx.Done():
+			return nil
 		}
 	}
+}
+
+// worker returns the index, below n, of the worker that handles msg's
+// partition.
+func worker(msg kafka.Message, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(msg.Topic))
+	return int((h.Sum32() + uint32(msg.Partition)) % uint32(n))
 }
 
 // Close stops the consumer for good and releases it: it closes the reader of

@@ -46,6 +46,8 @@ func TestNewConsumerRejectsBadConfig(t *testing.T) {
 		{"heartbeat not below session", func(c *messaging.ConsumerConfig) { c.HeartbeatInterval = 10 * time.Second }},
 		{"negative rebalance timeout", func(c *messaging.ConsumerConfig) { c.RebalanceTimeout = -time.Second }},
 		{"negative max wait", func(c *messaging.ConsumerConfig) { c.MaxWait = -time.Second }},
+		{"negative concurrency", func(c *messaging.ConsumerConfig) { c.Concurrency = -1 }},
+		{"concurrency out of range", func(c *messaging.ConsumerConfig) { c.Concurrency = 100000 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -765,4 +767,117 @@ func TestConsumersInOneGroupSplitPartitions(t *testing.T) {
 // sorted returns a sorted copy of s.
 func sorted(s []string) []string {
 	return slices.Sorted(slices.Values(s))
+}
+
+// TestConsumerHandlesPartitionsConcurrently: with Concurrency above 1,
+// messages of different partitions are handled at the same time, while each
+// key's messages are still handled in order, each once, and all committed.
+func TestConsumerHandlesPartitionsConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	kc := startBroker(t)
+	const topic, group, partitions = "checkout.replies", "order-service", 4
+	topicWithDLQ(ctx, t, kc, topic, partitions)
+	msgs := keyed(8, 0, 5)
+	produce(ctx, t, kc, topic, msgs...)
+
+	// The first calls wait until two calls are in progress at once, which
+	// never happens if the consumer handles one message at a time.
+	var (
+		mu       sync.Mutex
+		inFlight int
+	)
+	overlapped := make(chan struct{})
+	var handled recorder
+	h := func(ctx context.Context, msg kafka.Message) error {
+		mu.Lock()
+		inFlight++
+		if inFlight == 2 {
+			close(overlapped)
+		}
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		select {
+		case <-overlapped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		handled.record(msg)
+		return nil
+	}
+	cfg := consumerConfig(kc, group, topic)
+	cfg.Concurrency = partitions
+	r := runConsumer(t, cfg, h, nil)
+	got := handled.waitFor(ctx, t, len(msgs))
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run after stop = %v, want nil", err)
+	}
+
+	if diff := cmp.Diff(sequences(t, messageValues(msgs)), sequences(t, handled.values())); diff != "" {
+		t.Errorf("per-key order of handled messages (-want +got):\n%s", diff)
+	}
+	ends := make(map[int]int64) // per partition, the offset after the last message
+	for _, d := range got {
+		ends[d.Partition] = max(ends[d.Partition], d.Offset+1)
+	}
+	if len(ends) < 2 {
+		t.Fatalf("messages landed in partitions %v, want at least two", ends)
+	}
+	for p := range partitions {
+		if _, ok := ends[p]; !ok {
+			ends[p] = -1 // no message, nothing committed
+		}
+	}
+	if diff := cmp.Diff(ends, committed(ctx, t, kc, group, topic, partitions)); diff != "" {
+		t.Errorf("committed offsets (-want +got):\n%s", diff)
+	}
+}
+
+// TestConsumerStopFinishesEveryMessageInHand: with several workers, a stop
+// lets each message in hand finish and commits it; Run returns nil.
+func TestConsumerStopFinishesEveryMessageInHand(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	kc := startBroker(t)
+	const topic, group, partitions = "checkout.payment.commands", "payment-service", 2
+	topicWithDLQ(ctx, t, kc, topic, partitions)
+	msgs := keyed(8, 0, 1)
+	produce(ctx, t, kc, topic, msgs...)
+
+	started, release := make(chan kafka.Message, len(msgs)), make(chan struct{})
+	h := func(ctx context.Context, msg kafka.Message) error {
+		started <- msg
+		<-release
+		return ctx.Err()
+	}
+	cfg := consumerConfig(kc, group, topic)
+	cfg.Concurrency = partitions
+	r := runConsumer(t, cfg, h, nil)
+	inHand := make(map[int]int64) // partition -> offset of the message in hand
+	for len(inHand) < partitions {
+		select {
+		case msg := <-started:
+			inHand[msg.Partition] = msg.Offset
+		case <-ctx.Done():
+			t.Fatalf("handler calls in progress: %v, want one per partition", inHand)
+		}
+	}
+	r.cancel()
+	close(release)
+	if err := r.wait(t); err != nil {
+		t.Fatalf("Run stopped during handler calls = %v, want nil", err)
+	}
+	want := make(map[int]int64)
+	for p, offset := range inHand {
+		want[p] = offset + 1
+	}
+	if diff := cmp.Diff(want, committed(ctx, t, kc, group, topic, partitions)); diff != "" {
+		t.Errorf("committed offsets (-want +got):\n%s", diff)
+	}
 }
