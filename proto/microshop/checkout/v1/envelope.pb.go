@@ -338,7 +338,8 @@ type Envelope_StockRejected struct {
 }
 
 type Envelope_ReservationCommitted struct {
-	// Reply from inventory to commit_reservation.
+	// Reply from inventory to commit_reservation, and to a release_stock that
+	// found the reservation committed (a refusal).
 	ReservationCommitted *ReservationCommitted `protobuf:"bytes,22,opt,name=reservation_committed,json=reservationCommitted,proto3,oneof"`
 }
 

@@ -128,7 +128,9 @@ func (x *CommitReservation) GetOrderId() string {
 
 // ReleaseStock compensates ReserveStock: the order's held units go back to
 // available stock. Replied to with StockReleased, also when nothing was
-// reserved (null compensation) or the reservation had already expired.
+// reserved (null compensation) or the reservation had already expired, and
+// with ReservationCommitted when the reservation was committed: a sale cannot
+// be undone, so the compensation is refused.
 type ReleaseStock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the order whose reservation is released.

@@ -16,21 +16,25 @@
 //	                                                                                  StockRejected if the first delivery was refused
 //	                                                  Refused           none          StockRejected "refused: compensated before it arrived"
 //	ReleaseStock (reserve-stock, compensate)          Proceed           Release       StockReleased (also when nothing was reserved, or
-//	                                                                                  the reservation had expired)
+//	                                                                                  the reservation had expired); ReservationCommitted
+//	                                                                                  if it was committed (below)
 //	                                                  NullCompensation  none          StockReleased
 //	                                                  Duplicate         none          the reply of the first delivery again
 //	CommitReservation (commit-reservation, action)    Proceed           Commit        ReservationCommitted
 //	                                                  Duplicate         none          ReservationCommitted again if committed
 //
-// Two answers are not what the table suggests, because the true one would be
-// a lie:
+// Two commands cannot do what they ask:
 //
 //   - ReleaseStock of a reservation already COMMITTED cannot undo a sale. It
 //     cannot happen in this saga, whose CommitReservation is sent only once
 //     every step succeeded, so it is logged at error level as a bug, and
-//     answered with ReservationCommitted, which is OK to the orchestrator (a
-//     compensation must succeed eventually, or the saga never ends) but says
-//     what really happened.
+//     answered with ReservationCommitted, which says what really happened:
+//     the order service takes it as a refusal of the compensation (OK=false),
+//     so the saga stays COMPENSATING and re-sends ReleaseStock, visible in
+//     its logs and metrics, rather than cancelling an order whose stock is
+//     sold. Each re-send is a Duplicate and gets the same answer. StockReleased
+//     would be a lie, and any other reply is dead-lettered by the order
+//     service.
 //   - CommitReservation of a reservation that has EXPIRED (or was released)
 //     cannot sell stock that is back on sale. It is logged at error level,
 //     counted in inventory_commit_after_expiry_total, and answered with
@@ -281,7 +285,7 @@ func (h *Handler) release(ctx context.Context, svc *inventory.Service, orderID s
 			return stockReleased(orderID), nil
 		case errors.Is(err, inventory.ErrReservationCommitted):
 			log.ErrorContext(ctx, "BUG: release of a committed reservation: the stock is sold and stays sold; "+
-				"answering ReservationCommitted so the saga is not blocked")
+				"answering ReservationCommitted, which refuses the compensation")
 			return reservationCommitted(orderID), nil
 		case err != nil:
 			return nil, err

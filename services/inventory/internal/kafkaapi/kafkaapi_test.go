@@ -456,16 +456,25 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
+// testReleaseAfterCommit checks the answer to a ReleaseStock that finds the
+// sale done: ReservationCommitted on the compensation's step and operation,
+// which the order service's reply decoder takes as a refusal, so its
+// orchestrator re-sends the release. Every re-send is a Duplicate and gets
+// the same answer; the stock stays sold.
 func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.deliver(t, commit(), commitCorr)
 	f.replies(t)
-	answer := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "ReservationCommitted"}}
-	for range 2 {
+	refusal := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "ReservationCommitted"}}
+	for range 3 { // the first delivery and two re-sends
 		f.deliver(t, release(), releaseCorr)
-		checkReplies(t, f.replies(t), answer)
+		checkReplies(t, f.replies(t), refusal)
 		f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3})
+	}
+	r, err := f.service.Reservation(t.Context(), "o-1")
+	if err != nil || r.Status != inventory.StatusCommitted {
+		t.Errorf("reservation after the refused releases = %+v, %v; want it COMMITTED", r, err)
 	}
 	if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"BUG: release of a committed reservation`) {
 		t.Errorf("no error logged for the release after commit:\n%s", f.logs)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/segmentio/kafka-go"
 
@@ -43,7 +44,7 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 		return messaging.Permanent(err)
 	}
 	messageID, _ := messaging.Header(msg, outbox.HeaderMessageID)
-	if _, committed := env.GetPayload().(*checkoutv1.Envelope_ReservationCommitted); committed {
+	if corr.Step == StepCommitReservation {
 		// No step waits for it: CommitReservation is sent once the saga completed.
 		c.log.InfoContext(ctx, "reservation committed", slog.String("order_id", corr.SagaID), slog.String("message_id", messageID))
 		return nil
@@ -58,19 +59,39 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 	return nil
 }
 
-// answers maps every reply payload to the step and operation it answers
-// and whether it is a success.
-var answers = map[string]struct {
+// answer is what a reply payload means when it answers one operation.
+type answer struct {
 	step, op string
 	ok       bool
-}{
-	"StockReserved":        {StepReserveStock, saga.OpAction, true},
-	"StockRejected":        {StepReserveStock, saga.OpAction, false},
-	"StockReleased":        {StepReserveStock, saga.OpCompensate, true},
-	"PaymentCaptured":      {StepChargePayment, saga.OpAction, true},
-	"PaymentFailed":        {StepChargePayment, saga.OpAction, false},
-	"PaymentRefunded":      {StepChargePayment, saga.OpCompensate, true},
-	"ReservationCommitted": {StepCommitReservation, saga.OpAction, true},
+	// reason of a refusal whose payload carries none.
+	reason string
+}
+
+// ReasonReservationCommitted is the reason of the refused ReleaseStock that
+// inventory answers with ReservationCommitted.
+const ReasonReservationCommitted = "reservation committed: its stock is sold and cannot be released"
+
+// answers maps every reply payload to the operations it may answer, and
+// what it means there.
+//
+// ReservationCommitted answers CommitReservation, and also a ReleaseStock
+// that found the reservation committed: a sale cannot be undone, so that
+// compensation is refused. The orchestrator then keeps the saga
+// COMPENSATING and re-sends ReleaseStock with backoff, visible in its logs
+// and metrics, instead of cancelling an order whose stock is sold. It cannot
+// happen in this saga (CommitReservation is sent only once it completed):
+// if it does, someone must look.
+var answers = map[string][]answer{
+	"StockReserved":   {{step: StepReserveStock, op: saga.OpAction, ok: true}},
+	"StockRejected":   {{step: StepReserveStock, op: saga.OpAction, ok: false}},
+	"StockReleased":   {{step: StepReserveStock, op: saga.OpCompensate, ok: true}},
+	"PaymentCaptured": {{step: StepChargePayment, op: saga.OpAction, ok: true}},
+	"PaymentFailed":   {{step: StepChargePayment, op: saga.OpAction, ok: false}},
+	"PaymentRefunded": {{step: StepChargePayment, op: saga.OpCompensate, ok: true}},
+	"ReservationCommitted": {
+		{step: StepCommitReservation, op: saga.OpAction, ok: true},
+		{step: StepReserveStock, op: saga.OpCompensate, ok: false, reason: ReasonReservationCommitted},
+	},
 }
 
 // replyOutcome checks that env is a reply answering the command corr names,
@@ -78,15 +99,18 @@ var answers = map[string]struct {
 func replyOutcome(env *checkoutv1.Envelope, corr saga.Correlation) (ok bool, reason string, err error) {
 	payload := checkoutv1.PayloadMessage(env)
 	name := string(payload.ProtoReflect().Descriptor().Name())
-	want, known := answers[name]
+	meanings, known := answers[name]
+	i := slices.IndexFunc(meanings, func(a answer) bool { return a.step == corr.Step && a.op == corr.Op })
 	switch {
 	case !known:
 		return false, "", fmt.Errorf("%w: %s is not a reply", ErrUnexpectedReply, name)
-	case want.step != corr.Step || want.op != corr.Op:
+	case i < 0:
 		return false, "", fmt.Errorf("%w: %s does not answer %s of step %s", ErrUnexpectedReply, name, corr.Op, corr.Step)
 	case checkoutv1.OrderID(env) != corr.SagaID:
 		return false, "", fmt.Errorf("%w: %s about order %s has saga id %s", ErrUnexpectedReply, name, checkoutv1.OrderID(env), corr.SagaID)
 	}
+	want := meanings[i]
+	reason = want.reason
 	switch p := env.GetPayload().(type) {
 	case *checkoutv1.Envelope_StockRejected:
 		reason = p.StockRejected.GetReason()
