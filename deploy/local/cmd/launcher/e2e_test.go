@@ -31,6 +31,14 @@ var programs = []string{
 	"github.com/microshop/microshop/deploy/local/cmd/launcher",
 }
 
+// stackEnv shortens the checkout's deadlines in the stacks the test runs,
+// so that the order paid with the hanging card is cancelled within seconds
+// (the defaults take 15s). The charge deadline stays well above the PSP
+// timeout, as services/payment/README.md requires, so a card that answers
+// is never taken for a hanging one. The launcher passes its environment on
+// to the services.
+var stackEnv = []string{"ORDER_CHARGE_TIMEOUT=5s", "PAYMENT_PSP_TIMEOUT=1s"}
+
 // TestNativeStack is the end-to-end smoke test: it builds every program,
 // runs the launcher as `make run` and `make run-full` do, checks every
 // /readyz, shops through the gateway, stops it with SIGINT and checks that
@@ -50,7 +58,7 @@ func TestNativeStack(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			runDir := filepath.Join(dir, mode)
 			base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
-			l := startLauncher(t, filepath.Join(bin, "launcher"),
+			l := startLauncher(t, stackEnv, filepath.Join(bin, "launcher"),
 				"-mode", mode, "-dir", runDir, "-bin", bin,
 				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker))
 			l.waitForLine(t, "all processes ready", 3*time.Minute)
@@ -67,7 +75,9 @@ func TestNativeStack(t *testing.T) {
 				}
 			}
 
-			t.Run("shop", func(t *testing.T) { shop(t, fmt.Sprintf("http://127.0.0.1:%d", base)) })
+			t.Run("shop", func(t *testing.T) {
+				shop(t, fmt.Sprintf("http://127.0.0.1:%d", base), fmt.Sprintf("http://127.0.0.1:%d", base+pspOffset))
+			})
 
 			if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
@@ -111,9 +121,12 @@ type launcher struct {
 	done  chan error
 }
 
-func startLauncher(t *testing.T, path string, args ...string) *launcher {
+// startLauncher runs the launcher at path with args, and env added to the
+// test's environment.
+func startLauncher(t *testing.T, env []string, path string, args ...string) *launcher {
 	t.Helper()
 	l := &launcher{cmd: exec.Command(path, args...), added: make(chan struct{}, 1), done: make(chan error, 1)}
+	l.cmd.Env = append(os.Environ(), env...)
 	l.cmd.Stderr = l.cmd.Stdout
 	stdout, err := l.cmd.StdoutPipe()
 	if err != nil {
