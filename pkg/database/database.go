@@ -77,14 +77,20 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open %s database: %w", dialector.Name(), err)
 	}
 	db := &DB{DB: gdb, sql: sqlDB}
+	maxConns := 20
 	if dialector.Name() == SQLite {
 		// One file, one writer at a time: a small pool keeps writers queueing
 		// on busy_timeout instead of piling up connections.
-		sqlDB.SetMaxOpenConns(4)
+		maxConns = 4
 	} else {
-		sqlDB.SetMaxOpenConns(20)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	// Keep every connection the pool may open: database/sql keeps only two
+	// idle by default and closes the others after each use, so a service
+	// busier than two concurrent transactions would dial PostgreSQL (a
+	// process fork per connection) for nearly every transaction.
+	sqlDB.SetMaxIdleConns(maxConns)
 	if err := db.Ping(ctx); err != nil {
 		return nil, errors.Join(err, sqlDB.Close())
 	}
