@@ -32,6 +32,10 @@ const (
 	maxRetryInterval = 10 * time.Second
 	// pruneInterval is how often Run deletes old sent rows.
 	pruneInterval = time.Minute
+	// observeInterval is how often, at most, a busy Run refreshes the gauges
+	// (two queries): a relay under load runs rounds back to back, and a
+	// gauge scraped every few seconds needs no fresher value.
+	observeInterval = time.Second
 	// pruneBatch is how many rows one DELETE of Prune removes at most, to
 	// keep its transaction short.
 	pruneBatch = 1000
@@ -156,9 +160,13 @@ func (r *Relay) Run(ctx context.Context) {
 		Multiplier:          2,
 		MaxInterval:         max(maxRetryInterval, r.opts.PollInterval),
 	}
-	var nextPrune time.Time
+	var nextPrune, nextObserve time.Time
 	for {
-		n, err := r.RelayOnce(ctx)
+		n, err := r.round(ctx)
+		if now := r.opts.Now(); n == 0 || !now.Before(nextObserve) {
+			err = errors.Join(err, r.observe(ctx))
+			nextObserve = now.Add(observeInterval)
+		}
 		if ctx.Err() != nil {
 			return // an error from shutting down is no news
 		}
@@ -208,13 +216,20 @@ LIMIT ?`
 // most one per key, publishes them and marks those the broker acknowledged
 // as sent. It returns how many it marked, and the errors of publishing
 // (the failed messages stay pending) and of the database. It also updates
-// the gauges. Run calls it in a loop; tests call it directly.
+// the gauges. Tests call it; Run runs the same rounds in a loop, and
+// refreshes the gauges at most every second while rounds find work.
 //
 // On Postgres the round is one transaction that holds its rows locked while
 // it publishes. On SQLite it is not: a transaction would take the database's
 // only write lock for the length of a publish and stall every writer of the
 // service; the round reads, publishes, then marks.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	n, err := r.round(ctx)
+	return n, errors.Join(err, r.observe(ctx))
+}
+
+// round is RelayOnce without the gauges.
+func (r *Relay) round(ctx context.Context) (int, error) {
 	var marked int64
 	var publishErr error
 	round := func(tx *gorm.DB) error {
@@ -243,7 +258,7 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		marked = 0 // rolled back, or the mark failed
 	}
-	return int(marked), errors.Join(publishErr, err, r.observe(ctx))
+	return int(marked), errors.Join(publishErr, err)
 }
 
 // publish publishes rows and returns the seqs of those the broker
