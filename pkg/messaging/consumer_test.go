@@ -787,6 +787,7 @@ func TestConsumerHandlesPartitionsConcurrently(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		inFlight int
+		overlap  sync.Once
 	)
 	overlapped := make(chan struct{})
 	var handled recorder
@@ -794,7 +795,7 @@ func TestConsumerHandlesPartitionsConcurrently(t *testing.T) {
 		mu.Lock()
 		inFlight++
 		if inFlight == 2 {
-			close(overlapped)
+			overlap.Do(func() { close(overlapped) })
 		}
 		mu.Unlock()
 		defer func() {
