@@ -1,8 +1,9 @@
 // Package messaging is how a microshop service talks to Kafka with
 // segmentio/kafka-go: the client configuration and its readiness check
-// ([Config.Ping]), topic creation ([EnsureTopics]), a producer with safe
-// defaults ([NewWriter]) and the consumer loop every saga participant and the
-// orchestrator run ([Consumer]).
+// ([Config.Ping]), topic creation ([EnsureTopics], and at start-up
+// [EnsureTopicsWithRetry]), a producer with safe defaults ([NewWriter]) and
+// the consumer loop every saga participant and the orchestrator run
+// ([Consumer]).
 //
 // The consumer gives at-least-once delivery in partition order: a message is
 // committed only after its handler succeeded or it was written to the
@@ -15,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -64,11 +67,8 @@ func (c Config) Ping(ctx context.Context) error {
 // broker (kfake) keeps explicitly created topics across a crash, while it
 // loses automatically created ones with all their records.
 func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...string) error {
-	if len(cfg.Brokers) == 0 {
-		return errors.New("ensure topics: no brokers configured")
-	}
-	if partitions < 1 {
-		return fmt.Errorf("ensure topics: %d partitions, want at least 1", partitions)
+	if err := checkTopicsRequest(cfg, partitions); err != nil {
+		return err
 	}
 	if len(topics) == 0 {
 		return nil
@@ -97,6 +97,72 @@ func EnsureTopics(ctx context.Context, cfg Config, partitions int, topics ...str
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("ensure topics: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// EnsureTopicsWithRetry is [EnsureTopics] tried again every second, each
+// attempt bounded by 10 seconds, until it succeeds or ctx ends; each failed
+// attempt is logged to log as a warning. It is what a service calls at
+// start-up, when Kafka may not be reachable yet: started at the same time,
+// or restarting. A failure that trying again cannot mend is returned at
+// once: a configuration EnsureTopics refuses, or topics the broker refuses
+// for good, such as an invalid name.
+func EnsureTopicsWithRetry(ctx context.Context, cfg Config, partitions int, log *slog.Logger, topics ...string) error {
+	if err := checkTopicsRequest(cfg, partitions); err != nil {
+		return err
+	}
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, ensureTopicsAttemptTimeout)
+		err := EnsureTopics(attemptCtx, cfg, partitions, topics...)
+		cancel()
+		if err == nil || refusedForGood(err) {
+			return err
+		}
+		if ctx.Err() == nil {
+			log.Warn("create kafka topics failed; will retry", slog.Any("error", err),
+				slog.String("retry_in", ensureTopicsRetryInterval.String()))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w; gave up: %w", err, context.Cause(ctx))
+		case <-time.After(ensureTopicsRetryInterval):
+		}
+	}
+}
+
+// Pacing of EnsureTopicsWithRetry: a broker that takes a connection and
+// never answers costs one attempt, not the whole start-up.
+const (
+	ensureTopicsAttemptTimeout = 10 * time.Second
+	ensureTopicsRetryInterval  = time.Second
+)
+
+// refusedForGood reports whether the broker refused the topics in a way that
+// will not change by itself: a bad name, partition count or configuration,
+// or no permission. Anything else, such as a broker that cannot be reached
+// (which kafka-go reports as BrokerNotAvailable) or a cluster that has fewer
+// brokers than the replication factor yet, may pass on a later attempt.
+func refusedForGood(err error) bool {
+	var kafkaErr kafka.Error
+	if !errors.As(err, &kafkaErr) {
+		return false
+	}
+	switch kafkaErr {
+	case kafka.InvalidTopic, kafka.InvalidPartitionNumber, kafka.InvalidConfiguration, kafka.InvalidRequest,
+		kafka.PolicyViolation, kafka.TopicAuthorizationFailed, kafka.ClusterAuthorizationFailed:
+		return true
+	}
+	return false
+}
+
+// checkTopicsRequest refuses what no broker would accept.
+func checkTopicsRequest(cfg Config, partitions int) error {
+	if len(cfg.Brokers) == 0 {
+		return errors.New("ensure topics: no brokers configured")
+	}
+	if partitions < 1 {
+		return fmt.Errorf("ensure topics: %d partitions, want at least 1", partitions)
 	}
 	return nil
 }

@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/microshop/microshop/pkg/kafkatest"
 	"github.com/microshop/microshop/pkg/messaging"
 )
 
@@ -106,6 +111,110 @@ func TestEnsureTopics(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEnsureTopicsWithRetry: topics are created once the broker comes up,
+// a request no broker would accept fails at once, and the retries end with
+// ctx.
+func TestEnsureTopicsWithRetry(t *testing.T) {
+	t.Parallel()
+	t.Run("waits for the broker", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+		defer cancel()
+		port := freePort(t)
+		kc := messaging.Config{Brokers: []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}, ClientID: "messaging-test"}
+		retried := make(chan struct{}, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- messaging.EnsureTopicsWithRetry(ctx, kc, 4, retryLogger(t, retried), "orders", "orders.dlq")
+		}()
+		select {
+		case <-retried: // an attempt failed: nothing listens on port yet
+		case err := <-done:
+			t.Fatalf("EnsureTopicsWithRetry = %v before the broker started, want it to wait", err)
+		case <-ctx.Done():
+			t.Fatal("no failed attempt logged before the broker started")
+		}
+		kafkatest.Start(t, kfake.Ports(port))
+		if err := <-done; err != nil {
+			t.Fatalf("EnsureTopicsWithRetry = %v once the broker started, want nil", err)
+		}
+		want := map[string]int{"orders": 4, "orders.dlq": 4}
+		if diff := cmp.Diff(want, partitionCounts(ctx, t, kc, "orders", "orders.dlq")); diff != "" {
+			t.Errorf("partitions per topic (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("gives up when ctx ends", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		kc := messaging.Config{Brokers: []string{"127.0.0.1:1"}}
+		err := messaging.EnsureTopicsWithRetry(ctx, kc, 1, testLogger(t), "orders")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("EnsureTopicsWithRetry without a broker = %v, want context.DeadlineExceeded", err)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	kc := startBroker(t)
+	ensureTopics(ctx, t, kc, 1, "stock.events")
+	bad := []struct {
+		name       string
+		kc         messaging.Config
+		partitions int
+		topics     []string
+	}{
+		{"no brokers", messaging.Config{}, 1, []string{"a"}},
+		{"no partitions", kc, 0, []string{"a"}},
+		{"name collides with an existing topic", kc, 1, []string{"stock_events"}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			// Retrying would only end with ctx: the error must come first.
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			err := messaging.EnsureTopicsWithRetry(ctx, tt.kc, tt.partitions, testLogger(t), tt.topics...)
+			if err == nil || ctx.Err() != nil {
+				t.Errorf("EnsureTopicsWithRetry(%d, %q) = %v after ctx ended: %v; want an error at once", tt.partitions, tt.topics, err, ctx.Err())
+			}
+		})
+	}
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// retryLogger logs to t and signals on retried, without blocking, each time
+// a retry is logged.
+func retryLogger(t *testing.T, retried chan<- struct{}) *slog.Logger {
+	return slog.New(retrySignal{Handler: testLogger(t).Handler(), retried: retried})
+}
+
+// retrySignal is a slog.Handler that signals the records saying "will retry".
+type retrySignal struct {
+	slog.Handler
+	retried chan<- struct{}
+}
+
+func (h retrySignal) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, "will retry") {
+		select {
+		case h.retried <- struct{}{}:
+		default:
+		}
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 // partitionCounts returns the number of partitions of each of topics.

@@ -5,8 +5,9 @@
 //
 // The message types are generated from the .proto files next to this one
 // (make proto; never edit a .pb.go file). This file is the hand-written part:
-// the topic names, and Marshal and Unmarshal, which refuse an envelope a
-// consumer could not act on, so every service checks the same rules.
+// the topic names and their partition count, and Marshal and Unmarshal,
+// which refuse an envelope a consumer could not act on, so every service
+// checks the same rules.
 //
 // Building a message:
 //
@@ -66,6 +67,17 @@ const (
 func Topics() []string {
 	return []string{TopicInventoryCommands, TopicPaymentCommands, TopicReplies, TopicOrderEvents}
 }
+
+// TopicPartitions is the partition count the services create the checkout's
+// topics and their dead-letter topics with. A consumer group hands each
+// partition to one member, which handles its messages one at a time, in
+// order (the order of a key's messages is what partitions keep), so the
+// count bounds how many messages of a topic the group handles in parallel,
+// and it is the unit in which a group of several replicas splits the work:
+// 12 divides evenly among 1, 2, 3, 4 or 6 replicas. It applies to topics
+// still to be created; Kafka can only add partitions to a topic, and doing so
+// moves keys between partitions, which breaks the order of messages in flight.
+const TopicPartitions = 12
 
 // DLQTopic returns the dead-letter topic of topic.
 func DLQTopic(topic string) string { return topic + DLQSuffix }
