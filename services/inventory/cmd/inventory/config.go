@@ -20,6 +20,10 @@ type Config struct {
 	ReservationTTL time.Duration
 	// ExpiryInterval is how often overdue reservations are expired.
 	ExpiryInterval time.Duration
+	// ConsumerConcurrency is how many consumed messages, each of a
+	// different partition, are handled at once (messaging.ConsumerConfig's
+	// Concurrency).
+	ConsumerConcurrency int
 	// CrashAfterHandle is the probability, from 0 to 1, that the process
 	// exits (code 3) after a consumed message was handled and before it is
 	// committed: a fault injected by the chaos harness so that duplicate
@@ -40,6 +44,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReservationTTL: env.Duration("RESERVATION_TTL", 15*time.Minute),
 		ExpiryInterval: env.Duration("EXPIRY_INTERVAL", 30*time.Second),
 	}
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }
@@ -54,6 +59,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("reservation_ttl", c.ReservationTTL.String()),
 		slog.String("expiry_interval", c.ExpiryInterval.String()),
+		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
 		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

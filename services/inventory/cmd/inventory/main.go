@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
@@ -46,11 +46,11 @@ func main() {
 }
 
 // run opens the service's dependencies and starts its background work (the
-// reservation expirer, the outbox relay publishing replies and the consumer
+// outbox relay publishing replies, the reservation expirer and the consumer
 // of the checkout saga's commands), then serves HTTP until ctx ends. It stops
-// in order: HTTP drains, the consumer finishes the command in hand, the relay
-// stops and its writer closes, the expirer stops, and the database closes.
-// It returns only once every goroutine it started has ended. If the consumer
+// in reverse: HTTP drains, the consumer finishes the command in hand, the
+// expirer and the relay stop, and the writer and the database close. It
+// returns only once every goroutine it started has ended. If the consumer
 // fails, the service stops with its error.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
@@ -73,7 +73,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "inventory"}
-	if err := ensureTopics(ctx, kafka, log); err != nil {
+	topics := []string{
+		checkoutv1.TopicInventoryCommands, checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
+		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies),
+	}
+	if err := messaging.EnsureTopicsWithRetry(ctx, kafka, checkoutv1.TopicPartitions, log, topics...); err != nil {
 		return err
 	}
 	metrics := prometheus.NewRegistry()
@@ -81,62 +85,29 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	service := inventory.NewService(store, time.Now, cfg.ReservationTTL)
 
 	writer := messaging.NewWriter(kafka)
+	defer func() { err = errors.Join(err, writer.Close()) }()
 	relay, err := outbox.NewRelay(conn, writer, outbox.RelayOptions{}, log, metrics)
 	if err != nil {
-		return errors.Join(err, writer.Close())
+		return err
 	}
 	inTx := func(tx *gorm.DB) *inventory.Service { return service.WithStore(store.InTx(tx)) }
 	handler, err := kafkaapi.NewHandler(conn, inTx, relay, time.Now, log, metrics)
 	if err != nil {
-		return errors.Join(err, writer.Close())
+		return err
 	}
 	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
 		Config:          kafka,
 		GroupID:         "inventory",
 		Topics:          []string{checkoutv1.TopicInventoryCommands},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
+		Concurrency:     cfg.ConsumerConcurrency,
 		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, handler.Handle, log, metrics)
 	if err != nil {
-		return errors.Join(err, writer.Close())
+		return err
 	}
-
-	// Background work runs on contexts of its own, cancelled one after the
-	// other once serving has ended, so each stops after what feeds it. The
-	// deferred calls run in reverse: consumer, relay and writer, expirer.
-	expirerCtx, stopExpirer := context.WithCancel(context.WithoutCancel(ctx))
-	var expirer sync.WaitGroup
-	expirer.Go(func() { inventory.NewExpirer(service, cfg.ExpiryInterval, log).Run(expirerCtx) })
-	defer func() {
-		stopExpirer()
-		expirer.Wait()
-	}()
-
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	var relaying sync.WaitGroup
-	relaying.Go(func() { relay.Run(relayCtx) })
-	defer func() {
-		stopRelay()
-		relaying.Wait()
-		err = errors.Join(err, writer.Close())
-	}()
-
-	// A consumer that fails ends serving, and run returns its error.
-	serveCtx, stopServing := context.WithCancelCause(ctx)
-	defer stopServing(nil)
-	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	consumed := make(chan error, 1)
-	go func() {
-		err := consumer.Run(consumerCtx)
-		if err != nil {
-			stopServing(err)
-		}
-		consumed <- err
-	}()
-	defer func() {
-		stopConsumer()
-		err = errors.Join(err, <-consumed, consumer.Close())
-	}()
+	defer func() { err = errors.Join(err, consumer.Close()) }()
+	expirer := inventory.NewExpirer(service, cfg.ExpiryInterval, log)
 
 	checks := health.New(2 * time.Second)
 	checks.Add("database", conn.Ping)
@@ -145,32 +116,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
 	httpapi.Register(router, service, log)
 
-	return httpserver.Serve(serveCtx, log, cfg.HTTP, router, checks)
+	// Started in this order, stopped in reverse once HTTP has drained, each
+	// after the one stopped before it returned.
+	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, log, cfg.HTTP, router, checks) }
+	return lifecycle.Run(ctx, log, serve,
+		lifecycle.Task{Name: "outbox relay", Run: lifecycle.NoError(relay.Run)},
+		lifecycle.Task{Name: "reservation expirer", Run: lifecycle.NoError(expirer.Run)},
+		lifecycle.Task{Name: "commands consumer", Run: consumer.Run},
+	)
 }
-
-// ensureTopics creates the topics the service consumes and produces, and
-// their dead-letter topics, retrying every second while Kafka is not
-// reachable, until ctx ends.
-func ensureTopics(ctx context.Context, kafka messaging.Config, log *slog.Logger) error {
-	topics := []string{
-		checkoutv1.TopicInventoryCommands, checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
-		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies),
-	}
-	for {
-		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := messaging.EnsureTopics(attemptCtx, kafka, topicPartitions, topics...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		log.Warn("create kafka topics failed; will retry", slog.Any("error", err))
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("create kafka topics: %w", err)
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// topicPartitions is the partition count of the topics the service creates.
-const topicPartitions = 3

@@ -22,6 +22,10 @@ type Config struct {
 	// Saga tunes the orchestrator's background round (Now stays nil: the
 	// real clock).
 	Saga saga.Options
+	// ConsumerConcurrency is how many consumed messages, each of a
+	// different partition, are handled at once (messaging.ConsumerConfig's
+	// Concurrency).
+	ConsumerConcurrency int
 	// CrashAfterHandle is the probability, from 0 to 1, that the process
 	// exits (code 3) after a consumed message was handled and before it is
 	// committed: a fault injected by the chaos harness so that duplicate
@@ -49,6 +53,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
 		},
 	}
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }
@@ -67,6 +72,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("saga_retry_min", c.Saga.RetryBackoffMin.String()),
 		slog.String("saga_retry_max", c.Saga.RetryBackoffMax.String()),
 		slog.Int("saga_batch_size", c.Saga.BatchSize),
+		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
 		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

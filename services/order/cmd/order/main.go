@@ -22,6 +22,7 @@ import (
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
@@ -48,7 +49,8 @@ func main() {
 // outbox relay, the saga orchestrator's round, the replies consumer), serves
 // HTTP until ctx ends, then stops in reverse: HTTP drains, the consumer
 // finishes the message in hand, the orchestrator and the relay stop, the
-// writer and the database close. It returns once every goroutine ended.
+// writer and the database close. It returns once every goroutine ended. If
+// the consumer fails, the service stops with its error.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -70,7 +72,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "order"}
-	if err := messaging.EnsureTopics(ctx, kafka, 3, topics()...); err != nil {
+	if err := messaging.EnsureTopicsWithRetry(ctx, kafka, checkoutv1.TopicPartitions, log, topics()...); err != nil {
 		return err
 	}
 
@@ -95,6 +97,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		GroupID:         "order",
 		Topics:          []string{checkoutv1.TopicReplies},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicReplies),
+		Concurrency:     cfg.ConsumerConcurrency,
 		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, sagas.HandleReply, log, reg)
 	if err != nil {
@@ -103,28 +106,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	defer func() { err = errors.Join(err, consumer.Close()) }()
 	orders := order.NewService(db.NewStore(orderDB, sagas), time.Now)
 
-	// The background work gets contexts of its own, cancelled in order
-	// after HTTP drained; a consumer that fails stops the service.
-	serveCtx, stopServing := context.WithCancel(ctx)
-	defer stopServing()
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
-	sagaCtx, stopSagas := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSagas()
-	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumer()
-	relayDone, sagasDone, consumerDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() { defer close(relayDone); relay.Run(relayCtx) }()
-	go func() { defer close(sagasDone); sagas.Run(sagaCtx) }()
-	go func() {
-		err := consumer.Run(consumerCtx)
-		if err != nil {
-			log.Error("replies consumer failed; stopping", slog.Any("error", err))
-			stopServing()
-		}
-		consumerDone <- err
-	}()
-
 	checks := health.New(2 * time.Second)
 	checks.Add("database", orderDB.Ping)
 	checks.Add("kafka", kafka.Ping)
@@ -132,14 +113,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	httpapi.New(orders, log).Register(router)
 
-	serveErr := httpserver.Serve(serveCtx, log, cfg.HTTP, router, checks)
-	stopConsumer()
-	consumerErr := <-consumerDone
-	stopSagas()
-	<-sagasDone
-	stopRelay()
-	<-relayDone
-	return errors.Join(serveErr, consumerErr)
+	// Started in this order, stopped in reverse once HTTP has drained, each
+	// after the one stopped before it returned.
+	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, log, cfg.HTTP, router, checks) }
+	return lifecycle.Run(ctx, log, serve,
+		lifecycle.Task{Name: "outbox relay", Run: lifecycle.NoError(relay.Run)},
+		lifecycle.Task{Name: "saga orchestrator", Run: lifecycle.NoError(sagas.Run)},
+		lifecycle.Task{Name: "replies consumer", Run: consumer.Run},
+	)
 }
 
 // topics are the topics the service produces or consumes, and their

@@ -19,6 +19,10 @@ type Config struct {
 	PSPURL string
 	// PSPTimeout bounds each request to the PSP; one that runs out is ambiguous.
 	PSPTimeout time.Duration
+	// ConsumerConcurrency is how many consumed messages, each of a
+	// different partition, are handled at once (messaging.ConsumerConfig's
+	// Concurrency).
+	ConsumerConcurrency int
 	// CrashAfterHandle is the probability, from 0 to 1, that the process
 	// exits (code 3) after a consumed message was handled and before it is
 	// committed: a fault injected by the chaos harness so that duplicate
@@ -39,6 +43,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }
@@ -53,6 +58,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("psp_url", config.Redact(c.PSPURL)),
 		slog.String("psp_timeout", c.PSPTimeout.String()),
+		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
 		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
 	)
 }

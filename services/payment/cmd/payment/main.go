@@ -22,6 +22,7 @@ import (
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
@@ -45,11 +46,12 @@ func main() {
 	}
 }
 
-// run opens the service's dependencies, serves HTTP, relays the outbox and
-// handles the checkout saga's payment commands until ctx ends. Then HTTP
-// drains, the consumer stops (finishing the message in hand), the relay
-// stops, and the writer, the consumer and the database close; run returns
-// once every goroutine it started has ended.
+// run opens the service's dependencies, starts its background work (the
+// outbox relay, the consumer of the checkout saga's payment commands) and
+// serves HTTP until ctx ends. Then HTTP drains, the consumer stops (finishing
+// the message in hand), the relay stops, and the consumer, the writer, the
+// PSP client and the database close; run returns once every goroutine it
+// started has ended. If the consumer fails, the service stops with its error.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -71,7 +73,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 
 	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "payment"}
-	if err := ensureTopics(ctx, kafka); err != nil {
+	topics := []string{
+		checkoutv1.TopicPaymentCommands, checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
+		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies),
+	}
+	if err := messaging.EnsureTopicsWithRetry(ctx, kafka, checkoutv1.TopicPartitions, log, topics...); err != nil {
 		return err
 	}
 
@@ -94,6 +100,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		GroupID:         consumerGroup,
 		Topics:          []string{checkoutv1.TopicPaymentCommands},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
+		Concurrency:     cfg.ConsumerConcurrency,
 		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, commands.Handle, log, registry)
 	if err != nil {
@@ -110,49 +117,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})))
 	httpapi.Routes(router, payments, log)
 
-	// The relay and the consumer outlive ctx: they stop one after the
-	// other once HTTP has drained, each finishing what it has in hand. A
-	// consumer that fails stops the service.
-	serveCtx, stopServing := context.WithCancel(ctx)
-	defer stopServing()
-	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRelay()
-	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumer()
-	relayDone := make(chan struct{})
-	go func() {
-		defer close(relayDone)
-		relay.Run(relayCtx)
-	}()
-	consumerErr := make(chan error, 1)
-	go func() {
-		defer stopServing()
-		consumerErr <- consumer.Run(consumerCtx)
-	}()
-
-	serveErr := httpserver.Serve(serveCtx, log, cfg.HTTP, router, checks)
-	stopConsumer()
-	runErr := <-consumerErr
-	log.Info("consumer stopped")
-	stopRelay()
-	<-relayDone
-	log.Info("outbox relay stopped")
-	return errors.Join(serveErr, runErr)
+	// Started in this order, stopped in reverse once HTTP has drained, each
+	// after the one stopped before it returned.
+	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, log, cfg.HTTP, router, checks) }
+	return lifecycle.Run(ctx, log, serve,
+		lifecycle.Task{Name: "outbox relay", Run: lifecycle.NoError(relay.Run)},
+		lifecycle.Task{Name: "commands consumer", Run: consumer.Run},
+	)
 }
 
 // consumerGroup is the Kafka consumer group of the payment commands.
 const consumerGroup = "payment"
-
-// ensureTopics creates the topics payment consumes and produces, and their
-// dead-letter topics, unless they exist: the embedded broker loses topics
-// created automatically when it crashes.
-func ensureTopics(ctx context.Context, kafka messaging.Config) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return messaging.EnsureTopics(ctx, kafka, topicPartitions,
-		checkoutv1.TopicPaymentCommands, checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
-		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies))
-}
-
-// topicPartitions is the partition count of the topics payment creates.
-const topicPartitions = 3
