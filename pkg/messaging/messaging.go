@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -112,23 +113,26 @@ func EnsureTopicsWithRetry(ctx context.Context, cfg Config, partitions int, log 
 	if err := checkTopicsRequest(cfg, partitions); err != nil {
 		return err
 	}
-	for {
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attemptCtx, cancel := context.WithTimeout(ctx, ensureTopicsAttemptTimeout)
-		err := EnsureTopics(attemptCtx, cfg, partitions, topics...)
-		cancel()
-		if err == nil || refusedForGood(err) {
-			return err
+		defer cancel()
+		last = EnsureTopics(attemptCtx, cfg, partitions, topics...)
+		if refusedForGood(last) {
+			return struct{}{}, backoff.Permanent(last)
 		}
-		if ctx.Err() == nil {
-			log.Warn("create kafka topics failed; will retry", slog.Any("error", err),
-				slog.String("retry_in", ensureTopicsRetryInterval.String()))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w; gave up: %w", err, context.Cause(ctx))
-		case <-time.After(ensureTopicsRetryInterval):
-		}
+		return struct{}{}, last
+	},
+		backoff.WithBackOff(backoff.NewConstantBackOff(ensureTopicsRetryInterval)),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			log.Warn("create kafka topics failed; will retry", slog.Any("error", err), slog.String("retry_in", wait.String()))
+		}),
+	)
+	if err != nil && ctx.Err() != nil && last != nil {
+		return fmt.Errorf("%w; gave up: %w", last, context.Cause(ctx))
 	}
+	return err
 }
 
 // Pacing of EnsureTopicsWithRetry: a broker that takes a connection and
