@@ -21,7 +21,11 @@ import (
 // timeouts are twice a consumer's session timeout (10s), the time a killed
 // member's partitions may stand still, so that a kill delays more steps than
 // it times out; PSP_HANG exceeds PAYMENT_PSP_TIMEOUT, so the hanging card
-// makes ambiguous charges.
+// makes ambiguous charges. Compensations are re-sent with the services'
+// default backoff cap (a minute): a participant that lags behind its
+// partitions after a run of kills would otherwise be sent a re-send of every
+// compensation waiting for it every few seconds, each one more message for
+// it to work through, and fall further behind.
 const (
 	pspTimeout      = "1s"
 	pspHang         = "3s"
@@ -29,7 +33,7 @@ const (
 	chargeTimeout   = "20s"
 	sagaPoll        = "100ms"
 	sagaRetryMin    = "2s"
-	sagaRetryMax    = "10s"
+	sagaRetryMax    = "1m"
 	reservationTTL  = "2m"
 	expiryInterval  = "5s"
 	stopTimeout     = 15 * time.Second
