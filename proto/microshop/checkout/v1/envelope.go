@@ -181,7 +181,7 @@ func TopicOf(e *Envelope) (string, error) {
 		return TopicPaymentCommands, nil
 	case *Envelope_StockReserved, *Envelope_StockRejected, *Envelope_ReservationCommitted,
 		*Envelope_StockReleased, *Envelope_PaymentCaptured, *Envelope_PaymentFailed,
-		*Envelope_PaymentRefunded:
+		*Envelope_PaymentRefunded, *Envelope_CommitRejected:
 		return TopicReplies, nil
 	case *Envelope_OrderPlaced, *Envelope_OrderConfirmed, *Envelope_OrderCancelled:
 		return TopicOrderEvents, nil

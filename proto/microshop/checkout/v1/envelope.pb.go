@@ -76,6 +76,7 @@ type Envelope struct {
 	//	*Envelope_PaymentCaptured
 	//	*Envelope_PaymentFailed
 	//	*Envelope_PaymentRefunded
+	//	*Envelope_CommitRejected
 	//	*Envelope_OrderPlaced
 	//	*Envelope_OrderConfirmed
 	//	*Envelope_OrderCancelled
@@ -271,6 +272,15 @@ func (x *Envelope) GetPaymentRefunded() *PaymentRefunded {
 	return nil
 }
 
+func (x *Envelope) GetCommitRejected() *CommitRejected {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_CommitRejected); ok {
+			return x.CommitRejected
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetOrderPlaced() *OrderPlaced {
 	if x != nil {
 		if x, ok := x.Payload.(*Envelope_OrderPlaced); ok {
@@ -338,8 +348,7 @@ type Envelope_StockRejected struct {
 }
 
 type Envelope_ReservationCommitted struct {
-	// Reply from inventory to commit_reservation, and to a release_stock that
-	// found the reservation committed (a refusal).
+	// Reply from inventory to commit_reservation: sold.
 	ReservationCommitted *ReservationCommitted `protobuf:"bytes,22,opt,name=reservation_committed,json=reservationCommitted,proto3,oneof"`
 }
 
@@ -361,6 +370,12 @@ type Envelope_PaymentFailed struct {
 type Envelope_PaymentRefunded struct {
 	// Reply from payment to refund_payment.
 	PaymentRefunded *PaymentRefunded `protobuf:"bytes,26,opt,name=payment_refunded,json=paymentRefunded,proto3,oneof"`
+}
+
+type Envelope_CommitRejected struct {
+	// Reply from inventory to commit_reservation: nothing sold, the
+	// reservation was closed.
+	CommitRejected *CommitRejected `protobuf:"bytes,27,opt,name=commit_rejected,json=commitRejected,proto3,oneof"`
 }
 
 type Envelope_OrderPlaced struct {
@@ -402,6 +417,8 @@ func (*Envelope_PaymentFailed) isEnvelope_Payload() {}
 
 func (*Envelope_PaymentRefunded) isEnvelope_Payload() {}
 
+func (*Envelope_CommitRejected) isEnvelope_Payload() {}
+
 func (*Envelope_OrderPlaced) isEnvelope_Payload() {}
 
 func (*Envelope_OrderConfirmed) isEnvelope_Payload() {}
@@ -412,7 +429,7 @@ var File_microshop_checkout_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_microshop_checkout_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"$microshop/checkout/v1/envelope.proto\x12\x15microshop.checkout.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%microshop/checkout/v1/inventory.proto\x1a!microshop/checkout/v1/order.proto\x1a#microshop/checkout/v1/payment.proto\"\xb0\v\n" +
+	"$microshop/checkout/v1/envelope.proto\x12\x15microshop.checkout.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%microshop/checkout/v1/inventory.proto\x1a!microshop/checkout/v1/order.proto\x1a#microshop/checkout/v1/payment.proto\"\x82\f\n" +
 	"\bEnvelope\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x17\n" +
@@ -434,7 +451,8 @@ const file_microshop_checkout_v1_envelope_proto_rawDesc = "" +
 	"\x0estock_released\x18\x17 \x01(\v2$.microshop.checkout.v1.StockReleasedH\x00R\rstockReleased\x12S\n" +
 	"\x10payment_captured\x18\x18 \x01(\v2&.microshop.checkout.v1.PaymentCapturedH\x00R\x0fpaymentCaptured\x12M\n" +
 	"\x0epayment_failed\x18\x19 \x01(\v2$.microshop.checkout.v1.PaymentFailedH\x00R\rpaymentFailed\x12S\n" +
-	"\x10payment_refunded\x18\x1a \x01(\v2&.microshop.checkout.v1.PaymentRefundedH\x00R\x0fpaymentRefunded\x12G\n" +
+	"\x10payment_refunded\x18\x1a \x01(\v2&.microshop.checkout.v1.PaymentRefundedH\x00R\x0fpaymentRefunded\x12P\n" +
+	"\x0fcommit_rejected\x18\x1b \x01(\v2%.microshop.checkout.v1.CommitRejectedH\x00R\x0ecommitRejected\x12G\n" +
 	"\forder_placed\x18( \x01(\v2\".microshop.checkout.v1.OrderPlacedH\x00R\vorderPlaced\x12P\n" +
 	"\x0forder_confirmed\x18) \x01(\v2%.microshop.checkout.v1.OrderConfirmedH\x00R\x0eorderConfirmed\x12P\n" +
 	"\x0forder_cancelled\x18* \x01(\v2%.microshop.checkout.v1.OrderCancelledH\x00R\x0eorderCancelledB\t\n" +
@@ -468,9 +486,10 @@ var file_microshop_checkout_v1_envelope_proto_goTypes = []any{
 	(*PaymentCaptured)(nil),       // 11: microshop.checkout.v1.PaymentCaptured
 	(*PaymentFailed)(nil),         // 12: microshop.checkout.v1.PaymentFailed
 	(*PaymentRefunded)(nil),       // 13: microshop.checkout.v1.PaymentRefunded
-	(*OrderPlaced)(nil),           // 14: microshop.checkout.v1.OrderPlaced
-	(*OrderConfirmed)(nil),        // 15: microshop.checkout.v1.OrderConfirmed
-	(*OrderCancelled)(nil),        // 16: microshop.checkout.v1.OrderCancelled
+	(*CommitRejected)(nil),        // 14: microshop.checkout.v1.CommitRejected
+	(*OrderPlaced)(nil),           // 15: microshop.checkout.v1.OrderPlaced
+	(*OrderConfirmed)(nil),        // 16: microshop.checkout.v1.OrderConfirmed
+	(*OrderCancelled)(nil),        // 17: microshop.checkout.v1.OrderCancelled
 }
 var file_microshop_checkout_v1_envelope_proto_depIdxs = []int32{
 	1,  // 0: microshop.checkout.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
@@ -486,14 +505,15 @@ var file_microshop_checkout_v1_envelope_proto_depIdxs = []int32{
 	11, // 10: microshop.checkout.v1.Envelope.payment_captured:type_name -> microshop.checkout.v1.PaymentCaptured
 	12, // 11: microshop.checkout.v1.Envelope.payment_failed:type_name -> microshop.checkout.v1.PaymentFailed
 	13, // 12: microshop.checkout.v1.Envelope.payment_refunded:type_name -> microshop.checkout.v1.PaymentRefunded
-	14, // 13: microshop.checkout.v1.Envelope.order_placed:type_name -> microshop.checkout.v1.OrderPlaced
-	15, // 14: microshop.checkout.v1.Envelope.order_confirmed:type_name -> microshop.checkout.v1.OrderConfirmed
-	16, // 15: microshop.checkout.v1.Envelope.order_cancelled:type_name -> microshop.checkout.v1.OrderCancelled
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	14, // 13: microshop.checkout.v1.Envelope.commit_rejected:type_name -> microshop.checkout.v1.CommitRejected
+	15, // 14: microshop.checkout.v1.Envelope.order_placed:type_name -> microshop.checkout.v1.OrderPlaced
+	16, // 15: microshop.checkout.v1.Envelope.order_confirmed:type_name -> microshop.checkout.v1.OrderConfirmed
+	17, // 16: microshop.checkout.v1.Envelope.order_cancelled:type_name -> microshop.checkout.v1.OrderCancelled
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_microshop_checkout_v1_envelope_proto_init() }
@@ -517,6 +537,7 @@ func file_microshop_checkout_v1_envelope_proto_init() {
 		(*Envelope_PaymentCaptured)(nil),
 		(*Envelope_PaymentFailed)(nil),
 		(*Envelope_PaymentRefunded)(nil),
+		(*Envelope_CommitRejected)(nil),
 		(*Envelope_OrderPlaced)(nil),
 		(*Envelope_OrderConfirmed)(nil),
 		(*Envelope_OrderCancelled)(nil),

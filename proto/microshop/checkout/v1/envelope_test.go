@@ -51,6 +51,8 @@ func payloadCases() []payloadCase {
 			checkoutv1.TopicReplies},
 		{"payment_failed", &checkoutv1.PaymentFailed{OrderId: "ord-1", Reason: "card_declined"}, checkoutv1.TopicReplies},
 		{"payment_refunded", &checkoutv1.PaymentRefunded{OrderId: "ord-1", RefundId: "ref-1"}, checkoutv1.TopicReplies},
+		{"commit_rejected", &checkoutv1.CommitRejected{OrderId: "ord-1", Reason: "the order's reservation is EXPIRED"},
+			checkoutv1.TopicReplies},
 		{"order_placed", &checkoutv1.OrderPlaced{OrderId: "ord-1", CustomerId: "alice", Total: eur1999, Lines: twoLines},
 			checkoutv1.TopicOrderEvents},
 		{"order_confirmed", &checkoutv1.OrderConfirmed{OrderId: "ord-1"}, checkoutv1.TopicOrderEvents},

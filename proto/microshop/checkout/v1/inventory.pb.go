@@ -79,8 +79,10 @@ func (x *ReserveStock) GetLines() []*OrderLine {
 }
 
 // CommitReservation turns the order's reservation into a sale: the held units
-// leave stock for good. Sent once the payment is captured. Replied to with
-// ReservationCommitted.
+// leave stock for good. The saga's last step, sent once the payment is
+// captured; the order is confirmed only when it succeeded. Replied to with
+// ReservationCommitted, or with CommitRejected when the reservation has
+// expired or was released before the command arrived.
 type CommitReservation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the order whose reservation is committed.
@@ -126,11 +128,12 @@ func (x *CommitReservation) GetOrderId() string {
 	return ""
 }
 
-// ReleaseStock compensates ReserveStock: the order's held units go back to
-// available stock. Replied to with StockReleased, also when nothing was
-// reserved (null compensation) or the reservation had already expired, and
-// with ReservationCommitted when the reservation was committed: a sale cannot
-// be undone, so the compensation is refused.
+// ReleaseStock compensates ReserveStock: the order's units go back to
+// available stock, whether they were held or already committed (a
+// CommitReservation that took effect after its step's deadline: the order was
+// never confirmed, since the saga compensates only what it did not complete).
+// Replied to with StockReleased, also when nothing was reserved (null
+// compensation) or the reservation had already expired.
 type ReleaseStock struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the order whose reservation is released.
@@ -184,8 +187,8 @@ type StockReserved struct {
 	// Id of the reservation, assigned by inventory.
 	ReservationId string `protobuf:"bytes,2,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	// When inventory releases the reservation on its own unless it is committed
-	// first (by inventory's clock). A CommitReservation that arrives later finds
-	// the stock gone, so the saga's payment deadline ends well before this.
+	// first (by inventory's clock). A CommitReservation that arrives later is
+	// answered with CommitRejected, and the saga cancels the order.
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -354,6 +357,64 @@ func (x *ReservationCommitted) GetOrderId() string {
 	return ""
 }
 
+// CommitRejected: nothing was sold, because the order's reservation had
+// expired or been released before CommitReservation arrived (its units may
+// be held by other orders by now), or the order has none. The saga refunds
+// the payment and cancels the order.
+type CommitRejected struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the order.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Why, for people: e.g. "the order's reservation is EXPIRED".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitRejected) Reset() {
+	*x = CommitRejected{}
+	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitRejected) ProtoMessage() {}
+
+func (x *CommitRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitRejected.ProtoReflect.Descriptor instead.
+func (*CommitRejected) Descriptor() ([]byte, []int) {
+	return file_microshop_checkout_v1_inventory_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CommitRejected) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *CommitRejected) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // StockReleased: the order holds no stock any more (possibly it never did).
 type StockReleased struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -365,7 +426,7 @@ type StockReleased struct {
 
 func (x *StockReleased) Reset() {
 	*x = StockReleased{}
-	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[6]
+	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +438,7 @@ func (x *StockReleased) String() string {
 func (*StockReleased) ProtoMessage() {}
 
 func (x *StockReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[6]
+	mi := &file_microshop_checkout_v1_inventory_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +451,7 @@ func (x *StockReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StockReleased.ProtoReflect.Descriptor instead.
 func (*StockReleased) Descriptor() ([]byte, []int) {
-	return file_microshop_checkout_v1_inventory_proto_rawDescGZIP(), []int{6}
+	return file_microshop_checkout_v1_inventory_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StockReleased) GetOrderId() string {
@@ -422,7 +483,10 @@ const file_microshop_checkout_v1_inventory_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x10\n" +
 	"\x03sku\x18\x03 \x01(\tR\x03sku\"1\n" +
 	"\x14ReservationCommitted\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"*\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"C\n" +
+	"\x0eCommitRejected\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"*\n" +
 	"\rStockReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderIdBGZEgithub.com/microshop/microshop/proto/microshop/checkout/v1;checkoutv1b\x06proto3"
 
@@ -438,7 +502,7 @@ func file_microshop_checkout_v1_inventory_proto_rawDescGZIP() []byte {
 	return file_microshop_checkout_v1_inventory_proto_rawDescData
 }
 
-var file_microshop_checkout_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_microshop_checkout_v1_inventory_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_microshop_checkout_v1_inventory_proto_goTypes = []any{
 	(*ReserveStock)(nil),          // 0: microshop.checkout.v1.ReserveStock
 	(*CommitReservation)(nil),     // 1: microshop.checkout.v1.CommitReservation
@@ -446,13 +510,14 @@ var file_microshop_checkout_v1_inventory_proto_goTypes = []any{
 	(*StockReserved)(nil),         // 3: microshop.checkout.v1.StockReserved
 	(*StockRejected)(nil),         // 4: microshop.checkout.v1.StockRejected
 	(*ReservationCommitted)(nil),  // 5: microshop.checkout.v1.ReservationCommitted
-	(*StockReleased)(nil),         // 6: microshop.checkout.v1.StockReleased
-	(*OrderLine)(nil),             // 7: microshop.checkout.v1.OrderLine
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*CommitRejected)(nil),        // 6: microshop.checkout.v1.CommitRejected
+	(*StockReleased)(nil),         // 7: microshop.checkout.v1.StockReleased
+	(*OrderLine)(nil),             // 8: microshop.checkout.v1.OrderLine
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_microshop_checkout_v1_inventory_proto_depIdxs = []int32{
-	7, // 0: microshop.checkout.v1.ReserveStock.lines:type_name -> microshop.checkout.v1.OrderLine
-	8, // 1: microshop.checkout.v1.StockReserved.expires_at:type_name -> google.protobuf.Timestamp
+	8, // 0: microshop.checkout.v1.ReserveStock.lines:type_name -> microshop.checkout.v1.OrderLine
+	9, // 1: microshop.checkout.v1.StockReserved.expires_at:type_name -> google.protobuf.Timestamp
 	2, // [2:2] is the sub-list for method output_type
 	2, // [2:2] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
@@ -472,7 +537,7 @@ func file_microshop_checkout_v1_inventory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_microshop_checkout_v1_inventory_proto_rawDesc), len(file_microshop_checkout_v1_inventory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
