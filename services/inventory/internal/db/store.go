@@ -4,10 +4,11 @@
 // Correctness never rests on row locks, which SQLite does not have. Every
 // change of stock is a conditional UPDATE (... WHERE available >= ?) whose
 // affected-row count is checked, every change of a reservation's status is
-// conditional on it still being PENDING, and CHECK constraints keep the
-// counters from going negative whatever the code does. Transactions touch
-// stock rows in SKU order, so that on Postgres, where those UPDATEs do lock
-// rows, two transactions never wait for each other in a circle.
+// conditional on the status it changes from (... WHERE status = 'PENDING'),
+// and CHECK constraints keep the counters from going negative whatever the
+// code does. Transactions touch the reservation row first and then stock
+// rows in SKU order, so that on Postgres, where those UPDATEs do lock rows,
+// two transactions never wait for each other in a circle.
 package db
 
 import (
@@ -289,42 +290,80 @@ func readReservation(tx *gorm.DB, key, value string) (inventory.Reservation, err
 	}, nil
 }
 
+// transition is a change of a reservation's status and what it does to the
+// stock of each of its lines.
+type transition struct {
+	from inventory.Status
+	// unreserve takes the line's units out of reserved; restock adds them
+	// to available.
+	unreserve, restock bool
+}
+
+// transitions returns the changes of status that lead to to, in the order
+// CloseReservation tries them, or nil if none does.
+func transitions(to inventory.Status) []transition {
+	switch to {
+	case inventory.StatusCommitted: // sold: the units leave the shop
+		return []transition{{from: inventory.StatusPending, unreserve: true}}
+	case inventory.StatusExpired:
+		return []transition{{from: inventory.StatusPending, unreserve: true, restock: true}}
+	case inventory.StatusReleased:
+		return []transition{
+			{from: inventory.StatusPending, unreserve: true, restock: true},
+			// A sale undone: reserved already shrank at the commit.
+			{from: inventory.StatusCommitted, restock: true},
+		}
+	}
+	return nil
+}
+
 // CloseReservation implements inventory.Reservations.
 func (s *Store) CloseReservation(ctx context.Context, id string, to inventory.Status, at time.Time) (inventory.Reservation, bool, error) {
-	if to != inventory.StatusCommitted && to != inventory.StatusReleased && to != inventory.StatusExpired {
+	moves := transitions(to)
+	if moves == nil {
 		return inventory.Reservation{}, false, fmt.Errorf("close reservation %s: cannot close to status %q", id, to)
 	}
-	// Committed units are sold and leave the shop; released and expired
-	// ones go back on sale.
-	backOnSale := to != inventory.StatusCommitted
-
 	var (
 		r      inventory.Reservation
 		closed bool
+		move   transition
 	)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec("UPDATE reservations SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
-			string(to), dbTime(at), id, string(inventory.StatusPending))
-		if res.Error != nil {
-			return fmt.Errorf("update reservation status: %w", res.Error)
+		// Each UPDATE changes the row only while it has the status its move
+		// starts from. On Postgres (READ COMMITTED), an UPDATE that meets a
+		// concurrent change of the row waits for it to commit and then finds
+		// the status changed; the next UPDATE, a new statement, sees the new
+		// status. So a release racing a commit either wins from PENDING or
+		// undoes the commit.
+		for _, move = range moves {
+			res := tx.Exec("UPDATE reservations SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+				string(to), dbTime(at), id, string(move.from))
+			if res.Error != nil {
+				return fmt.Errorf("update reservation status: %w", res.Error)
+			}
+			if closed = res.RowsAffected == 1; closed {
+				break
+			}
 		}
-		closed = res.RowsAffected == 1
 		var err error
 		if r, err = readReservation(tx, "id", id); err != nil || !closed {
 			return err
 		}
 		for _, l := range r.Lines {
-			var returned int64
-			if backOnSale {
-				returned = l.Quantity
+			var unreserved, restocked int64
+			if move.unreserve {
+				unreserved = l.Quantity
+			}
+			if move.restock {
+				restocked = l.Quantity
 			}
 			res := tx.Exec("UPDATE stock SET reserved = reserved - ?, available = available + ? WHERE sku = ? AND reserved >= ?",
-				l.Quantity, returned, l.SKU, l.Quantity)
+				unreserved, restocked, l.SKU, unreserved)
 			if res.Error != nil {
 				return fmt.Errorf("update stock of %s: %w", l.SKU, res.Error)
 			}
 			if res.RowsAffected != 1 {
-				return fmt.Errorf("update stock of %s: fewer units reserved than reservation %s holds", l.SKU, id)
+				return fmt.Errorf("update stock of %s: no stock row, or fewer units reserved than reservation %s holds", l.SKU, id)
 			}
 		}
 		return nil

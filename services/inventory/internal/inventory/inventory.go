@@ -6,15 +6,23 @@
 // from available to reserved, all lines or none, and then ends one way:
 //
 //	PENDING ──Commit──▶ COMMITTED   the items are sold: reserved shrinks
-//	   │
+//	   │                    │
+//	   │                 Release    the sale is undone: back to available
+//	   │                    ▼
 //	   ├─────Release──▶ RELEASED    the checkout failed: back to available
 //	   └─ExpireStale──▶ EXPIRED     nobody decided in time: back to available
 //
-// Exactly one of concurrent Commit, Release and ExpireStale calls on a
-// reservation wins, on every replica: the Store changes a reservation's
-// status only while it is still PENDING, and stock only with conditional
-// updates, so no product is ever oversold (available and reserved never go
-// below zero; the database refuses it too).
+// A sale can be undone because the checkout saga may give up on its commit
+// step while the commit still lands; it then releases the reservation of an
+// order it cancels and never confirmed (see Service.Release). RELEASED and
+// EXPIRED are final: a Commit after them is refused, so no unit is sold twice.
+//
+// Of concurrent Commit, Release and ExpireStale calls on a reservation,
+// exactly one takes it out of PENDING and at most one out of COMMITTED, on
+// every replica: the Store changes a reservation's status only while it is
+// still the status the change starts from, and stock only with conditional
+// updates, so no product is ever oversold or given back twice (available and
+// reserved never go below zero; the database refuses it too).
 package inventory
 
 import (
@@ -81,7 +89,8 @@ type Line struct {
 // Status is where a reservation is in its life; see the package doc.
 type Status string
 
-// The statuses of a reservation. Only PENDING ever changes.
+// The statuses of a reservation. PENDING may become any other; COMMITTED
+// may become RELEASED; RELEASED and EXPIRED never change.
 const (
 	StatusPending   Status = "PENDING"
 	StatusCommitted Status = "COMMITTED"
@@ -97,7 +106,8 @@ type Reservation struct {
 	OrderID string
 	// Lines are sorted by SKU, one per product.
 	Lines []Line
-	// Status is PENDING until Commit, Release or ExpireStale closes it.
+	// Status is PENDING until Commit, Release or ExpireStale closes it; a
+	// COMMITTED reservation may still be released.
 	Status Status
 	// ExpiresAt is when a PENDING reservation becomes eligible for
 	// ExpireStale. Commit still succeeds after it until ExpireStale has run.
@@ -141,8 +151,6 @@ var (
 	ErrReservationNotFound = errors.New("reservation not found")
 	// ErrReservationClosed: Commit on a reservation already released or expired.
 	ErrReservationClosed = errors.New("reservation is released or expired")
-	// ErrReservationCommitted: Release on a reservation already committed.
-	ErrReservationCommitted = errors.New("reservation is committed")
 )
 
 // UnknownProductError is ErrUnknownProduct for one SKU.
@@ -223,13 +231,20 @@ type Reservations interface {
 	CreateReservation(ctx context.Context, r Reservation) (Reservation, error)
 	// Reservation returns the reservation for orderID, or ErrReservationNotFound.
 	Reservation(ctx context.Context, orderID string) (Reservation, error)
-	// CloseReservation changes the status of reservation id from PENDING to
-	// to (COMMITTED, RELEASED or EXPIRED) at time at, and its stock with it,
-	// in one transaction: COMMITTED removes the quantities from reserved (the
-	// units are sold), RELEASED and EXPIRED move them back to available.
-	// It returns the reservation as it now is and whether this call closed
-	// it; when the reservation was no longer PENDING, nothing changes.
-	// ErrReservationNotFound if there is no such reservation.
+	// CloseReservation changes the status of reservation id to to at time
+	// at, and its stock with it, in one transaction, when its status allows:
+	//
+	//   - PENDING to COMMITTED: the quantities leave reserved (sold);
+	//   - PENDING to RELEASED or EXPIRED: they move from reserved back to
+	//     available;
+	//   - COMMITTED to RELEASED: they go back to available (the sale is
+	//     undone; reserved already shrank at the commit).
+	//
+	// It returns the reservation as it now is and whether this call changed
+	// it; from any other status nothing changes. Each change is conditional
+	// on the status it starts from, so of concurrent calls on any number of
+	// replicas exactly one takes a reservation out of PENDING and at most one
+	// out of COMMITTED. ErrReservationNotFound if there is no such reservation.
 	CloseReservation(ctx context.Context, id string, to Status, at time.Time) (Reservation, bool, error)
 	// OverdueReservations returns the IDs of at most limit PENDING
 	// reservations that expire at or before now, earliest first.

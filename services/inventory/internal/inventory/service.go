@@ -138,10 +138,10 @@ func (s *Service) Reserve(ctx context.Context, orderID string, lines []Line) (Re
 }
 
 // Commit marks the order's reservation as sold: PENDING becomes COMMITTED
-// and its units leave reserved for good. Committing again succeeds without
-// effect. It fails with ErrReservationNotFound, or ErrReservationClosed when
-// the reservation was released or has expired (its units may be sold to
-// someone else by now).
+// and its units leave reserved. Committing again succeeds without effect. It
+// fails with ErrReservationNotFound, or ErrReservationClosed when the
+// reservation was released (even after a commit) or has expired: its units
+// may be held by other orders by now.
 func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, error) {
 	r, err := s.settle(ctx, orderID, StatusCommitted)
 	if err != nil {
@@ -153,18 +153,22 @@ func (s *Service) Commit(ctx context.Context, orderID string) (Reservation, erro
 	return r, nil
 }
 
-// Release gives the order's reserved units back: PENDING becomes RELEASED
-// and its units return to available. Releasing a reservation already
-// released or expired succeeds without effect, returning it as it is. It
-// fails with ErrReservationNotFound, or ErrReservationCommitted when the
-// units are already sold.
+// Release gives the order's units back to available stock: a PENDING
+// reservation becomes RELEASED, and so does a COMMITTED one, whose sale is
+// undone. Releasing a reservation already released or expired succeeds
+// without effect, returning it as it is. It fails with
+// ErrReservationNotFound.
+//
+// Undoing a sale is right in the checkout saga, the only caller: it releases
+// stock only to compensate a checkout it did not complete, so a COMMITTED
+// reservation here is a commit that landed after the saga stopped waiting
+// for it, of an order that is being cancelled and was never confirmed. A
+// commit that arrives after the release finds the reservation RELEASED and
+// fails with ErrReservationClosed, so no unit is sold twice.
 func (s *Service) Release(ctx context.Context, orderID string) (Reservation, error) {
 	r, err := s.settle(ctx, orderID, StatusReleased)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("release reservation for order %s: %w", orderID, err)
-	}
-	if r.Status == StatusCommitted {
-		return Reservation{}, fmt.Errorf("release reservation for order %s: %w", orderID, ErrReservationCommitted)
 	}
 	return r, nil
 }
@@ -179,16 +183,23 @@ func (s *Service) Reservation(ctx context.Context, orderID string) (Reservation,
 	return r, nil
 }
 
-// settle moves the order's reservation from PENDING to status, unless it has
-// already left PENDING, and returns it as it then is: the caller judges the
-// outcome by its status, whoever closed it.
+// settle moves the order's reservation to status (COMMITTED or RELEASED)
+// if its status allows it, as Store.CloseReservation says, and returns it as
+// it then is: the caller judges the outcome by its status, whoever changed it.
 func (s *Service) settle(ctx context.Context, orderID string, status Status) (Reservation, error) {
 	r, err := s.store.Reservation(ctx, orderID)
-	if err != nil || r.Status != StatusPending {
+	if err != nil || !canSettle(r.Status, status) {
 		return r, err
 	}
+	// The store checks the status again, in the transaction that changes it.
 	r, _, err = s.store.CloseReservation(ctx, r.ID, status, s.now())
 	return r, err
+}
+
+// canSettle reports whether a reservation in status from may move to to:
+// from PENDING to anything, and from COMMITTED to RELEASED.
+func canSettle(from, to Status) bool {
+	return from == StatusPending || (from == StatusCommitted && to == StatusReleased)
 }
 
 // ExpireStale expires every PENDING reservation whose ExpiresAt has passed,

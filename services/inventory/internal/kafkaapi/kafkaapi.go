@@ -15,33 +15,37 @@
 //	                                                  Duplicate         none          StockReserved again if the reservation is held,
 //	                                                                                  StockRejected if the first delivery was refused
 //	                                                  Refused           none          StockRejected "refused: compensated before it arrived"
-//	ReleaseStock (reserve-stock, compensate)          Proceed           Release       StockReleased (also when nothing was reserved, or
-//	                                                                                  the reservation had expired); ReservationCommitted
-//	                                                                                  if it was committed (below)
+//	ReleaseStock (reserve-stock, compensate)          Proceed           Release       StockReleased (also when nothing was reserved, the
+//	                                                                                  reservation had expired, or it was committed: the
+//	                                                                                  sale is undone, below)
 //	                                                  NullCompensation  none          StockReleased
-//	                                                  Duplicate         none          the reply of the first delivery again
-//	CommitReservation (commit-reservation, action)    Proceed           Commit        ReservationCommitted
-//	                                                  Duplicate         none          ReservationCommitted again if committed
+//	                                                  Duplicate         none          StockReleased
+//	CommitReservation (commit-reservation, action)    Proceed           Commit        ReservationCommitted, or CommitRejected when the
+//	                                                                                  reservation is EXPIRED or RELEASED (below) or
+//	                                                                                  there is none
+//	                                                  Duplicate         none          ReservationCommitted if committed, else
+//	                                                                                  CommitRejected again
+//	                                                  Refused           none          CommitRejected "refused: compensated before it arrived"
 //
-// Two commands cannot do what they ask:
+// CommitReservation is the saga's last step, and the order service confirms
+// an order only once it succeeded, so a commit can be refused, and a sale
+// undone, without harm:
 //
-//   - ReleaseStock of a reservation already COMMITTED cannot undo a sale. It
-//     cannot happen in this saga, whose CommitReservation is sent only once
-//     every step succeeded, so it is logged at error level as a bug, and
-//     answered with ReservationCommitted, which says what really happened:
-//     the order service takes it as a refusal of the compensation (OK=false),
-//     so the saga stays COMPENSATING and re-sends ReleaseStock, visible in
-//     its logs and metrics, rather than cancelling an order whose stock is
-//     sold. Each re-send is a Duplicate and gets the same answer. StockReleased
-//     would be a lie, and any other reply is dead-lettered by the order
-//     service.
-//   - CommitReservation of a reservation that has EXPIRED (or was released)
-//     cannot sell stock that is back on sale. It is logged at error level,
-//     counted in inventory_commit_after_expiry_total, and answered with
-//     nothing; its barrier row commits, so a redelivery changes nothing
-//     either. It cannot happen while INVENTORY_RESERVATION_TTL (15 minutes
-//     by default) exceeds the saga's total deadline (seconds); the chaos
-//     checker's stock invariant flags any order it happens to.
+//   - CommitReservation of a reservation that has EXPIRED (its units went
+//     back on sale after INVENTORY_RESERVATION_TTL) or was RELEASED cannot
+//     sell units that other orders may hold by now. It is answered with
+//     CommitRejected, and the saga refunds the payment and cancels the
+//     order. It is logged at warn level and counted in
+//     inventory_commit_after_expiry_total: a rising count means the TTL is
+//     too short for the saga's deadlines (or, for RELEASED, that commits
+//     arrive after their step's deadline), which cancels orders that were
+//     slow, not wrong.
+//   - ReleaseStock of a reservation already COMMITTED undoes the sale: its
+//     units go back to available. The saga compensates only checkouts it did
+//     not complete, so this is a commit that landed after its step's
+//     deadline, of an order being cancelled that was never confirmed. A
+//     CommitReservation arriving after the release finds the reservation
+//     RELEASED and is rejected, so no unit is sold twice.
 //
 // Messages that can never be handled (no envelope, no saga correlation
 // headers, a payload that is not an inventory command or that does not match
@@ -76,14 +80,23 @@ const (
 	// StepReserveStock is ReserveStock's step, and ReleaseStock's, which
 	// compensates it.
 	StepReserveStock = "reserve-stock"
-	// StepCommitReservation is CommitReservation's step, which the order
-	// service sends once the saga completed and never compensates.
+	// StepCommitReservation is CommitReservation's step, the saga's last.
+	// It has no compensation: ReleaseStock undoes a commit that landed
+	// after the step's deadline.
 	StepCommitReservation = "commit-reservation"
 )
 
-// ReasonRefused is the reason of the StockRejected that answers a
-// ReserveStock arriving after its compensation (the barrier's Refused).
-const ReasonRefused = "refused: compensated before it arrived"
+// Reasons of refusals that are not about stock.
+const (
+	// ReasonRefused is the reason of the StockRejected or CommitRejected
+	// that answers an action arriving after its compensation (the barrier's
+	// Refused). commit-reservation has no compensation, so only ReserveStock
+	// meets it in practice.
+	ReasonRefused = "refused: compensated before it arrived"
+	// ReasonNoReservation is the reason of the CommitRejected that answers a
+	// CommitReservation of an order without a reservation.
+	ReasonNoReservation = "the order has no reservation"
+)
 
 // ServiceInTx returns the inventory's use cases bound to tx, a transaction
 // on the database the Handler was given: what they change commits or rolls
@@ -107,8 +120,8 @@ type Handler struct {
 	relay   Notifier
 	now     func() time.Time
 	log     *slog.Logger
-	// commitsAfterExpiry counts CommitReservations that found their
-	// reservation closed.
+	// commitsAfterExpiry counts CommitReservations rejected because their
+	// reservation had expired or been released.
 	commitsAfterExpiry prometheus.Counter
 }
 
@@ -127,7 +140,8 @@ func NewHandler(db *database.DB, service ServiceInTx, relay Notifier, now func()
 		log:     log,
 		commitsAfterExpiry: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "inventory_commit_after_expiry_total",
-			Help: "CommitReservation commands that found their reservation expired or released: orders whose stock was not sold. Must stay 0.",
+			Help: "CommitReservation commands rejected because their reservation had expired or been released: the saga refunds and cancels those orders. " +
+				"A rising count means INVENTORY_RESERVATION_TTL is too short for the checkout saga's deadlines.",
 		}),
 	}
 	if reg != nil {
@@ -205,7 +219,7 @@ func (h *Handler) apply(ctx context.Context, svc *inventory.Service, cmd command
 	case *checkoutv1.Envelope_ReserveStock:
 		return h.reserve(ctx, svc, cmd.orderID(), p.ReserveStock, outcome, log)
 	case *checkoutv1.Envelope_ReleaseStock:
-		return h.release(ctx, svc, cmd.orderID(), outcome, log)
+		return h.release(ctx, svc, cmd.orderID(), outcome)
 	case *checkoutv1.Envelope_CommitReservation:
 		return h.commit(ctx, svc, cmd.orderID(), outcome, log)
 	}
@@ -275,34 +289,18 @@ func refusal(err error) (reason, sku string, ok bool) {
 }
 
 // release answers ReleaseStock, the compensation of ReserveStock.
-func (h *Handler) release(ctx context.Context, svc *inventory.Service, orderID string, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+func (h *Handler) release(ctx context.Context, svc *inventory.Service, orderID string, outcome saga.Outcome) (*checkoutv1.Envelope, error) {
 	switch outcome {
 	case saga.Proceed:
-		_, err := svc.Release(ctx, orderID)
-		switch {
-		case errors.Is(err, inventory.ErrReservationNotFound):
-			// The reservation was refused: nothing is held.
-			return stockReleased(orderID), nil
-		case errors.Is(err, inventory.ErrReservationCommitted):
-			log.ErrorContext(ctx, "BUG: release of a committed reservation: the stock is sold and stays sold; "+
-				"answering ReservationCommitted, which refuses the compensation")
-			return reservationCommitted(orderID), nil
-		case err != nil:
+		// Release also undoes a commit (see the package doc). Without a
+		// reservation, the reserve was refused: nothing is held.
+		if _, err := svc.Release(ctx, orderID); err != nil && !errors.Is(err, inventory.ErrReservationNotFound) {
 			return nil, err
 		}
 		return stockReleased(orderID), nil
-	case saga.NullCompensation:
-		return stockReleased(orderID), nil
-	case saga.Duplicate:
-		r, err := svc.Reservation(ctx, orderID)
-		switch {
-		case errors.Is(err, inventory.ErrReservationNotFound):
-			return stockReleased(orderID), nil
-		case err != nil:
-			return nil, err
-		case r.Status == inventory.StatusCommitted:
-			return reservationCommitted(orderID), nil
-		}
+	case saga.NullCompensation, saga.Duplicate:
+		// Nothing was reserved, or the first delivery released it all: a
+		// released reservation never changes again.
 		return stockReleased(orderID), nil
 	}
 	return nil, fmt.Errorf("barrier outcome %v for a compensation", outcome)
@@ -315,35 +313,50 @@ func (h *Handler) commit(ctx context.Context, svc *inventory.Service, orderID st
 		_, err := svc.Commit(ctx, orderID)
 		switch {
 		case errors.Is(err, inventory.ErrReservationClosed):
+			reply, err := commitAnswer(ctx, svc, orderID)
+			if err != nil {
+				return nil, err
+			}
 			h.commitsAfterExpiry.Inc()
-			log.ErrorContext(ctx, "commit after the reservation closed: the order is confirmed but its stock was not sold; "+
-				"INVENTORY_RESERVATION_TTL must exceed the checkout saga's total deadline", slog.Any("error", err))
-			return nil, nil
+			log.WarnContext(ctx, "commit rejected: the reservation closed before the commit arrived, the saga cancels the order; "+
+				"if this happens often, INVENTORY_RESERVATION_TTL is too short for the checkout saga's deadlines",
+				slog.String("reason", reply.GetCommitRejected().GetReason()))
+			return reply, nil
 		case errors.Is(err, inventory.ErrReservationNotFound):
-			log.ErrorContext(ctx, "commit of an order that has no reservation: nothing to sell", slog.Any("error", err))
-			return nil, nil
+			log.ErrorContext(ctx, "commit of an order that has no reservation: nothing to sell")
+			return commitRejected(orderID, ReasonNoReservation), nil
 		case err != nil:
 			return nil, err
 		}
 		return reservationCommitted(orderID), nil
 	case saga.Duplicate:
-		r, err := svc.Reservation(ctx, orderID)
-		switch {
-		case errors.Is(err, inventory.ErrReservationNotFound):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case r.Status == inventory.StatusCommitted:
-			return reservationCommitted(orderID), nil
-		}
-		return nil, nil // the first delivery found it closed and answered nothing
+		// The first delivery committed or was rejected; say the same again
+		// (not counted again). The orchestrator ignores a reply to a step no
+		// longer in flight.
+		return commitAnswer(ctx, svc, orderID)
 	case saga.Refused:
 		// Only a compensation of commit-reservation, which parseCommand
 		// refuses, could have pre-empted it.
 		log.WarnContext(ctx, "commit reservation refused by the barrier")
-		return nil, nil
+		return commitRejected(orderID, ReasonRefused), nil
 	}
 	return nil, fmt.Errorf("barrier outcome %v for an action", outcome)
+}
+
+// commitAnswer returns the reply to a CommitReservation that the order's
+// reservation, as it now is, calls for: ReservationCommitted if it is
+// COMMITTED, else CommitRejected saying why nothing is sold.
+func commitAnswer(ctx context.Context, svc *inventory.Service, orderID string) (*checkoutv1.Envelope, error) {
+	r, err := svc.Reservation(ctx, orderID)
+	switch {
+	case errors.Is(err, inventory.ErrReservationNotFound):
+		return commitRejected(orderID, ReasonNoReservation), nil
+	case err != nil:
+		return nil, err
+	case r.Status == inventory.StatusCommitted:
+		return reservationCommitted(orderID), nil
+	}
+	return commitRejected(orderID, fmt.Sprintf("the order's reservation is %s", r.Status)), nil
 }
 
 // addReply completes reply (only its payload set) as the answer to cmd and
@@ -417,6 +430,12 @@ func stockReserved(r inventory.Reservation) *checkoutv1.Envelope {
 func stockRejected(orderID, reason, sku string) *checkoutv1.Envelope {
 	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockRejected{StockRejected: &checkoutv1.StockRejected{
 		OrderId: orderID, Reason: reason, Sku: sku,
+	}}}
+}
+
+func commitRejected(orderID, reason string) *checkoutv1.Envelope {
+	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitRejected{CommitRejected: &checkoutv1.CommitRejected{
+		OrderId: orderID, Reason: reason,
 	}}}
 }
 

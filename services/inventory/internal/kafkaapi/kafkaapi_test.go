@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -77,6 +78,7 @@ func (p *publisher) WriteMessages(_ context.Context, msgs ...kafka.Message) erro
 // fixture is a Handler on a fresh database, with what the test needs to
 // drive and observe it.
 type fixture struct {
+	db      *database.DB
 	handler *kafkaapi.Handler
 	service *inventory.Service
 	clock   *clock
@@ -93,7 +95,7 @@ var catalog = []inventory.ProductWithStock{inventorytest.Product("MUG", 5), inve
 func newFixture(t *testing.T, engine dbtest.Engine) *fixture {
 	t.Helper()
 	conn := engine.NewDB(t, catalog...)
-	f := &fixture{clock: &clock{now: start}, pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &strings.Builder{}}
+	f := &fixture{db: conn, clock: &clock{now: start}, pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &strings.Builder{}}
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: f.logs}, nil))
 	store := db.NewStore(conn)
 	f.service = inventory.NewService(store, f.clock.Now, ttl)
@@ -191,7 +193,7 @@ func (f *fixture) deliver(t *testing.T, e *checkoutv1.Envelope, corr saga.Correl
 type reply struct {
 	Step, Op string // from the correlation headers
 	Payload  string // the payload's message name
-	Reason   string // of StockRejected
+	Reason   string // of StockRejected and CommitRejected
 	SKU      string // of StockRejected
 	// Reservation is StockReserved's reservation id and expiry.
 	Reservation string
@@ -237,6 +239,8 @@ func (f *fixture) replies(t *testing.T) []reply {
 		switch p := env.GetPayload().(type) {
 		case *checkoutv1.Envelope_StockRejected:
 			r.Reason, r.SKU = p.StockRejected.GetReason(), p.StockRejected.GetSku()
+		case *checkoutv1.Envelope_CommitRejected:
+			r.Reason = p.CommitRejected.GetReason()
 		case *checkoutv1.Envelope_StockReserved:
 			r.Reservation = p.StockReserved.GetReservationId() + " until " + p.StockReserved.GetExpiresAt().AsTime().Format(time.RFC3339)
 		}
@@ -302,8 +306,11 @@ func TestHandler(t *testing.T) {
 			t.Run("release before reserve: null compensation, then reserve refused", func(t *testing.T) { testNullCompensation(t, engine) })
 			t.Run("release of an expired reservation", func(t *testing.T) { testReleaseExpired(t, engine) })
 			t.Run("commit, twice", func(t *testing.T) { testCommit(t, engine) })
-			t.Run("commit after expiry, twice", func(t *testing.T) { testCommitAfterExpiry(t, engine) })
-			t.Run("release after commit", func(t *testing.T) { testReleaseAfterCommit(t, engine) })
+			t.Run("commit after expiry, twice, then released", func(t *testing.T) { testCommitAfterExpiry(t, engine) })
+			t.Run("commit after release", func(t *testing.T) { testCommitAfterRelease(t, engine) })
+			t.Run("commit without a reservation, twice", func(t *testing.T) { testCommitWithoutReservation(t, engine) })
+			t.Run("commit refused by the barrier", func(t *testing.T) { testCommitRefused(t, engine) })
+			t.Run("release after commit undoes the sale, then a late commit", func(t *testing.T) { testReleaseAfterCommit(t, engine) })
 			t.Run("concurrent duplicates make one reservation", func(t *testing.T) { testConcurrentDuplicates(t, engine) })
 		})
 	}
@@ -419,6 +426,9 @@ func testCommit(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
+// testCommitAfterExpiry: the saga's commit arrives after inventory's
+// expirer put the units back on sale. It is rejected, counted once, and the
+// compensation the saga then sends finds nothing held.
 func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
@@ -427,17 +437,83 @@ func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	if n, err := f.service.ExpireStale(t.Context()); err != nil || n != 1 {
 		t.Fatalf("ExpireStale = %d, %v; want 1, nil", n, err)
 	}
-	for range 2 {
+	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is EXPIRED"}}
+	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, commit(), commitCorr)
-		checkReplies(t, f.replies(t), nil)
+		checkReplies(t, f.replies(t), rejected)
 		f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	}
 	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 1 {
 		t.Errorf("inventory_commit_after_expiry_total = %v, want 1 (the duplicate is not counted)", got)
 	}
-	if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"commit after the reservation closed`) {
-		t.Errorf("no error logged for the commit after expiry:\n%s", f.logs)
+	if got := strings.Count(f.logs.String(), `"level":"WARN","msg":"commit rejected`); got != 1 {
+		t.Errorf("%d warnings logged for the commit after expiry, want 1 (not for the duplicate):\n%s", got, f.logs)
 	}
+	if strings.Contains(f.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an error was logged, want none: the saga handles a rejected commit:\n%s", f.logs)
+	}
+
+	f.deliver(t, release(), releaseCorr)
+	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
+}
+
+// testCommitAfterRelease: the commit step timed out and the saga's
+// compensation released the reservation before the late commit arrived. The
+// commit is rejected and sells nothing.
+func testCommitAfterRelease(t *testing.T, engine dbtest.Engine) {
+	f := newFixture(t, engine)
+	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
+	f.deliver(t, release(), releaseCorr)
+	f.replies(t)
+	f.deliver(t, commit(), commitCorr)
+	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
+	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 1 {
+		t.Errorf("inventory_commit_after_expiry_total = %v, want 1", got)
+	}
+}
+
+// testCommitWithoutReservation: a commit of an order that has no
+// reservation, which the saga never sends, is rejected rather than left
+// unanswered.
+func testCommitWithoutReservation(t *testing.T, engine dbtest.Engine) {
+	f := newFixture(t, engine)
+	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonNoReservation}}
+	for range 2 {
+		f.deliver(t, commit(), commitCorr)
+		checkReplies(t, f.replies(t), rejected)
+		f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
+	}
+	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 0 {
+		t.Errorf("inventory_commit_after_expiry_total = %v, want 0: nothing expired", got)
+	}
+	if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"commit of an order that has no reservation`) {
+		t.Errorf("no error logged for the commit without a reservation:\n%s", f.logs)
+	}
+}
+
+// testCommitRefused: a commit that arrives after a compensation of its step
+// is refused by the barrier. commit-reservation has no compensation, and the
+// handler refuses one as a message, so the test writes the barrier's marker
+// itself, as such a compensation would.
+func testCommitRefused(t *testing.T, engine dbtest.Engine) {
+	f := newFixture(t, engine)
+	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
+	f.replies(t)
+	err := f.db.Transaction(func(tx *gorm.DB) error {
+		outcome, err := saga.Barrier(t.Context(), tx, "o-1", kafkaapi.StepCommitReservation, saga.OpCompensate)
+		if err == nil && outcome != saga.NullCompensation {
+			t.Errorf("compensation before the commit: barrier %v, want NullCompensation", outcome)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.deliver(t, commit(), commitCorr)
+	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonRefused}})
+	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3, Reserved: 2}) // held until the saga releases it
 }
 
 // metricValue returns the value of the counter name registered in reg.
@@ -456,28 +532,37 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// testReleaseAfterCommit checks the answer to a ReleaseStock that finds the
-// sale done: ReservationCommitted on the compensation's step and operation,
-// which the order service's reply decoder takes as a refusal, so its
-// orchestrator re-sends the release. Every re-send is a Duplicate and gets
-// the same answer; the stock stays sold.
+// testReleaseAfterCommit: the commit landed after its step's deadline, so
+// the saga compensates instead of confirming the order. The release undoes
+// the sale, and neither a redelivered release nor a redelivered commit
+// changes anything again.
 func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.deliver(t, commit(), commitCorr)
 	f.replies(t)
-	refusal := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "ReservationCommitted"}}
-	for range 3 { // the first delivery and two re-sends
+	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3})
+
+	released := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
+	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, release(), releaseCorr)
-		checkReplies(t, f.replies(t), refusal)
-		f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3})
+		checkReplies(t, f.replies(t), released)
+		f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	}
 	r, err := f.service.Reservation(t.Context(), "o-1")
-	if err != nil || r.Status != inventory.StatusCommitted {
-		t.Errorf("reservation after the refused releases = %+v, %v; want it COMMITTED", r, err)
+	if err != nil || r.Status != inventory.StatusReleased {
+		t.Errorf("reservation after the release = %+v, %v; want it RELEASED", r, err)
 	}
-	if !strings.Contains(f.logs.String(), `"level":"ERROR","msg":"BUG: release of a committed reservation`) {
-		t.Errorf("no error logged for the release after commit:\n%s", f.logs)
+
+	// The commit redelivered: a duplicate, which says what is true now.
+	f.deliver(t, commit(), commitCorr)
+	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
+	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 0 {
+		t.Errorf("inventory_commit_after_expiry_total = %v, want 0: the commit was not rejected when first delivered", got)
+	}
+	if strings.Contains(f.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an error was logged, want none:\n%s", f.logs)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func RunStoreContract(t *testing.T, newStore NewStore) {
 	t.Run("OverdueReservations", func(t *testing.T) { testOverdueReservations(t, newStore) })
 	t.Run("concurrent reservations never oversell", func(t *testing.T) { testConcurrentReservations(t, newStore) })
 	t.Run("concurrent reservations for one order make one", func(t *testing.T) { testConcurrentSameOrder(t, newStore) })
-	t.Run("concurrent closes: exactly one wins", func(t *testing.T) { testConcurrentCloses(t, newStore) })
+	t.Run("concurrent closes: one wins, a release may undo a commit", func(t *testing.T) { testConcurrentCloses(t, newStore) })
 }
 
 func testProduct(t *testing.T, newStore NewStore) {
@@ -279,47 +280,81 @@ func testCreateReservation(t *testing.T, newStore NewStore) {
 }
 
 func testCloseReservation(t *testing.T, newStore NewStore) {
+	const (
+		committed = inventory.StatusCommitted
+		released  = inventory.StatusReleased
+		expired   = inventory.StatusExpired
+	)
+	// Stock of A and B, 5 and 3 units, around a reservation of 2 A and 1 B.
+	var (
+		held = []inventory.Stock{{SKU: "A", Available: 3, Reserved: 2}, {SKU: "B", Available: 2, Reserved: 1}}
+		sold = []inventory.Stock{{SKU: "A", Available: 3}, {SKU: "B", Available: 2}}
+		back = []inventory.Stock{{SKU: "A", Available: 5}, {SKU: "B", Available: 3}}
+	)
 	tests := []struct {
-		to        inventory.Status
-		wantStock []inventory.Stock // of A and B
+		name       string
+		before     []inventory.Status // closes that succeed first, in order
+		to         inventory.Status
+		wantClosed bool
+		wantStatus inventory.Status
+		wantStock  []inventory.Stock
 	}{
-		{inventory.StatusCommitted, []inventory.Stock{{SKU: "A", Available: 3}, {SKU: "B", Available: 2}}},
-		{inventory.StatusReleased, []inventory.Stock{{SKU: "A", Available: 5}, {SKU: "B", Available: 3}}},
-		{inventory.StatusExpired, []inventory.Stock{{SKU: "A", Available: 5}, {SKU: "B", Available: 3}}},
+		{"PENDING to COMMITTED", nil, committed, true, committed, sold},
+		{"PENDING to RELEASED", nil, released, true, released, back},
+		{"PENDING to EXPIRED", nil, expired, true, expired, back},
+		{"COMMITTED stays", []inventory.Status{committed}, committed, false, committed, sold},
+		{"COMMITTED to RELEASED undoes the sale", []inventory.Status{committed}, released, true, released, back},
+		{"COMMITTED does not expire", []inventory.Status{committed}, expired, false, committed, sold},
+		{"RELEASED is final: commit", []inventory.Status{released}, committed, false, released, back},
+		{"RELEASED is final: release", []inventory.Status{released}, released, false, released, back},
+		{"RELEASED is final: expire", []inventory.Status{released}, expired, false, released, back},
+		{"EXPIRED is final: commit", []inventory.Status{expired}, committed, false, expired, back},
+		{"EXPIRED is final: release", []inventory.Status{expired}, released, false, expired, back},
+		{"EXPIRED is final: expire", []inventory.Status{expired}, expired, false, expired, back},
+		{"a sale undone is final: commit", []inventory.Status{committed, released}, committed, false, released, back},
+		{"a sale undone is final: release", []inventory.Status{committed, released}, released, false, released, back},
+		{"a sale undone is final: expire", []inventory.Status{committed, released}, expired, false, released, back},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.to), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t, Product("A", 5), Product("B", 3))
 			r, err := s.CreateReservation(t.Context(), pending(1, time.Minute, inventory.Line{SKU: "A", Quantity: 2}, inventory.Line{SKU: "B", Quantity: 1}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			at := base.Add(time.Hour)
-			got, closed, err := s.CloseReservation(t.Context(), r.ID, tt.to, at)
-			if err != nil || !closed {
-				t.Fatalf("CloseReservation = closed %t, %v; want closed, nil", closed, err)
+			if diff := cmp.Diff(held, []inventory.Stock{stockOf(t, s, "A"), stockOf(t, s, "B")}); diff != "" {
+				t.Fatalf("stock of the PENDING reservation mismatch (-want +got):\n%s", diff)
 			}
 			want := r
-			want.Status, want.UpdatedAt = tt.to, at
+			for i, status := range tt.before {
+				at := base.Add(time.Duration(i+1) * time.Hour)
+				if _, closed, err := s.CloseReservation(t.Context(), r.ID, status, at); err != nil || !closed {
+					t.Fatalf("close %s to %s = closed %t, %v; want closed, nil", want.Status, status, closed, err)
+				}
+				want.Status, want.UpdatedAt = status, at
+			}
+
+			at := base.Add(24 * time.Hour)
+			got, closed, err := s.CloseReservation(t.Context(), r.ID, tt.to, at)
+			if err != nil || closed != tt.wantClosed {
+				t.Fatalf("close %s to %s = closed %t, %v; want closed %t, nil", want.Status, tt.to, closed, err, tt.wantClosed)
+			}
+			if closed {
+				want.UpdatedAt = at
+			}
+			want.Status = tt.wantStatus
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("CloseReservation mismatch (-want +got):\n%s", diff)
 			}
+			stored, err := s.Reservation(t.Context(), r.OrderID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, stored); diff != "" {
+				t.Errorf("stored reservation mismatch (-want +got):\n%s", diff)
+			}
 			if diff := cmp.Diff(tt.wantStock, []inventory.Stock{stockOf(t, s, "A"), stockOf(t, s, "B")}); diff != "" {
 				t.Errorf("stock mismatch (-want +got):\n%s", diff)
-			}
-
-			// Once closed, a reservation and its stock never change again.
-			for _, other := range []inventory.Status{inventory.StatusCommitted, inventory.StatusReleased, inventory.StatusExpired} {
-				again, closed, err := s.CloseReservation(t.Context(), r.ID, other, at.Add(time.Hour))
-				if err != nil || closed {
-					t.Fatalf("second CloseReservation to %s = closed %t, %v; want not closed, nil", other, closed, err)
-				}
-				if diff := cmp.Diff(want, again); diff != "" {
-					t.Errorf("second CloseReservation to %s mismatch (-want +got):\n%s", other, diff)
-				}
-			}
-			if diff := cmp.Diff(tt.wantStock, []inventory.Stock{stockOf(t, s, "A"), stockOf(t, s, "B")}); diff != "" {
-				t.Errorf("stock after closing again mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -480,66 +515,108 @@ func testConcurrentSameOrder(t *testing.T, newStore NewStore) {
 	}
 }
 
-// testConcurrentCloses races the three ways out of PENDING on each of many
-// reservations.
+// testConcurrentCloses races closes on each of many reservations: exactly
+// one takes it out of PENDING, a release may then undo a commit, and stock
+// adds up whichever order they ran in.
 func testConcurrentCloses(t *testing.T, newStore NewStore) {
-	const reservations, initial = 15, 100
-	s := newStore(t, Product("A", initial), Product("B", initial))
-	lines := []inventory.Line{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}
-	for n := range reservations {
-		if _, err := s.CreateReservation(t.Context(), pending(n, time.Minute, lines...)); err != nil {
-			t.Fatal(err)
-		}
+	const (
+		committed = inventory.StatusCommitted
+		released  = inventory.StatusReleased
+		expired   = inventory.StatusExpired
+	)
+	// outcomes maps the closes that may win on one reservation, in status
+	// order, to the status they leave it in.
+	outcomes := map[string]inventory.Status{
+		"COMMITTED":          committed,
+		"EXPIRED":            expired,
+		"RELEASED":           released,
+		"COMMITTED RELEASED": released, // the release undid the sale
 	}
-	outcomes := []inventory.Status{inventory.StatusCommitted, inventory.StatusReleased, inventory.StatusExpired}
-	type result struct {
-		r      inventory.Reservation
-		closed bool
-		err    error
+	tests := []struct {
+		name   string
+		race   []inventory.Status // the closes racing on each reservation
+		finals []inventory.Status // the statuses a reservation may end in
+	}{
+		{"commit, release and expire", []inventory.Status{committed, released, expired}, []inventory.Status{released, expired}},
+		{"commit and expire", []inventory.Status{committed, expired}, []inventory.Status{committed, expired}},
+		{"commit and two releases", []inventory.Status{committed, released, released}, []inventory.Status{released}},
 	}
-	results := make([][]result, reservations)
-	var wg sync.WaitGroup
-	for n := range reservations {
-		results[n] = make([]result, len(outcomes))
-		for i, to := range outcomes {
-			wg.Go(func() {
-				r, closed, err := s.CloseReservation(t.Context(), fmt.Sprintf("r-%02d", n), to, base.Add(time.Hour))
-				results[n][i] = result{r, closed, err}
-			})
-		}
-	}
-	wg.Wait()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const reservations, initial = 15, 100
+			s := newStore(t, Product("A", initial), Product("B", initial))
+			lines := []inventory.Line{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}
+			for n := range reservations {
+				if _, err := s.CreateReservation(t.Context(), pending(n, time.Minute, lines...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			type result struct {
+				r      inventory.Reservation
+				closed bool
+				err    error
+			}
+			results := make([][]result, reservations)
+			var wg sync.WaitGroup
+			for n := range reservations {
+				results[n] = make([]result, len(tt.race))
+				for i, to := range tt.race {
+					wg.Go(func() {
+						r, closed, err := s.CloseReservation(t.Context(), fmt.Sprintf("r-%02d", n), to, base.Add(time.Hour))
+						results[n][i] = result{r, closed, err}
+					})
+				}
+			}
+			wg.Wait()
 
-	sold := map[string]int64{}
-	for n, rs := range results {
-		var winners []inventory.Status
-		for i, res := range rs {
-			if res.err != nil {
-				t.Fatalf("reservation %d, close to %s: %v", n, outcomes[i], res.err)
+			seen := map[string]int{}
+			var sold int64 // reservations that ended COMMITTED
+			for n, rs := range results {
+				var winners []string
+				for i, res := range rs {
+					if res.err != nil {
+						t.Fatalf("reservation %d, close to %s: %v", n, tt.race[i], res.err)
+					}
+					if res.closed {
+						winners = append(winners, string(tt.race[i]))
+						if res.r.Status != tt.race[i] {
+							t.Errorf("reservation %d: close to %s won but returned status %s", n, tt.race[i], res.r.Status)
+						}
+					}
+					if res.r.Status == inventory.StatusPending {
+						t.Errorf("reservation %d: close to %s returned it PENDING", n, tt.race[i])
+					}
+				}
+				slices.Sort(winners)
+				key := strings.Join(winners, " ")
+				seen[key]++
+				want, ok := outcomes[key]
+				if !ok {
+					t.Errorf("reservation %d closed by %v, want exactly one close out of PENDING, then at most a release of the sale", n, winners)
+					continue
+				}
+				if !slices.Contains(tt.finals, want) {
+					t.Errorf("reservation %d closed by %v ends %s, want one of %v", n, winners, want, tt.finals)
+				}
+				stored, err := s.Reservation(t.Context(), fmt.Sprintf("o-%02d", n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stored.Status != want {
+					t.Errorf("reservation %d closed by %v is stored %s, want %s", n, winners, stored.Status, want)
+				}
+				if stored.Status == committed {
+					sold++
+				}
 			}
-			if res.closed {
-				winners = append(winners, outcomes[i])
-			}
-		}
-		if len(winners) != 1 {
-			t.Fatalf("reservation %d closed by %v, want exactly one winner", n, winners)
-		}
-		for i, res := range rs {
-			if res.r.Status != winners[0] {
-				t.Errorf("reservation %d: close to %s saw status %s, want the winner's %s", n, outcomes[i], res.r.Status, winners[0])
-			}
-		}
-		if winners[0] == inventory.StatusCommitted {
+			t.Logf("winners: %v", seen)
 			for _, l := range lines {
-				sold[l.SKU] += l.Quantity
+				want := inventory.Stock{SKU: l.SKU, Available: initial - sold*l.Quantity}
+				if diff := cmp.Diff(want, stockOf(t, s, l.SKU)); diff != "" {
+					t.Errorf("stock of %s mismatch: initial = available + reserved + sold must hold (-want +got):\n%s", l.SKU, diff)
+				}
 			}
-		}
-	}
-	for _, sku := range []string{"A", "B"} {
-		want := inventory.Stock{SKU: sku, Available: initial - sold[sku]}
-		if diff := cmp.Diff(want, stockOf(t, s, sku)); diff != "" {
-			t.Errorf("stock of %s mismatch: initial = available + reserved + sold must hold (-want +got):\n%s", sku, diff)
-		}
+		})
 	}
 }
 
