@@ -16,9 +16,11 @@ type Config struct {
 	LogLevel     slog.Level
 	DatabaseURL  string
 	KafkaBrokers []string
-	// ReserveTimeout and ChargeTimeout are the saga's step deadlines.
+	// ReserveTimeout, ChargeTimeout and CommitTimeout are the saga's step
+	// deadlines.
 	ReserveTimeout time.Duration
 	ChargeTimeout  time.Duration
+	CommitTimeout  time.Duration
 	// Saga tunes the orchestrator's background round (Now stays nil: the
 	// real clock).
 	Saga saga.Options
@@ -46,6 +48,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 
 		ReserveTimeout: env.Duration("RESERVE_TIMEOUT", 10*time.Second),
 		ChargeTimeout:  env.Duration("CHARGE_TIMEOUT", 15*time.Second),
+		CommitTimeout:  env.Duration("COMMIT_TIMEOUT", 10*time.Second),
 		Saga: saga.Options{
 			PollInterval:    env.Duration("SAGA_POLL_INTERVAL", 200*time.Millisecond),
 			RetryBackoffMin: env.Duration("SAGA_RETRY_MIN", time.Second),
@@ -68,6 +71,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.String("reserve_timeout", c.ReserveTimeout.String()),
 		slog.String("charge_timeout", c.ChargeTimeout.String()),
+		slog.String("commit_timeout", c.CommitTimeout.String()),
 		slog.String("saga_poll_interval", c.Saga.PollInterval.String()),
 		slog.String("saga_retry_min", c.Saga.RetryBackoffMin.String()),
 		slog.String("saga_retry_max", c.Saga.RetryBackoffMax.String()),

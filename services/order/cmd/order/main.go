@@ -87,6 +87,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	sagas, err := checkout.New(orderDB, checkout.Config{
 		ReserveTimeout: cfg.ReserveTimeout,
 		ChargeTimeout:  cfg.ChargeTimeout,
+		CommitTimeout:  cfg.CommitTimeout,
 		Saga:           cfg.Saga,
 	}, relay.Notify, log, reg)
 	if err != nil {

@@ -108,8 +108,8 @@ func checkOrderRoundTrip(t *testing.T, baseURL string) string {
 }
 
 // checkCheckout lets fake participants answer the commands of order id over
-// the broker: the running service consumes their replies, drives the saga
-// and confirms the order, and its CommitReservation reaches inventory.
+// the broker: the running service consumes their replies and drives the saga
+// through its three steps to a confirmed order.
 func checkCheckout(t *testing.T, baseURL, broker, id string) {
 	t.Helper()
 	fakes := checkouttest.Start(t, broker, checkouttest.Behave(checkouttest.Options{}))
@@ -180,11 +180,37 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"ORDER_LOG_LEVEL":                "chatty",
 		"ORDER_RESERVE_TIMEOUT":          "0s",
 		"ORDER_CHARGE_TIMEOUT":           "-1s",
+		"ORDER_COMMIT_TIMEOUT":           "0",
 		"ORDER_SAGA_POLL_INTERVAL":       "often",
 		"ORDER_SAGA_RETRY_MIN":           "1",
 		"ORDER_SAGA_RETRY_MAX":           "never",
 		"ORDER_SAGA_BATCH_SIZE":          "0",
 	})
+}
+
+// TestStepDeadlines checks that each step of the checkout saga takes its
+// deadline from its own variable, with the defaults the README documents.
+func TestStepDeadlines(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want [3]time.Duration // reserve, charge, commit
+	}{
+		{"defaults", nil, [3]time.Duration{10 * time.Second, 15 * time.Second, 10 * time.Second}},
+		{"set", map[string]string{"ORDER_RESERVE_TIMEOUT": "1s", "ORDER_CHARGE_TIMEOUT": "2s", "ORDER_COMMIT_TIMEOUT": "3s"},
+			[3]time.Duration{time.Second, 2 * time.Second, 3 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := [3]time.Duration{cfg.ReserveTimeout, cfg.ChargeTimeout, cfg.CommitTimeout}; got != tt.want {
+				t.Errorf("step deadlines = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

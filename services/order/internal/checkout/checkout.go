@@ -3,6 +3,11 @@
 // the order along with it, the outbox adapter the orchestrator sends its
 // commands through, and the handler of the participants' replies.
 //
+// The saga reserves the stock, charges the payment and then commits the
+// reservation (sells the stock). The order is CONFIRMED only once inventory
+// answered the commit: a reservation that expired or was released meanwhile
+// is refused, and the payment is refunded and the order CANCELLED.
+//
 // Everything it decides is written in the transaction of the saga
 // transition that decided it: the order's status and history, the outbox
 // rows of the commands and of the order events. It keeps no state outside
@@ -47,11 +52,13 @@ const (
 
 // Config tunes the checkout.
 type Config struct {
-	// ReserveTimeout is the deadline for inventory's reply to ReserveStock;
-	// ChargeTimeout for payment's reply to ChargePayment. Both must be
-	// positive. A step without a reply by then is compensated.
+	// ReserveTimeout is the deadline for inventory's reply to ReserveStock,
+	// ChargeTimeout for payment's reply to ChargePayment, CommitTimeout for
+	// inventory's reply to CommitReservation. All must be positive. A step
+	// without a reply by then is compensated, and so are the steps before it.
 	ReserveTimeout time.Duration
 	ChargeTimeout  time.Duration
+	CommitTimeout  time.Duration
 	// Saga tunes the orchestrator (poll interval, retry backoff, clock).
 	// Its Now is also the time of history rows and envelopes.
 	Saga saga.Options
@@ -63,7 +70,6 @@ type Checkout struct {
 	orch   *saga.Orchestrator
 	now    func() time.Time
 	notify func()
-	log    *slog.Logger
 }
 
 var _ db.Checkout = (*Checkout)(nil)
@@ -76,10 +82,14 @@ func New(orderDB *database.DB, cfg Config, notify func(), log *slog.Logger, reg 
 	if cfg.Saga.Now == nil {
 		cfg.Saga.Now = time.Now
 	}
-	c := &Checkout{now: cfg.Saga.Now, notify: notify, log: log}
+	c := &Checkout{now: cfg.Saga.Now, notify: notify}
 	def := saga.Definition{Name: Definition, Steps: []saga.Step{
 		{Name: StepReserveStock, Timeout: cfg.ReserveTimeout, Action: reserveStock, Compensate: releaseStock},
 		{Name: StepChargePayment, Timeout: cfg.ChargeTimeout, Action: chargePayment, Compensate: refundPayment},
+		// No compensation: a commit refused had no effect, and one that timed
+		// out but took effect is undone by releaseStock, which inventory
+		// applies to a committed reservation too.
+		{Name: StepCommitReservation, Timeout: cfg.CommitTimeout, Action: commitReservation},
 	}}
 	hooks := saga.Hooks{OnStep: c.onStep, OnCompleted: c.onCompleted, OnFailed: c.onFailed}
 	orch, err := saga.NewOrchestrator(orderDB, sender{now: c.now}, []saga.Definition{def}, hooks, cfg.Saga, log, reg)
@@ -185,20 +195,10 @@ func stepReason(inst saga.Instance, step, op, outcome string) string {
 	return step + " " + op + " " + strings.ToLower(outcome)
 }
 
-// onCompleted confirms the order and, in the same transaction, tells
-// inventory to sell the reserved stock and announces OrderConfirmed.
-// CommitReservation is no saga step: it is never compensated, and inventory
-// applies it idempotently (its barrier on the same headers).
+// onCompleted confirms the order and announces OrderConfirmed: the stock is
+// sold (commit-reservation succeeded) and the payment captured.
 func (c *Checkout) onCompleted(ctx context.Context, tx *gorm.DB, inst saga.Instance) error {
 	if err := db.Finish(ctx, tx, inst.ID, order.StatusConfirmed, "", "order confirmed", c.at()); err != nil {
-		return err
-	}
-	commit := &checkoutv1.Envelope{
-		SagaId: inst.ID, Step: StepCommitReservation, CorrelationId: inst.ID,
-		Payload: &checkoutv1.Envelope_CommitReservation{CommitReservation: &checkoutv1.CommitReservation{OrderId: inst.ID}},
-	}
-	headers := saga.Correlation{SagaID: inst.ID, Step: StepCommitReservation, Op: saga.OpAction}.Headers()
-	if err := c.add(ctx, tx, commit, headers); err != nil {
 		return err
 	}
 	return c.addEvent(ctx, tx, inst.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderConfirmed{OrderConfirmed: &checkoutv1.OrderConfirmed{OrderId: inst.ID}}})
@@ -214,24 +214,15 @@ func (c *Checkout) onFailed(ctx context.Context, tx *gorm.DB, inst saga.Instance
 }
 
 // addEvent adds env, an order event about orderID with its payload set, to
-// the outbox through tx.
+// the outbox through tx, with a new message id and the time, keyed by the
+// order id.
 func (c *Checkout) addEvent(ctx context.Context, tx *gorm.DB, orderID string, env *checkoutv1.Envelope) error {
-	env.SagaId, env.CorrelationId = orderID, orderID
-	return c.add(ctx, tx, env, nil)
-}
-
-// add stamps env with a new message id and the time and adds it to the
-// outbox through tx, keyed by its order id.
-func (c *Checkout) add(ctx context.Context, tx *gorm.DB, env *checkoutv1.Envelope, headers map[string]string) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("new message id: %w", err)
 	}
-	env.MessageId, env.OccurredAt = id.String(), timestamppb.New(c.now())
-	return addEnvelope(ctx, tx, env, headers)
-}
-
-func addEnvelope(ctx context.Context, tx *gorm.DB, env *checkoutv1.Envelope, headers map[string]string) error {
+	env.MessageId, env.SagaId, env.CorrelationId = id.String(), orderID, orderID
+	env.OccurredAt = timestamppb.New(c.now())
 	value, err := checkoutv1.Marshal(env)
 	if err != nil {
 		return err
@@ -240,9 +231,7 @@ func addEnvelope(ctx context.Context, tx *gorm.DB, env *checkoutv1.Envelope, hea
 	if err != nil {
 		return err
 	}
-	return outbox.Add(ctx, tx, outbox.Message{
-		ID: env.GetMessageId(), Topic: topic, Key: checkoutv1.OrderID(env), Headers: headers, Payload: value,
-	})
+	return outbox.Add(ctx, tx, outbox.Message{ID: env.GetMessageId(), Topic: topic, Key: orderID, Payload: value})
 }
 
 // at is the time of a history row, as the database keeps it.
@@ -327,5 +316,11 @@ func refundPayment(_ context.Context, inst saga.Instance) (saga.Command, error) 
 	}
 	return command(inst, StepChargePayment, checkoutv1.TopicPaymentCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_RefundPayment{
 		RefundPayment: &checkoutv1.RefundPayment{OrderId: inst.ID, Amount: d.Total.proto(), IdempotencyKey: inst.ID + ":refund"},
+	}})
+}
+
+func commitReservation(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	return command(inst, StepCommitReservation, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitReservation{
+		CommitReservation: &checkoutv1.CommitReservation{OrderId: inst.ID},
 	}})
 }

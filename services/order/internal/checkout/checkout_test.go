@@ -24,6 +24,7 @@ import (
 	"github.com/microshop/microshop/services/order/internal/checkout/checkouttest"
 	"github.com/microshop/microshop/services/order/internal/db"
 	"github.com/microshop/microshop/services/order/internal/order"
+	"github.com/microshop/microshop/services/order/internal/order/ordertest"
 	"github.com/microshop/microshop/services/order/migrations"
 )
 
@@ -39,14 +40,25 @@ type harness struct {
 }
 
 // fast timeouts keep the timeout case short; the fakes answer in
-// milliseconds, well within the reserve deadline.
+// milliseconds, well within the reserve and commit deadlines.
 var fast = checkout.Config{
 	ReserveTimeout: 5 * time.Second,
 	ChargeTimeout:  700 * time.Millisecond,
+	CommitTimeout:  5 * time.Second,
 	Saga:           saga.Options{PollInterval: 50 * time.Millisecond, RetryBackoffMin: time.Second, RetryBackoffMax: 2 * time.Second},
 }
 
-func start(t *testing.T, databaseURL string, wrap func(db.Checkout) db.Checkout) *harness {
+// setup tunes a harness. The zero value is the real clock and the
+// checkout as cmd/order wires it.
+type setup struct {
+	// wrap, if set, wraps the checkout the store starts orders with.
+	wrap func(db.Checkout) db.Checkout
+	// clock, if set, is the clock of the sagas and the orders: no deadline
+	// passes until the test advances it.
+	clock *ordertest.Clock
+}
+
+func start(t *testing.T, databaseURL string, s setup) *harness {
 	t.Helper()
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
@@ -68,7 +80,11 @@ func start(t *testing.T, databaseURL string, wrap func(db.Checkout) db.Checkout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sagas, err := checkout.New(orderDB, fast, relay.Notify, log, nil)
+	cfg, now := fast, time.Now
+	if s.clock != nil {
+		cfg.Saga.Now, now = s.clock.Now, s.clock.Now
+	}
+	sagas, err := checkout.New(orderDB, cfg, relay.Notify, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +110,11 @@ func start(t *testing.T, databaseURL string, wrap func(db.Checkout) db.Checkout)
 		writer.Close()
 	})
 	var c db.Checkout = sagas
-	if wrap != nil {
-		c = wrap(sagas)
+	if s.wrap != nil {
+		c = s.wrap(sagas)
 	}
 	store := db.NewStore(orderDB, c)
-	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, time.Now), broker: broker}
+	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, now), broker: broker}
 }
 
 func databases(t *testing.T) map[string]func(t *testing.T) string {
@@ -210,14 +226,16 @@ func TestSaga(t *testing.T) {
 			name: "happy path", wantStatus: order.StatusConfirmed,
 			wantCommands: []string{"ReserveStock", "ChargePayment", "CommitReservation"},
 			wantHistory: []string{"PENDING order placed", "PENDING reserve-stock started", "PENDING reserve-stock succeeded",
-				"PENDING charge-payment started", "PENDING charge-payment succeeded", "CONFIRMED order confirmed"},
+				"PENDING charge-payment started", "PENDING charge-payment succeeded",
+				"PENDING commit-reservation started", "PENDING commit-reservation succeeded", "CONFIRMED order confirmed"},
 			wantEvents: []string{"OrderPlaced", "OrderConfirmed"},
 		},
 		{
 			name: "duplicate replies", fakes: checkouttest.Options{Times: 2}, wantStatus: order.StatusConfirmed,
 			wantCommands: []string{"ReserveStock", "ChargePayment", "CommitReservation"},
 			wantHistory: []string{"PENDING order placed", "PENDING reserve-stock started", "PENDING reserve-stock succeeded",
-				"PENDING charge-payment started", "PENDING charge-payment succeeded", "CONFIRMED order confirmed"},
+				"PENDING charge-payment started", "PENDING charge-payment succeeded",
+				"PENDING commit-reservation started", "PENDING commit-reservation succeeded", "CONFIRMED order confirmed"},
 			wantEvents: []string{"OrderPlaced", "OrderConfirmed"},
 		},
 		{
@@ -249,13 +267,27 @@ func TestSaga(t *testing.T) {
 				"CANCELLED order cancelled: charge-payment: timed out"},
 			wantEvents: []string{"OrderPlaced", "OrderCancelled"},
 		},
+		{
+			// The reservation expired before the commit arrived: nothing was
+			// sold, so the payment is refunded and the stock released.
+			name: "commit rejected", fakes: checkouttest.Options{RejectCommit: "the order's reservation is EXPIRED"},
+			wantStatus: order.StatusCancelled, wantReason: "commit-reservation: the order's reservation is EXPIRED",
+			wantCommands: []string{"ReserveStock", "ChargePayment", "CommitReservation", "RefundPayment", "ReleaseStock"},
+			wantHistory: []string{"PENDING order placed", "PENDING reserve-stock started", "PENDING reserve-stock succeeded",
+				"PENDING charge-payment started", "PENDING charge-payment succeeded",
+				"PENDING commit-reservation started", "PENDING commit-reservation refused: the order's reservation is EXPIRED",
+				"PENDING charge-payment compensating", "PENDING charge-payment compensated",
+				"PENDING reserve-stock compensating", "PENDING reserve-stock compensated",
+				"CANCELLED order cancelled: commit-reservation: the order's reservation is EXPIRED"},
+			wantEvents: []string{"OrderPlaced", "OrderCancelled"},
+		},
 	}
 	for name, newURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					t.Parallel()
-					h := start(t, newURL(t), nil)
+					h := start(t, newURL(t), setup{})
 					fakes := checkouttest.Start(t, h.broker, checkouttest.Behave(tt.fakes))
 					placed := place(t, h, "4242424242424242")
 					got := waitFinal(t, h, placed.ID)
@@ -293,7 +325,7 @@ func (f failingStart) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay
 func TestCreateRolledBack(t *testing.T) {
 	for name, newURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			h := start(t, newURL(t), func(c db.Checkout) db.Checkout { return failingStart{c} })
+			h := start(t, newURL(t), setup{wrap: func(c db.Checkout) db.Checkout { return failingStart{c} }})
 			_, _, err := h.orders.Create(t.Context(), order.CreateRequest{
 				CustomerID: "alice", IdempotencyKey: "k", CardNumber: "4242424242424242",
 				Lines: []order.Line{{SKU: "MUG", Quantity: 1, UnitPrice: money.Amount{Minor: 100, Currency: "EUR"}}},
@@ -317,7 +349,7 @@ func TestCreateRolledBack(t *testing.T) {
 // TestChargeCarriesThePayment checks what ChargePayment tells payment: the
 // total, the card and the idempotency key of the contract.
 func TestChargeCarriesThePayment(t *testing.T) {
-	h := start(t, "sqlite:"+filepath.Join(t.TempDir(), "order.db"), nil)
+	h := start(t, "sqlite:"+filepath.Join(t.TempDir(), "order.db"), setup{})
 	fakes := checkouttest.Start(t, h.broker, checkouttest.Behave(checkouttest.Options{}))
 	placed := place(t, h, "4000000000000002")
 	waitFinal(t, h, placed.ID)

@@ -14,6 +14,7 @@ func TestReplyOutcome(t *testing.T) {
 	committed := &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: "o-1"}}}
 	rejected := &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockRejected{StockRejected: &checkoutv1.StockRejected{OrderId: "o-1", Reason: "insufficient stock"}}}
 	released := &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReleased{StockReleased: &checkoutv1.StockReleased{OrderId: "o-1"}}}
+	commitRejected := &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitRejected{CommitRejected: &checkoutv1.CommitRejected{OrderId: "o-1", Reason: "the order's reservation is EXPIRED"}}}
 	tests := []struct {
 		name       string
 		env        *checkoutv1.Envelope
@@ -25,7 +26,10 @@ func TestReplyOutcome(t *testing.T) {
 		{"stock released", released, StepReserveStock, saga.OpCompensate, true, "", nil},
 		{"stock rejected", rejected, StepReserveStock, saga.OpAction, false, "insufficient stock", nil},
 		{"reservation committed answers its commit", committed, StepCommitReservation, saga.OpAction, true, "", nil},
-		{"reservation committed refuses a release", committed, StepReserveStock, saga.OpCompensate, false, ReasonReservationCommitted, nil},
+		{"commit rejected refuses the commit", commitRejected, StepCommitReservation, saga.OpAction, false, "the order's reservation is EXPIRED", nil},
+		{"reservation committed does not answer a release", committed, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"commit rejected does not answer a release", commitRejected, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"commit rejected does not answer a reserve", commitRejected, StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
 		{"reservation committed does not answer a reserve", committed, StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
 		{"reservation committed does not answer a refund", committed, StepChargePayment, saga.OpCompensate, false, "", ErrUnexpectedReply},
 		{"stock rejected does not answer a release", rejected, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},

@@ -6,6 +6,7 @@ package checkouttest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,14 @@ type Participants struct {
 	reply  Reply
 	writer *messaging.Writer
 	mu     sync.Mutex
-	seen   []*checkoutv1.Envelope
+	seen   []received
+}
+
+// received is a command the fakes consumed, with the correlation its
+// headers carried.
+type received struct {
+	cmd  *checkoutv1.Envelope
+	corr saga.Correlation
 }
 
 // Start runs fake participants on the broker at brokers until the test
@@ -78,20 +86,27 @@ func (p *Participants) handle(ctx context.Context, msg kafka.Message) error {
 	if err != nil {
 		return messaging.Permanent(err)
 	}
+	r := received{cmd: cmd, corr: corr}
 	p.mu.Lock()
-	p.seen = append(p.seen, cmd)
+	p.seen = append(p.seen, r)
 	p.mu.Unlock()
+	return p.send(ctx, r, p.reply(cmd))
+}
+
+// send writes replies to the command r to the replies topic, each completed
+// with a new message id and r's correlation.
+func (p *Participants) send(ctx context.Context, r received, replies []*checkoutv1.Envelope) error {
 	var out []kafka.Message
-	for _, r := range p.reply(cmd) {
-		r.MessageId, r.SagaId, r.Step = uuid.NewString(), corr.SagaID, corr.Step
-		r.CorrelationId, r.CausationId, r.OccurredAt = cmd.GetCorrelationId(), cmd.GetMessageId(), timestamppb.Now()
-		value, err := checkoutv1.Marshal(r)
+	for _, reply := range replies {
+		reply.MessageId, reply.SagaId, reply.Step = uuid.NewString(), r.corr.SagaID, r.corr.Step
+		reply.CorrelationId, reply.CausationId, reply.OccurredAt = r.cmd.GetCorrelationId(), r.cmd.GetMessageId(), timestamppb.Now()
+		value, err := checkoutv1.Marshal(reply)
 		if err != nil {
 			return messaging.Permanent(err)
 		}
-		msg := kafka.Message{Topic: checkoutv1.TopicReplies, Key: []byte(corr.SagaID), Value: value,
-			Headers: []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(r.MessageId)}}}
-		for k, v := range corr.Headers() {
+		msg := kafka.Message{Topic: checkoutv1.TopicReplies, Key: []byte(r.corr.SagaID), Value: value,
+			Headers: []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(reply.MessageId)}}}
+		for k, v := range r.corr.Headers() {
 			msg.Headers = append(msg.Headers, kafka.Header{Key: k, Value: []byte(v)})
 		}
 		out = append(out, msg)
@@ -102,16 +117,35 @@ func (p *Participants) handle(ctx context.Context, msg kafka.Message) error {
 	return p.writer.WriteMessages(ctx, out...)
 }
 
+// Answer sends replies, late, to the last command named name (e.g.
+// "CommitReservation") the fakes received for order orderID, as if their
+// Reply had returned them then. It fails the test if there is no such
+// command or the replies cannot be sent.
+func (p *Participants) Answer(t testing.TB, orderID, name string, replies ...*checkoutv1.Envelope) {
+	t.Helper()
+	p.mu.Lock()
+	var cmd *received
+	for _, r := range slices.Backward(p.seen) {
+		if checkoutv1.OrderID(r.cmd) == orderID && Name(r.cmd) == name {
+			cmd = &r
+			break
+		}
+	}
+	p.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("no %s received for order %s to answer", name, orderID)
+	}
+	if err := p.send(t.Context(), *cmd, replies); err != nil {
+		t.Fatalf("answer %s of order %s: %v", name, orderID, err)
+	}
+}
+
 // Commands returns the names of the commands received for order orderID, in
 // the order they arrived, e.g. ["ReserveStock", "ChargePayment"].
 func (p *Participants) Commands(orderID string) []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var names []string
-	for _, cmd := range p.seen {
-		if checkoutv1.OrderID(cmd) == orderID {
-			names = append(names, Name(cmd))
-		}
+	for _, cmd := range p.Received(orderID) {
+		names = append(names, Name(cmd))
 	}
 	return names
 }
@@ -121,9 +155,9 @@ func (p *Participants) Received(orderID string) []*checkoutv1.Envelope {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var cmds []*checkoutv1.Envelope
-	for _, cmd := range p.seen {
-		if checkoutv1.OrderID(cmd) == orderID {
-			cmds = append(cmds, cmd)
+	for _, r := range p.seen {
+		if checkoutv1.OrderID(r.cmd) == orderID {
+			cmds = append(cmds, r.cmd)
 		}
 	}
 	return cmds
@@ -134,11 +168,18 @@ func Name(env *checkoutv1.Envelope) string {
 	return string(checkoutv1.PayloadMessage(env).ProtoReflect().Descriptor().Name())
 }
 
-// Options say how the fakes answer the actions; compensations and
-// CommitReservation always succeed.
+// Options say how the fakes answer the actions; compensations always
+// succeed.
 type Options struct {
 	// RejectStock makes inventory answer StockRejected.
 	RejectStock string
+	// RejectCommit makes inventory answer CommitReservation with
+	// CommitRejected with this reason, as it does when the reservation
+	// expired before the commit arrived.
+	RejectCommit string
+	// SilentCommit makes inventory never answer CommitReservation
+	// (Participants.Answer can, later).
+	SilentCommit bool
 	// DeclinePayment makes payment answer PaymentFailed with this reason.
 	DeclinePayment string
 	// SilentPayment makes payment never answer ChargePayment.
@@ -161,7 +202,14 @@ func Behave(o Options) Reply {
 		case *checkoutv1.Envelope_ReleaseStock:
 			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReleased{StockReleased: &checkoutv1.StockReleased{OrderId: id}}}
 		case *checkoutv1.Envelope_CommitReservation:
-			r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: id}}}
+			switch {
+			case o.SilentCommit:
+				return nil
+			case o.RejectCommit != "":
+				r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitRejected{CommitRejected: &checkoutv1.CommitRejected{OrderId: id, Reason: o.RejectCommit}}}
+			default:
+				r = &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: id}}}
+			}
 		case *checkoutv1.Envelope_ChargePayment:
 			switch {
 			case o.SilentPayment:
