@@ -35,8 +35,8 @@ chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, t
 # measured on the project's 2-core machine (docs/benchmarks.md).
 BENCH_FLAGS      ?= -warmup 5s -duration 20s
 BENCH_CONCURRENCY ?= 64
-BENCH_RATE_EMBEDDED ?= 77
-BENCH_RATE_FULL  ?= 68
+BENCH_RATE_EMBEDDED ?= 69
+BENCH_RATE_FULL  ?= 58
 
 bench-checkout: build ## checkout saga benchmark: sagas/s and time to final status, SQLite and PostgreSQL, half load and saturation
 	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
