@@ -40,12 +40,15 @@ type harness struct {
 }
 
 // fast timeouts keep the timeout case short; the fakes answer in
-// milliseconds, well within the reserve and commit deadlines.
+// milliseconds, well within every deadline, even with the whole suite
+// sharing two cores. A compensation is re-sent only after 5s: the fakes
+// acknowledge it long before, so the tests that compare the commands
+// received exactly never see a re-send.
 var fast = checkout.Config{
 	ReserveTimeout: 5 * time.Second,
-	ChargeTimeout:  700 * time.Millisecond,
+	ChargeTimeout:  2 * time.Second,
 	CommitTimeout:  5 * time.Second,
-	Saga:           saga.Options{PollInterval: 50 * time.Millisecond, RetryBackoffMin: time.Second, RetryBackoffMax: 2 * time.Second},
+	Saga:           saga.Options{PollInterval: 50 * time.Millisecond, RetryBackoffMin: 5 * time.Second, RetryBackoffMax: 10 * time.Second},
 }
 
 // setup tunes a harness. The zero value is the real clock and the
