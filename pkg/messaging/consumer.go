@@ -137,10 +137,10 @@ const (
 	defaultMaxWait           = 500 * time.Millisecond
 )
 
-// maxConcurrency bounds ConsumerConfig.Concurrency: more workers than a
-// broker has partitions of a topic do nothing, and Kafka topics rarely have
-// more than a few hundred.
-const maxConcurrency = 1024
+// MaxConcurrency bounds ConsumerConfig.Concurrency, for services that read it
+// from their configuration: more workers than a broker has partitions of a
+// topic do nothing, and Kafka topics rarely have more than a few hundred.
+const MaxConcurrency = 1024
 
 // workerQueue is how many fetched messages wait for each worker. A worker
 // busy retrying holds up the fetching of every partition once its queue is
@@ -173,8 +173,8 @@ func (cfg ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 		return cfg, fmt.Errorf("dead-letter topic %s is also consumed", cfg.DeadLetterTopic)
 	case cfg.MaxAttempts < 0:
 		return cfg, fmt.Errorf("max attempts %d is negative", cfg.MaxAttempts)
-	case cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency:
-		return cfg, fmt.Errorf("concurrency %d: want between 0 and %d", cfg.Concurrency, maxConcurrency)
+	case cfg.Concurrency < 0 || cfg.Concurrency > MaxConcurrency:
+		return cfg, fmt.Errorf("concurrency %d: want between 0 and %d", cfg.Concurrency, MaxConcurrency)
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = defaultMaxAttempts

@@ -6,6 +6,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/config"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/messaging"
 )
 
 // Config is the inventory service's configuration, read from INVENTORY_* variables.
@@ -44,7 +45,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ReservationTTL: env.Duration("RESERVATION_TTL", 15*time.Minute),
 		ExpiryInterval: env.Duration("EXPIRY_INTERVAL", 30*time.Second),
 	}
-	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }

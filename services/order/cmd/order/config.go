@@ -6,6 +6,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/config"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/saga"
 )
 
@@ -56,7 +57,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
 		},
 	}
-	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }

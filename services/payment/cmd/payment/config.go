@@ -6,6 +6,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/config"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/messaging"
 )
 
 // Config is the payment service's configuration, read from PAYMENT_* variables.
@@ -43,7 +44,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
-	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, 1024)
+	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }
