@@ -1,0 +1,135 @@
+package checkoutv1
+
+import "strings"
+
+// The checkout saga as the services agree on it: the saga's name, its steps
+// (in the saga-step header, the envelope's step field and the participants'
+// barrier rows), what each command and reply is in the saga, and the
+// payment provider's idempotency keys. Every service, the chaos harness and
+// the benchmark read them from here; nobody spells them again.
+const (
+	// Saga is the name of the checkout saga's definition in the order
+	// service's orchestrator.
+	Saga = "checkout"
+
+	// StepReserveStock holds stock for the order's lines: ReserveStock,
+	// compensated by ReleaseStock.
+	StepReserveStock = "reserve-stock"
+	// StepChargePayment charges the order's total: ChargePayment,
+	// compensated by RefundPayment.
+	StepChargePayment = "charge-payment"
+	// StepCommitReservation sells the reserved stock: CommitReservation,
+	// the last step. It has no compensation of its own: ReleaseStock, the
+	// compensation of StepReserveStock, also undoes a commit.
+	StepCommitReservation = "commit-reservation"
+)
+
+// Steps returns the checkout saga's steps in the order they run. The slice
+// is new on every call.
+func Steps() []string {
+	return []string{StepReserveStock, StepChargePayment, StepCommitReservation}
+}
+
+// Role is what a command does in the checkout saga, or what a reply answers.
+type Role struct {
+	// Step is the step the command belongs to (one of Steps).
+	Step string
+	// Compensation is true for a command that undoes its step (ReleaseStock,
+	// RefundPayment) and for the replies to one; false for a step's action.
+	Compensation bool
+	// Reply is true for a participant's reply, false for a command.
+	Reply bool
+	// OK, for a reply, says the operation succeeded; a refusal (OK false)
+	// carries its reason in the payload (ReasonOf).
+	OK bool
+}
+
+// RoleOf returns the role of e's payload in the saga, and false for an order
+// event, an envelope without a payload, or a payload of a newer schema.
+func RoleOf(e *Envelope) (Role, bool) {
+	switch e.GetPayload().(type) {
+	case *Envelope_ReserveStock:
+		return Role{Step: StepReserveStock}, true
+	case *Envelope_ReleaseStock:
+		return Role{Step: StepReserveStock, Compensation: true}, true
+	case *Envelope_ChargePayment:
+		return Role{Step: StepChargePayment}, true
+	case *Envelope_RefundPayment:
+		return Role{Step: StepChargePayment, Compensation: true}, true
+	case *Envelope_CommitReservation:
+		return Role{Step: StepCommitReservation}, true
+	case *Envelope_StockReserved:
+		return Role{Step: StepReserveStock, Reply: true, OK: true}, true
+	case *Envelope_StockRejected:
+		return Role{Step: StepReserveStock, Reply: true}, true
+	case *Envelope_StockReleased:
+		return Role{Step: StepReserveStock, Compensation: true, Reply: true, OK: true}, true
+	case *Envelope_PaymentCaptured:
+		return Role{Step: StepChargePayment, Reply: true, OK: true}, true
+	case *Envelope_PaymentFailed:
+		return Role{Step: StepChargePayment, Reply: true}, true
+	case *Envelope_PaymentRefunded:
+		return Role{Step: StepChargePayment, Compensation: true, Reply: true, OK: true}, true
+	case *Envelope_ReservationCommitted:
+		return Role{Step: StepCommitReservation, Reply: true, OK: true}, true
+	case *Envelope_CommitRejected:
+		return Role{Step: StepCommitReservation, Reply: true}, true
+	}
+	return Role{}, false
+}
+
+// ReasonOf returns the reason a refusing reply gives (StockRejected,
+// PaymentFailed, CommitRejected), or "" for any other envelope.
+func ReasonOf(e *Envelope) string {
+	switch p := e.GetPayload().(type) {
+	case *Envelope_StockRejected:
+		return p.StockRejected.GetReason()
+	case *Envelope_PaymentFailed:
+		return p.PaymentFailed.GetReason()
+	case *Envelope_CommitRejected:
+		return p.CommitRejected.GetReason()
+	}
+	return ""
+}
+
+// Suffixes of the payment provider's idempotency keys (see ChargeKey).
+const (
+	chargeSuffix = ":charge"
+	refundSuffix = ":refund"
+)
+
+// ChargeKey returns the payment provider's idempotency key of an order's
+// charge, "<order id>:charge": ChargePayment carries it, and payment finds
+// the charge to refund by it, so that a redelivered or re-sent command
+// never charges twice.
+func ChargeKey(orderID string) string { return orderID + chargeSuffix }
+
+// RefundKey returns the payment provider's idempotency key of an order's
+// refund, "<order id>:refund", which RefundPayment carries.
+func RefundKey(orderID string) string { return orderID + refundSuffix }
+
+// KeyKind says which of an order's payment operations a key names.
+type KeyKind int
+
+// Kinds of payment provider idempotency keys.
+const (
+	// KeyUnknown: the key is not one ChargeKey or RefundKey makes.
+	KeyUnknown KeyKind = iota
+	// KeyCharge: ChargeKey's.
+	KeyCharge
+	// KeyRefund: RefundKey's.
+	KeyRefund
+)
+
+// ParseKey returns the order id and kind of a payment provider idempotency
+// key, or KeyUnknown when neither ChargeKey nor RefundKey could have made
+// it. The chaos harness uses it to account for every record at the provider.
+func ParseKey(key string) (orderID string, kind KeyKind) {
+	if id, ok := strings.CutSuffix(key, chargeSuffix); ok && id != "" {
+		return id, KeyCharge
+	}
+	if id, ok := strings.CutSuffix(key, refundSuffix); ok && id != "" {
+		return id, KeyRefund
+	}
+	return "", KeyUnknown
+}
