@@ -20,7 +20,7 @@ import (
 )
 
 func TestReadHTTPServer(t *testing.T) {
-	exe := targettest.Build(t, t.TempDir())
+	exe := targettest.Build(t, t.TempDir(), "httptarget")
 	got, err := gobin.ReadHTTPServer(exe)
 	if err != nil {
 		t.Fatal(err)

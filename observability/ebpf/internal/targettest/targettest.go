@@ -15,11 +15,11 @@ import (
 	"testing"
 )
 
-// Build compiles internal/httptarget into dir and returns the executable's
-// path.
-func Build(t testing.TB, dir string) string {
+// Build compiles internal/httptarget into dir as the executable name and
+// returns its path.
+func Build(t testing.TB, dir, name string) string {
 	t.Helper()
-	exe := filepath.Join(dir, "httptarget")
+	exe := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-o", exe, "github.com/microshop/microshop/observability/ebpf/internal/httptarget")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build httptarget: %v\n%s", err, out)
