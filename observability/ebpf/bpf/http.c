@@ -12,6 +12,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "ringbuf.h"
+
 #define METHOD_LEN 8
 #define PATH_LEN 128 // a power of two: lengths are masked with PATH_LEN - 1
 
@@ -158,7 +160,7 @@ int serve_http_return(struct pt_regs *ctx)
 		e->status = status;
 		e->response_known = 1;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags(&http_events));
 	bpf_map_delete_elem(&requests, &g);
 	return 0;
 }

@@ -15,6 +15,8 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 
+#include "ringbuf.h"
+
 char __license[] SEC("license") = "Dual MIT/GPL";
 
 #define AF_INET 2
@@ -104,7 +106,7 @@ static void emit(const struct sock *sk, const struct conn *c, __u8 kind, __u64 d
 		__builtin_memcpy(e->daddr, &sk->__sk_common.skc_daddr, 4);
 	else
 		__builtin_memcpy(e->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags(&tcp_events));
 }
 
 SEC("tp_btf/inet_sock_set_state")

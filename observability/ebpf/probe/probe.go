@@ -1,9 +1,11 @@
 package probe
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -172,7 +174,11 @@ func (p *Probe) Sync(found map[uint32]string) {
 			continue
 		}
 		if err := p.add(pid, name); err != nil {
-			p.log.Warn("cannot watch process", slog.Uint64("pid", uint64(pid)), slog.String("process", name), slog.Any("err", err))
+			level := slog.LevelWarn
+			if errors.Is(err, fs.ErrNotExist) { // exited since the scan
+				level = slog.LevelDebug
+			}
+			p.log.Log(context.Background(), level, "cannot watch process", slog.Uint64("pid", uint64(pid)), slog.String("process", name), slog.Any("err", err))
 			p.remove(pid)
 		}
 	}

@@ -33,7 +33,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "PROBE_")
 	cfg := Config{
 		MetricsAddr:  env.Addr("METRICS_ADDR", "127.0.0.1:9400"),
-		Processes:    list(env.String("PROCESSES", "gateway,order,inventory,payment,psp")),
 		Routes:       list(env.String("ROUTES", "")),
 		ScanInterval: env.Duration("SCAN_INTERVAL", time.Second),
 		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
@@ -47,6 +46,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 		cfg.PIDs = append(cfg.PIDs, pid)
 	}
+	// The shop's services by default, unless PIDs alone are asked for.
+	defaultProcesses := "gateway,order,inventory,payment,psp"
+	if len(cfg.PIDs) > 0 {
+		defaultProcesses = ""
+	}
+	cfg.Processes = list(env.String("PROCESSES", defaultProcesses))
 	if s := env.String("PROGRAM_STATS", "false"); s != "" {
 		on, err := strconv.ParseBool(s)
 		if err != nil {

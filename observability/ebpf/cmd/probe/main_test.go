@@ -104,16 +104,20 @@ func TestAgreement(t *testing.T) {
 	}, func() string { return cmp.Diff(own, got) })
 	t.Logf("probe and server agree on %d requests: %v", len(sent), got)
 
-	m := metrics()
-	failures := value(m, "ebpf_tcp_connection_failures_total", map[string]string{"process": name, "peer": closed})
-	if failures != 1 {
-		t.Errorf("failed connections to %s = %v, want 1", closed, failures)
-	}
-	opened := value(m, "ebpf_tcp_connections_opened_total", map[string]string{"process": name, "direction": "outbound", "peer": env["PROBE_METRICS_ADDR"]})
-	if opened != 2 {
-		t.Errorf("connections opened to %s = %v, want 2", env["PROBE_METRICS_ADDR"], opened)
-	}
-	if inbound := value(m, "ebpf_tcp_connections_opened_total", map[string]string{"process": name, "direction": "inbound", "peer": "127.0.0.1"}); inbound < 1 {
+	// TCP events arrive on their own ring buffer: poll for them too.
+	failedTo := map[string]string{"process": name, "peer": closed}
+	var failures float64
+	waitFor(t, "one failed connection counted", func() bool {
+		failures = value(metrics(), "ebpf_tcp_connection_failures_total", failedTo)
+		return failures == 1
+	}, func() string { return fmt.Sprintf("failed connections to %s = %v, want 1", closed, failures) })
+	openedTo := map[string]string{"process": name, "direction": "outbound", "peer": env["PROBE_METRICS_ADDR"]}
+	var opened float64
+	waitFor(t, "two outbound connections counted", func() bool {
+		opened = value(metrics(), "ebpf_tcp_connections_opened_total", openedTo)
+		return opened == 2
+	}, func() string { return fmt.Sprintf("connections opened to %s = %v, want 2", env["PROBE_METRICS_ADDR"], opened) })
+	if inbound := value(metrics(), "ebpf_tcp_connections_opened_total", map[string]string{"process": name, "direction": "inbound", "peer": "127.0.0.1"}); inbound < 1 {
 		t.Errorf("inbound connections from 127.0.0.1 = %v, want at least 1", inbound)
 	}
 
