@@ -116,7 +116,9 @@ func TestAgreement(t *testing.T) {
 	waitFor(t, "two outbound connections counted", func() bool {
 		opened = value(metrics(), "ebpf_tcp_connections_opened_total", openedTo)
 		return opened == 2
-	}, func() string { return fmt.Sprintf("connections opened to %s = %v, want 2", env["PROBE_METRICS_ADDR"], opened) })
+	}, func() string {
+		return fmt.Sprintf("connections opened to %s = %v, want 2", env["PROBE_METRICS_ADDR"], opened)
+	})
 	if inbound := value(metrics(), "ebpf_tcp_connections_opened_total", map[string]string{"process": name, "direction": "inbound", "peer": "127.0.0.1"}); inbound < 1 {
 		t.Errorf("inbound connections from 127.0.0.1 = %v, want at least 1", inbound)
 	}
