@@ -17,7 +17,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./observability/ebpf/cmd/probe
 
 .PHONY: help build run run-full chaos test test-short lint tools proto proto-check clean bench-checkout \
-        ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check
+        ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,10 @@ proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/
 	proto/check-generated.sh proto
 
 EBPF := observability/ebpf
+
+bench-ebpf: build ## the eBPF probe's cost: the gateway's throughput and CPU per request without and with it, ns per BPF event (root)
+	$(GO) build -o $(BIN)/ ./$(EBPF)/cmd/probe-bench
+	$(BIN)/probe-bench -target $(BIN)/gateway -probe $(BIN)/probe -path /healthz -rounds 5 -phase 5s
 
 ebpf-tools: ## install clang, llvm, libbpf-dev and bpftool from apt when missing (needs root)
 	@missing=""; \

@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,11 +147,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, err := getBody(p.metricsURL)
+	// The probe started after the target's readiness checks: every request
+	// it saw is one of this phase's.
+	series := fmt.Sprintf(`ebpf_http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route=%q,process=%q}`,
+		o.path, filepath.Base(o.target))
+	var body string
+	err = waitUntil(ctx, func() bool {
+		body, err = getBody(p.metricsURL)
+		return err == nil && metricValue(body, series) >= float64(s.requests)
+	})
+	fmt.Fprintf(stdout, "\n%d requests answered 200 with PROBE_PROGRAM_STATS=true; the probe counted %.0f (%s)\n\n",
+		s.requests, metricValue(body, series), series)
 	if err != nil {
-		return err
+		return fmt.Errorf("the probe's count never reached the requests sent: %w", err)
 	}
-	fmt.Fprintf(stdout, "\n%d requests with PROBE_PROGRAM_STATS=true (totals since the probe started):\n\n", s.requests)
 	fmt.Fprintln(stdout, "| BPF program | runs | ns per run |")
 	fmt.Fprintln(stdout, "|---|---|---|")
 	for _, prog := range []string{"serve_http", "serve_http_return", "inet_sock_set_state", "tcp_retransmit_skb"} {
@@ -174,7 +184,8 @@ func measure(ctx context.Context, client *http.Client, url string, o options, ta
 	}
 	p0, _ := cpuTime(probePID)
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(ctx, start.Add(o.phase))
+	deadline := start.Add(o.phase)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		n     atomic.Int64
@@ -182,11 +193,20 @@ func measure(ctx context.Context, client *http.Client, url string, o options, ta
 		errMu sync.Mutex
 		first error
 	)
+	// Requests are not cut at the deadline: each one sent is answered and
+	// counted, so that the probe's count can be compared with n.
 	for range o.concurrency {
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("GET %s: %s", url, resp.Status)
+					}
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						errMu.Lock()
@@ -196,11 +216,7 @@ func measure(ctx context.Context, client *http.Client, url string, o options, ta
 					}
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					n.Add(1)
-				}
+				n.Add(1)
 			}
 		})
 	}

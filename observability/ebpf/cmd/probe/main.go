@@ -107,11 +107,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		case err := <-serveErr:
 			return fmt.Errorf("serve metrics: %w", err)
 		case err := <-runErr:
-			return fmt.Errorf("read events: %w", err)
+			if err != nil {
+				return fmt.Errorf("read events: %w", err)
+			}
+			return shutdown(srv) // Run returns nil once ctx ended
 		case <-ctx.Done():
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx)
+			return shutdown(srv)
 		}
 	}
+}
+
+// shutdown stops serving metrics, waiting for a scrape in progress.
+func shutdown(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(ctx)
 }
