@@ -318,3 +318,89 @@ func TestConfigurationIsDocumented(t *testing.T) {
 		return err
 	})
 }
+
+// TestAgreementGateway attaches the probe to the shop's real gateway (Gin
+// on net/http), alone, with the services behind it down: the probe's
+// counts per route pattern and status must be the statuses the client
+// received, and the gateway's refused calls to inventory failed connections.
+func TestAgreementGateway(t *testing.T) {
+	requireProbe(t)
+	name := fmt.Sprintf("gateway-agreement-%d", os.Getpid())
+	exe := filepath.Join(t.TempDir(), name)
+	build := exec.Command("go", "build", "-o", exe, "github.com/microshop/microshop/services/gateway/cmd/gateway")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the gateway: %v\n%s", err, out)
+	}
+	addr, down := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
+	gateway := exec.Command(exe)
+	gateway.Env = []string{
+		"GATEWAY_HTTP_ADDR=" + addr,
+		"GATEWAY_LOG_LEVEL=error",
+		"GATEWAY_INVENTORY_URL=http://" + down,
+		"GATEWAY_ORDER_URL=http://" + down,
+		"GATEWAY_PSP_URL=http://" + down,
+	}
+	gateway.Stderr = os.Stderr
+	if err := gateway.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gateway.Process.Kill(); gateway.Wait() })
+	base := "http://" + addr
+	waitFor(t, "the gateway live", func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+
+	env := map[string]string{
+		"PROBE_METRICS_ADDR":  servicetest.FreeAddr(t),
+		"PROBE_PROCESSES":     name,
+		"PROBE_SCAN_INTERVAL": "100ms",
+		"PROBE_ROUTES":        "GET /healthz,GET /api/v1/openapi.json,GET /api/v1/products/{sku}",
+	}
+	svc := servicetest.Start(t, run, env, "PROBE_METRICS_ADDR")
+	metrics := func() map[string]*dto.MetricFamily { return scrape(t, svc.URL) }
+	waitFor(t, "the gateway's HTTP server traced", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 1
+	})
+
+	// What the client received, by route pattern.
+	received := make(map[route]int)
+	get := func(path, pattern string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		received[route{"GET", pattern, resp.StatusCode}]++
+	}
+	for range 20 {
+		get("/healthz", "/healthz")
+	}
+	for range 5 {
+		get("/api/v1/openapi.json", "/api/v1/openapi.json")
+	}
+	for i := range 6 { // inventory is down: the gateway answers an error
+		get(fmt.Sprintf("/api/v1/products/SKU-%d", i), "/api/v1/products/{sku}")
+	}
+	for range 4 {
+		get("/api/v1/no-such-route", "unmatched")
+	}
+
+	var got map[route]int
+	waitFor(t, "the probe's counts to equal the statuses received", func() bool {
+		got = requestCounts(metrics(), name)
+		return cmp.Equal(received, got)
+	}, func() string { return cmp.Diff(received, got) })
+	t.Logf("probe and client agree on the gateway: %v", got)
+
+	refused := map[string]string{"process": name, "peer": down}
+	var failures float64
+	waitFor(t, "the gateway's refused calls counted", func() bool {
+		failures = value(metrics(), "ebpf_tcp_connection_failures_total", refused)
+		return failures >= 1
+	})
+	t.Logf("the gateway's failed connections to %s: %v", down, failures)
+}
