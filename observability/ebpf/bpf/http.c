@@ -57,10 +57,19 @@ struct {
 	__type(value, struct go_offsets);
 } go_targets SEC(".maps");
 
+// goroutine identifies a goroutine: its runtime.g pointer (register r14 of
+// the Go ABI) in its process. Processes of one executable put their
+// goroutines at the same addresses.
+struct goroutine {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH); // a handler that panics never returns
 	__uint(max_entries, 65536);
-	__type(key, __u64); // runtime.g pointer (register r14 of the Go ABI)
+	__type(key, struct goroutine);
 	__type(value, struct inflight);
 } requests SEC(".maps");
 
@@ -128,7 +137,7 @@ int serve_http(struct pt_regs *ctx)
 		}
 	}
 
-	__u64 g = ctx->r14;
+	struct goroutine g = {.g = ctx->r14, .tgid = tgid};
 	bpf_map_update_elem(&requests, &g, r, BPF_ANY);
 	return 0;
 }
@@ -136,11 +145,11 @@ int serve_http(struct pt_regs *ctx)
 SEC("uprobe/serve_http_return")
 int serve_http_return(struct pt_regs *ctx)
 {
-	__u64 g = ctx->r14;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct goroutine g = {.g = ctx->r14, .tgid = tgid};
 	struct inflight *r = bpf_map_lookup_elem(&requests, &g);
 	if (!r)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct go_offsets *off = bpf_map_lookup_elem(&go_targets, &tgid);
 
 	struct http_event *e = bpf_ringbuf_reserve(&http_events, sizeof(*e), 0);

@@ -22,6 +22,13 @@ type httpGoOffsets struct {
 	ResponseItab   uint64
 }
 
+type httpGoroutine struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
 type httpHttpEvent struct {
 	_             structs.HostLayout
 	DurationNs    uint64

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,25 +130,47 @@ func TestAgreement(t *testing.T) {
 	waitFor(t, "the stopped target dropped", func() bool {
 		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 0
 	})
+	// Two replicas of it, as the chaos harness runs them: one set of uprobes
+	// on their executable serves both, and requests served at once by both
+	// are counted once each, under the one process name.
 	restarted := targettest.Start(t, exe)
-	waitFor(t, "the restarted target's HTTP server traced", func() bool {
-		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 1
+	replica := targettest.Start(t, exe)
+	waitFor(t, "the restarted target and a replica traced", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 2
 	})
 	again := make([]request, 25)
 	for i := range again {
 		again[i] = request{"GET", "/items", 200}
 	}
-	send(t, restarted.URL, again)
-	items := route{"GET", "/items", 200}
-	if n := ownCounts(t, restarted)[items]; n != len(again) {
-		t.Fatalf("the restarted target counted %d GET /items, want %d", n, len(again))
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, tg := range []*targettest.Target{restarted, replica} {
+		for range 2 { // two clients each
+			wg.Go(func() {
+				_, err := sendRequests(tg.URL, again)
+				errs <- err
+			})
+		}
 	}
-	wantItems := own[items] + len(again)
-	waitFor(t, "the restarted target's requests counted", func() bool {
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	items := route{"GET", "/items", 200}
+	for _, tg := range []*targettest.Target{restarted, replica} {
+		if n := ownCounts(t, tg)[items]; n != 2*len(again) {
+			t.Fatalf("a replica counted %d GET /items, want %d", n, 2*len(again))
+		}
+	}
+	wantItems := own[items] + 4*len(again)
+	waitFor(t, "the replicas' requests counted", func() bool {
 		got = requestCounts(metrics(), name)
 		return got[items] == wantItems
 	}, func() string { return fmt.Sprintf("GET /items 200: %d, want %d", got[items], wantItems) })
-	t.Logf("after the restart: GET /items 200 = %d (%d before, %d after)", got[items], own[items], len(again))
+	t.Logf("after the restart: GET /items 200 = %d (%d before, 2 replicas × %d after)", got[items], own[items], 2*len(again))
 
 	if lost := value(metrics(), "ebpf_probe_events_lost_total", map[string]string{"source": "http"}); lost != 0 {
 		t.Errorf("%v HTTP events lost", lost)
@@ -158,24 +181,32 @@ func TestAgreement(t *testing.T) {
 // count per route.
 func send(t *testing.T, base string, reqs []request) map[route]int {
 	t.Helper()
+	counts, err := sendRequests(base, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+func sendRequests(base string, reqs []request) (map[route]int, error) {
 	counts := make(map[route]int)
 	for _, r := range reqs {
 		req, err := http.NewRequest(r.method, base+r.path, nil)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("%s %s: %v", r.method, r.path, err)
+			return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != r.status {
-			t.Fatalf("%s %s: status %d, want %d", r.method, r.path, resp.StatusCode, r.status)
+			return nil, fmt.Errorf("%s %s: status %d, want %d", r.method, r.path, resp.StatusCode, r.status)
 		}
 		path, _, _ := strings.Cut(r.path, "?")
 		counts[route{r.method, path, r.status}]++
 	}
-	return counts
+	return counts, nil
 }
 
 // ownCounts are the target's counts of what it served, but for the
