@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
 
 	"github.com/microshop/microshop/observability/ebpf/internal/targettest"
 	"github.com/microshop/microshop/observability/ebpf/probe"
@@ -434,4 +436,68 @@ func TestAgreementGateway(t *testing.T) {
 		return failures >= 1
 	})
 	t.Logf("the gateway's failed connections to %s: %v", down, failures)
+}
+
+// TestRetransmitsAndTimeouts makes the target connect to a listener whose
+// accept queue is full: the kernel drops its SYNs, the target's kernel
+// retransmits them until its dial times out. The probe must count the
+// retransmissions and one failed connection.
+func TestRetransmitsAndTimeouts(t *testing.T) {
+	requireProbe(t)
+	name := fmt.Sprintf("retransmit-%d", os.Getpid())
+	target := targettest.Start(t, targettest.Build(t, t.TempDir(), name))
+	env := map[string]string{
+		"PROBE_METRICS_ADDR":  servicetest.FreeAddr(t),
+		"PROBE_PROCESSES":     name,
+		"PROBE_SCAN_INTERVAL": "100ms",
+	}
+	svc := servicetest.Start(t, run, env, "PROBE_METRICS_ADDR")
+	metrics := func() map[string]*dto.MetricFamily { return scrape(t, svc.URL) }
+	waitFor(t, "the target traced", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 1
+	})
+
+	full := fullListener(t)
+	send(t, target.URL, []request{{"GET", "/dial?addr=" + full, 502}}) // the target's 5s dial timeout
+
+	peer := map[string]string{"process": name, "direction": "outbound", "peer": full}
+	var retransmits, failures float64
+	waitFor(t, "retransmissions and one failed connection counted", func() bool {
+		m := metrics()
+		retransmits = value(m, "ebpf_tcp_retransmits_total", peer)
+		failures = value(m, "ebpf_tcp_connection_failures_total", map[string]string{"process": name, "peer": full})
+		return retransmits >= 1 && failures == 1
+	}, func() string {
+		return fmt.Sprintf("retransmits %v (want at least 1), failures %v (want 1)", retransmits, failures)
+	})
+	t.Logf("a dial to %s whose SYNs were dropped: %v retransmissions, %v failed connection", full, retransmits, failures)
+}
+
+// fullListener returns the address of a TCP listener whose accept queue
+// is full: listen(2) with a backlog of 0 and one connection never
+// accepted, so that the kernel drops every further SYN.
+func fullListener(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	filler, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("fill the accept queue: %v", err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	return addr
 }
