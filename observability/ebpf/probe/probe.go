@@ -49,10 +49,18 @@ type Probe struct {
 	tcpLinks []link.Link
 	stats    io.Closer // nil unless Settings.ProgramStats
 
-	mu          sync.Mutex
+	mu          sync.Mutex // guards targets, executables and servers
 	targets     map[uint32]*target
-	names       map[uint32]string // every PID ever watched: events outlive their process
 	executables map[fileID]*executable
+	// servers caches what gobin read from each executable file, kept after
+	// its last process exits: a restarted service is not read again.
+	servers map[fileID]gobin.HTTPServer
+
+	// names holds the name of every PID ever watched (events outlive their
+	// process); apart from mu, so that reading events never waits for
+	// Sync reading a new executable.
+	namesMu sync.RWMutex
+	names   map[uint32]string
 }
 
 // target is a watched process.
@@ -89,6 +97,7 @@ func Load(s Settings) (*Probe, error) {
 		targets:     make(map[uint32]*target),
 		names:       make(map[uint32]string),
 		executables: make(map[fileID]*executable),
+		servers:     make(map[fileID]gobin.HTTPServer),
 	}
 	if err := p.load(s); err != nil {
 		p.Close()
@@ -189,7 +198,9 @@ func (p *Probe) Sync(found map[uint32]string) {
 func (p *Probe) add(pid uint32, name string) error {
 	t := &target{name: name}
 	p.targets[pid] = t
+	p.namesMu.Lock()
 	p.names[pid] = name
+	p.namesMu.Unlock()
 	if err := p.tcp.Targets.Put(pid, uint8(1)); err != nil {
 		return fmt.Errorf("watch TCP: %w", err)
 	}
@@ -204,7 +215,7 @@ func (p *Probe) add(pid uint32, name string) error {
 	}
 
 	exe, err := p.executable(fmt.Sprintf("/proc/%d/exe", pid))
-	if errors.Is(err, gobin.ErrNotGo) || errors.Is(err, gobin.ErrNoHTTPServer) {
+	if errors.Is(err, errUntraceable) {
 		p.log.Info("watching process, TCP only", slog.Uint64("pid", uint64(pid)), slog.String("process", name), slog.String("reason", err.Error()))
 		return nil
 	}
@@ -227,6 +238,11 @@ func (p *Probe) add(pid uint32, name string) error {
 	return nil
 }
 
+// errUntraceable: the executable's HTTP server cannot be traced (not Go, no
+// net/http server, no DWARF, another architecture); its process is
+// watched for TCP only.
+var errUntraceable = errors.New("HTTP server not traceable")
+
 // executable returns the uprobed executable at path, attaching the uprobes
 // the first time its file is seen.
 func (p *Probe) executable(path string) (*executable, error) {
@@ -239,9 +255,13 @@ func (p *Probe) executable(path string) (*executable, error) {
 	if exe, ok := p.executables[id]; ok {
 		return exe, nil
 	}
-	server, err := gobin.ReadHTTPServer(path)
-	if err != nil {
-		return nil, err
+	server, ok := p.servers[id]
+	if !ok {
+		var err error
+		if server, err = gobin.ReadHTTPServer(path); err != nil {
+			return nil, fmt.Errorf("%w: %w", errUntraceable, err)
+		}
+		p.servers[id] = server
 	}
 	exe := &executable{id: id, server: server}
 	if err := exe.attach(path, p.http.ServeHttp, p.http.ServeHttpReturn); err != nil {
@@ -320,8 +340,8 @@ func (p *Probe) remove(pid uint32) {
 
 // name is the name of the process pid, watched now or before.
 func (p *Probe) name(pid uint32) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.namesMu.RLock()
+	defer p.namesMu.RUnlock()
 	if name, ok := p.names[pid]; ok {
 		return name
 	}
