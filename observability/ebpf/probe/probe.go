@@ -179,8 +179,11 @@ func (p *Probe) Sync(found map[uint32]string) {
 		}
 	}
 	for pid, name := range found {
-		if _, ok := p.targets[pid]; ok {
-			continue
+		if t, ok := p.targets[pid]; ok {
+			if t.name == name {
+				continue
+			}
+			p.remove(pid) // the PID was reused by another program
 		}
 		if err := p.add(pid, name); err != nil {
 			level := slog.LevelWarn
