@@ -69,9 +69,13 @@ type target struct {
 	exe  *executable // nil: not a Go HTTP server
 }
 
-// fileID identifies an executable file; uprobes belong to the file, so
-// restarted processes of an unchanged file reuse them.
-type fileID struct{ dev, ino uint64 }
+// fileID identifies an executable file: uprobes belong to the file, and
+// processes running one file share them. Size and modification time are
+// part of it because a deleted file's inode number is reused.
+type fileID struct {
+	dev, ino, size uint64
+	mtime          syscall.Timespec
+}
 
 // executable is a Go HTTP server's file and the uprobes on it.
 type executable struct {
@@ -254,7 +258,7 @@ func (p *Probe) executable(path string) (*executable, error) {
 		return nil, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	id := fileID{dev: st.Dev, ino: st.Ino}
+	id := fileID{dev: st.Dev, ino: st.Ino, size: uint64(st.Size), mtime: st.Mtim}
 	if exe, ok := p.executables[id]; ok {
 		return exe, nil
 	}
