@@ -303,7 +303,10 @@ func consumerLag(ctx context.Context, c *kafka.Client) (map[string]int64, error)
 		if err != nil {
 			return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
 		}
-		if resp.Error != nil {
+		switch {
+		case errors.Is(resp.Error, kafka.GroupIdNotFound):
+			// No member ever committed: everything is lag.
+		case resp.Error != nil:
 			return nil, fmt.Errorf("committed offsets of %s: %w", group, resp.Error)
 		}
 		committed := map[int]int64{}
@@ -337,6 +340,3 @@ func readDeadLetters(ctx context.Context, c *kafka.Client, s *snapshot) error {
 	}
 	return nil
 }
-
-// errNotQuiet is the error of a run that did not settle in time.
-var errNotQuiet = errors.New("not quiet")
