@@ -108,10 +108,13 @@ type orderBook struct {
 	charges      map[string][]simulator.Charge
 	pspRefunds   map[string][]simulator.Refund
 	preempted    map[barrierKey]bool // actions a null compensation pre-empted
+	applied      map[barrierOp]bool  // operations that passed their barrier themselves
 	barrierSagas map[string]bool
 }
 
 type barrierKey struct{ service, sagaID, step string }
+
+type barrierOp struct{ service, sagaID, step, op string }
 
 // check judges a snapshot against the ground truth: I1–I4 and the
 // bookkeeping around them (I5 is proved on the database by
@@ -144,7 +147,7 @@ func index(r *checkResult, s *snapshot) *orderBook {
 		reservation: map[string]reservationRow{}, reserved: map[string]map[string]int64{},
 		payments: map[string][]paymentRow{}, refunds: map[string][]refundRow{},
 		charges: map[string][]simulator.Charge{}, pspRefunds: map[string][]simulator.Refund{},
-		preempted: map[barrierKey]bool{}, barrierSagas: map[string]bool{}}
+		preempted: map[barrierKey]bool{}, applied: map[barrierOp]bool{}, barrierSagas: map[string]bool{}}
 	add := func(m map[string]map[string]int64, id, sku string, q int64) {
 		if m[id] == nil {
 			m[id] = map[string]int64{}
@@ -192,6 +195,9 @@ func index(r *checkResult, s *snapshot) *orderBook {
 		}
 		if br.op == "action" && br.insertedBy == "compensate" {
 			b.preempted[barrierKey{br.service, br.sagaID, br.step}] = true
+		}
+		if br.op == br.insertedBy {
+			b.applied[barrierOp{br.service, br.sagaID, br.step, br.op}] = true
 		}
 	}
 
@@ -448,6 +454,28 @@ func checkOrder(r *checkResult, truth groundTruth, b *orderBook, o orderRow) {
 	for _, f := range b.refunds[o.id] {
 		if f.key != checkoutv1.RefundKey(o.id) {
 			r.violate(ruleI4, "order %s: refund %s under key %q, not the order's refund key", o.id, f.id, f.key)
+		}
+	}
+
+	// I4: every effect is the work of one operation that passed its
+	// participant's barrier (which lets each through once): a reservation of
+	// reserve-stock's action, its sale of commit-reservation's, its release of
+	// reserve-stock's compensation; a payment of charge-payment's action, a
+	// refund of its compensation. An effect without one was applied by a path
+	// that skips the barrier, where nothing stops it applying twice.
+	for _, e := range []struct {
+		has               bool
+		what              string
+		service, step, op string
+	}{
+		{reserved, "reservation " + res.id, "inventory", checkoutv1.StepReserveStock, "action"},
+		{status == "COMMITTED", "reservation " + res.id + " COMMITTED", "inventory", checkoutv1.StepCommitReservation, "action"},
+		{status == "RELEASED", "reservation " + res.id + " RELEASED", "inventory", checkoutv1.StepReserveStock, "compensate"},
+		{len(b.payments[o.id]) > 0, "a payment", "payment", checkoutv1.StepChargePayment, "action"},
+		{len(b.refunds[o.id]) > 0, "a refund", "payment", checkoutv1.StepChargePayment, "compensate"},
+	} {
+		if e.has && !b.applied[barrierOp{e.service, o.id, e.step, e.op}] {
+			r.violate(ruleI4, "order %s: %s, but no %s %s passed %s's barrier", o.id, e.what, e.step, e.op, e.service)
 		}
 	}
 

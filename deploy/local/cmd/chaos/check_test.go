@@ -90,12 +90,10 @@ func newWorld(t *testing.T, cluster *pgcluster.Cluster) *world {
 	// Confirmed: two mugs, charged, stock sold.
 	w.order("o1", "k1", "CONFIRMED", "", skuMug, 2, 1290)
 	w.reserve("o1", skuMug, 2, "COMMITTED")
-	w.barrier("inventory", "o1", checkoutv1.StepCommitReservation, "action", "action")
 	w.pay("o1", 2580, simulator.CardSucceeds)
 	// Cancelled after the charge: refunded, stock released.
 	w.order("o2", "k2", "CANCELLED", "commit-reservation: timed out", skuPen, 1, 890)
 	w.reserve("o2", skuPen, 1, "RELEASED")
-	w.barrier("inventory", "o2", checkoutv1.StepReserveStock, "compensate", "compensate")
 	w.refund("o2", w.pay("o2", 890, simulator.CardSucceeds), 890)
 	// Cancelled on a declined card.
 	w.order("o3", "k3", "CANCELLED", "charge-payment: card_declined", skuPen, 1, 890)
@@ -141,7 +139,8 @@ func (w *world) saga(id, status string) {
 }
 
 // reserve records inventory's reservation of an order and moves the stock
-// as its status says: COMMITTED sold, PENDING held, else back on sale.
+// as its status says: COMMITTED sold, PENDING held, else back on sale; and
+// the barrier rows of the operations that got it there.
 func (w *world) reserve(orderID, sku string, quantity int64, status string) {
 	w.t.Helper()
 	id := "res-" + orderID
@@ -155,6 +154,12 @@ func (w *world) reserve(orderID, sku string, quantity int64, status string) {
 		w.exec(w.d.inventory, `UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE sku = $2`, quantity, sku)
 	}
 	w.barrier("inventory", orderID, checkoutv1.StepReserveStock, "action", "action")
+	switch status {
+	case "COMMITTED":
+		w.barrier("inventory", orderID, checkoutv1.StepCommitReservation, "action", "action")
+	case "RELEASED":
+		w.barrier("inventory", orderID, checkoutv1.StepReserveStock, "compensate", "compensate")
+	}
 }
 
 func (w *world) barrier(service, sagaID, step, op, insertedBy string) {
@@ -250,30 +255,30 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 	}{
 		{"a second charge under a new key", func(w *world) {
 			if _, _, err := w.sim.Charge("o1:charge-retry", simulator.ChargeRequest{Amount: 2580, Currency: "EUR", CardNumber: simulator.CardSucceeds}); err != nil {
-				t.Fatal(err)
+				w.t.Fatal(err)
 			}
 		}, `I4: order o1: 2 PSP charges (2 succeeded)`},
 		{"a charge under a new key the payment references", func(w *world) {
 			ch, _, err := w.sim.Charge("retry-7f3a", simulator.ChargeRequest{Amount: 2580, Currency: "EUR", CardNumber: simulator.CardSucceeds})
 			if err != nil {
-				t.Fatal(err)
+				w.t.Fatal(err)
 			}
 			w.exec(w.d.payment, `UPDATE payments SET psp_reference = $1 WHERE id = 'pay-o1'`, ch.ID)
 		}, `I4: order o1: 2 PSP charges`},
 		{"a charge no order owns", func(w *world) {
 			if _, _, err := w.sim.Charge("stray", simulator.ChargeRequest{Amount: 500, Currency: "EUR", CardNumber: simulator.CardSucceeds}); err != nil {
-				t.Fatal(err)
+				w.t.Fatal(err)
 			}
 		}, `orphan: PSP charge`},
 		{"a charge for an order not in the database", func(w *world) {
 			if _, _, err := w.sim.Charge(checkoutv1.ChargeKey("o-ghost"), simulator.ChargeRequest{Amount: 500, Currency: "EUR", CardNumber: simulator.CardSucceeds}); err != nil {
-				t.Fatal(err)
+				w.t.Fatal(err)
 			}
 		}, `of order o-ghost, which the order database lacks`},
 		{"a refund under another order's key", func(w *world) {
 			ch := w.payUnder("o3", checkoutv1.ChargeKey("o3")+"x", "pay-o3x", 890, simulator.CardSucceeds)
 			if _, _, err := w.sim.Refund(checkoutv1.RefundKey("o1"), simulator.RefundRequest{ChargeID: ch.ID, Amount: 890}); err != nil {
-				t.Fatal(err)
+				w.t.Fatal(err)
 			}
 		}, `not the order's refund key`},
 		{"a reservation of the wrong quantity", func(w *world) {
@@ -353,6 +358,12 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 		{"an order for another customer", func(w *world) {
 			w.exec(w.d.order, `UPDATE orders SET customer_id = 'cus_bob' WHERE id = 'o3'`)
 		}, `orders: order o3: customer cus_bob, but cus_alice asked for it`},
+		{"a sale no commit applied", func(w *world) {
+			w.exec(w.d.inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o1' AND step = $1`, checkoutv1.StepCommitReservation)
+		}, `I4: order o1: reservation res-o1 COMMITTED, but no commit-reservation action passed inventory's barrier`},
+		{"a refund no compensation applied", func(w *world) {
+			w.exec(w.d.payment, `DELETE FROM saga_barrier WHERE saga_id = 'o2' AND op = 'compensate'`)
+		}, `I4: order o2: a refund, but no charge-payment compensate passed payment's barrier`},
 		{"a reservation its compensation pre-empted", func(w *world) {
 			w.exec(w.d.inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o4'`)
 			w.barrier("inventory", "o4", checkoutv1.StepReserveStock, "compensate", "compensate")
@@ -364,6 +375,7 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t, cluster)
 			tt.plant(w)
 			r := w.check()
