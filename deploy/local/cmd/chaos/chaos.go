@@ -221,6 +221,12 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	}
 	r.check.violations = append(r.check.violations, i5...)
 	stopStack()
+	violationsPath := filepath.Join(o.dir, "violations.txt")
+	if err := os.WriteFile(violationsPath, []byte(strings.Join(append(r.check.violations, ""), "\n")), 0o644); err != nil {
+		r.problem("write %s: %v", violationsPath, err)
+	} else if len(r.check.violations) > 0 {
+		progressf("every violation: %s", violationsPath)
+	}
 	return r, nil
 }
 
@@ -494,6 +500,14 @@ func (r *report) print(w io.Writer) {
 		row("rows read: "+t, r.check.tables[t])
 	}
 	row("quiet after (settle window "+settleWindow.String()+")", r.quietAfter.Round(time.Millisecond))
+	byRule := map[string]int{}
+	for _, v := range r.check.violations {
+		rule, _, _ := strings.Cut(v, ":")
+		byRule[rule]++
+	}
+	for _, rule := range slices.Sorted(maps.Keys(byRule)) {
+		row("violations: "+rule, byRule[rule])
+	}
 	row("violations", len(r.check.violations))
 	row("wall time", r.wall.Round(time.Second))
 }
