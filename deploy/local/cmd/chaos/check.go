@@ -65,7 +65,11 @@ type checkResult struct {
 	tables     map[string]int // table or record kind → rows read
 	violations []string
 	// Faults the records prove happened.
-	ambiguousCharges  int // hanging-card checkouts the PSP charged
+	// ambiguousCharges are the hanging-card checkouts the PSP charged: the
+	// PSP records the charge and holds its answer for PSP_HANG, longer than
+	// PAYMENT_PSP_TIMEOUT, so payment's call timed out on every one of them
+	// and the saga had to settle a charge it could not see.
+	ambiguousCharges  int
 	insufficientStock int // orders cancelled for insufficient stock
 	pspRefunds        int
 }
