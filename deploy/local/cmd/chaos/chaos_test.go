@@ -22,8 +22,10 @@ var programs = []string{
 }
 
 // TestChaosCISized builds the programs and runs the harness CI-sized: 500
-// checkouts and 20 kills. It wants 0 violations, duplicates observed (proof
-// that the faults bite) and every table the checker needs read.
+// checkouts and 20 kills. The run itself fails on any violation, on an
+// order not placed, on a stack that did not settle, on a table read empty
+// and on a fault kind that never happened; the summary rows below restate
+// the figures a reader looks for.
 func TestChaosCISized(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: builds and runs the whole stack under faults; run without -short")
@@ -36,8 +38,10 @@ func TestChaosCISized(t *testing.T) {
 	}
 
 	var out bytes.Buffer
+	// A crash probability ten times make chaos's: at 0.002 a run of 500
+	// checkouts had a single crash after handle, and the run fails without one.
 	err := run(t.Context(), []string{"-orders", "500", "-kills", "20", "-concurrency", "16", "-seed", "7",
-		"-dir", filepath.Join(dir, "run"), "-bin", bin}, &out)
+		"-crash-probability", "0.02", "-dir", filepath.Join(dir, "run"), "-bin", bin}, &out)
 	summary := out.String()
 	t.Logf("chaos output:\n%s", summary)
 	if err != nil {
@@ -52,21 +56,18 @@ func TestChaosCISized(t *testing.T) {
 		what string
 	}{
 		{"violations", func(n int) bool { return n == 0 }, "0"},
-		{"duplicate deliveries observed", func(n int) bool { return n > 0 }, "more than 0"},
-		{"kills (SIGKILL)", func(n int) bool { return n == 20 }, "20"},
-		{"orders placed (ids answered)", func(n int) bool { return n >= 500 }, "at least 500"},
-		{"orders in the database", func(n int) bool { return n >= 500 }, "at least 500"},
+		{"fault: kills (SIGKILL)", func(n int) bool { return n == 20 }, "20"},
+		{"orders placed (ids answered)", func(n int) bool { return n > 500 }, "more than 500 (with the warm-up)"},
+		{"orders not placed", func(n int) bool { return n == 0 }, "0"},
 		{"confirmed", func(n int) bool { return n > 0 }, "more than 0"},
-		{"cancelled", func(n int) bool { return n > 0 }, "more than 0"},
-		{"pending", func(n int) bool { return n == 0 }, "0"},
+		{"fault: injected crashes after handle", func(n int) bool { return n > 0 }, "more than 0"},
+		{"fault: redeliveries seen by a barrier", func(n int) bool { return n > 0 }, "more than 0"},
+		{"fault: refunds at the PSP", func(n int) bool { return n > 0 }, "more than 0"},
+		{"fault: ambiguous (hanging-card) charges", func(n int) bool { return n > 0 }, "more than 0"},
+		{"fault: insufficient-stock cancellations", func(n int) bool { return n > 0 }, "more than 0"},
 	} {
 		if got := summaryValue(t, summary, want.row); !want.test(got) {
 			t.Errorf("%s = %d, want %s", want.row, got, want.what)
-		}
-	}
-	for _, table := range tablesNeeded {
-		if got := summaryValue(t, summary, "rows read: "+table); got == 0 {
-			t.Errorf("rows read from %s = 0, want some", table)
 		}
 	}
 }

@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,15 +41,21 @@ var errRetry = errors.New("retryable")
 
 // do sends one request; a 5xx, a 429 and a transport error wrap errRetry.
 func (c *client) do(ctx context.Context, method, path, token, key string, body any, out any) (int, error) {
-	b, err := json.Marshal(body)
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reader)
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(b))
-	if err != nil {
-		return 0, err
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -91,16 +100,75 @@ func (c *client) retry(ctx context.Context, method, path, token, key string, bod
 	}
 }
 
-func (c *client) login(ctx context.Context, user string) (string, error) {
+// customer is a user the harness places orders as.
+type customer struct {
+	token string
+	// id is the customer id the gateway puts on the user's orders: the
+	// subject of the access token.
+	id string
+}
+
+// login logs user in and returns its token and customer id.
+func (c *client) login(ctx context.Context, user string) (customer, error) {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	_, err := c.retry(ctx, http.MethodPost, "/api/v1/login", "", "",
 		map[string]string{"username": user, "password": user + "-demo"}, &tok)
-	if err == nil && tok.AccessToken == "" {
-		err = fmt.Errorf("login %s: no access token", user)
+	if err != nil {
+		return customer{}, err
 	}
-	return tok.AccessToken, err
+	id, err := tokenSubject(tok.AccessToken)
+	if err != nil {
+		return customer{}, fmt.Errorf("login %s: %w", user, err)
+	}
+	return customer{token: tok.AccessToken, id: id}, nil
+}
+
+// tokenSubject returns the subject of a JWT without verifying it: the
+// harness only needs to know whom the gateway took it for.
+func tokenSubject(token string) (string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errors.New("the access token is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", fmt.Errorf("access token: %w", err)
+	}
+	var claims struct {
+		Subject string `json:"sub"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Subject == "" {
+		return "", fmt.Errorf("access token without a subject: %v", err)
+	}
+	return claims.Subject, nil
+}
+
+// catalog reads every product of the catalog, page by page.
+func (c *client) catalog(ctx context.Context) (map[string]product, error) {
+	products := map[string]product{}
+	cursor := ""
+	for {
+		var page struct {
+			Items      []product `json:"items"`
+			NextCursor string    `json:"next_cursor"`
+		}
+		path := "/api/v1/products?limit=100"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		if _, err := c.retry(ctx, http.MethodGet, path, "", "", nil, &page); err != nil {
+			return nil, fmt.Errorf("read the catalog: %w", err)
+		}
+		for _, p := range page.Items {
+			products[p.SKU] = p
+		}
+		if page.NextCursor == "" {
+			return products, nil
+		}
+		cursor = page.NextCursor
+	}
 }
 
 // restock adds delta units of each of skus through the admin API.
@@ -115,13 +183,15 @@ func (c *client) restock(ctx context.Context, admin string, skus []string, delta
 	return nil
 }
 
-// checkout is one order the harness places.
+// checkout is one order the harness places: what it asks for, recorded
+// before it asks (the checker's ground truth).
 type checkout struct {
-	key      string
-	card     string
-	sku      string
-	quantity int64
-	customer int // index into the tokens
+	key        string
+	card       string
+	sku        string
+	quantity   int64
+	customer   int    // index into the customers
+	customerID string // the customer's id, the subject of its token
 }
 
 // plan draws order i of the mix from seed: its card and its product.
@@ -150,16 +220,17 @@ func plan(seed uint64, i int, plenty, low []string) checkout {
 
 // driveResult is what placing the orders produced.
 type driveResult struct {
-	ids     map[string]checkout // order id → what was asked
-	retries int64
-	failed  []error // orders never accepted
+	requests map[string]checkout // by Idempotency-Key: every checkout asked for
+	ids      map[string]string   // order id → the key the gateway answered it for
+	retries  int64
+	failed   []error // orders never accepted
 }
 
 // drive places n orders with concurrency workers, starting one every pace
 // at most, calling progress after each. Each POST is retried with its
 // Idempotency-Key until accepted.
-func drive(ctx context.Context, c *client, tokens []string, n, concurrency int, pace time.Duration, seed uint64, plenty, low []string, progress func()) *driveResult {
-	res := &driveResult{ids: map[string]checkout{}}
+func drive(ctx context.Context, c *client, customers []customer, n, concurrency int, pace time.Duration, seed uint64, plenty, low []string, progress func()) *driveResult {
+	res := &driveResult{requests: map[string]checkout{}, ids: map[string]string{}}
 	var mu sync.Mutex
 	var retries atomic.Int64
 	next := make(chan int)
@@ -168,11 +239,15 @@ func drive(ctx context.Context, c *client, tokens []string, n, concurrency int, 
 		workers.Go(func() {
 			for i := range next {
 				co := plan(seed, i, plenty, low)
+				co.customerID = customers[co.customer].id
+				mu.Lock()
+				res.requests[co.key] = co
+				mu.Unlock()
 				body := map[string]any{"card_number": co.card,
 					"lines": []map[string]any{{"sku": co.sku, "quantity": co.quantity}}}
 				var o struct{ ID string }
 				octx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-				r, err := c.retry(octx, http.MethodPost, "/api/v1/orders", tokens[co.customer], co.key, body, &o)
+				r, err := c.retry(octx, http.MethodPost, "/api/v1/orders", customers[co.customer].token, co.key, body, &o)
 				cancel()
 				retries.Add(int64(r))
 				mu.Lock()
@@ -182,7 +257,7 @@ func drive(ctx context.Context, c *client, tokens []string, n, concurrency int, 
 				case o.ID == "":
 					res.failed = append(res.failed, fmt.Errorf("order %s: accepted without an id", co.key))
 				default:
-					res.ids[o.ID] = co
+					res.ids[o.ID] = co.key
 				}
 				mu.Unlock()
 				progress()

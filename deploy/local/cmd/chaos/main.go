@@ -9,11 +9,11 @@
 // Usage (make chaos builds the programs and runs it at full size):
 //
 //	chaos [-orders 500] [-kills 20] [-kill-interval 1s] [-concurrency 16] [-seed 0]
-//	      [-dir .run/chaos] [-bin .run/bin] [-quiet-timeout 2m] [-crash-probability 0.002]
+//	      [-dir .run/chaos] [-bin .run/bin] [-quiet-timeout 3m] [-crash-probability 0.002]
 //
-// A run lasts about kills × kill-interval plus start-up and the quiet
-// period: about a minute CI-sized (500 orders, 20 kills), about 20 minutes
-// for make chaos (10,000 orders, 1,000 kills).
+// A run lasts about kills × kill-interval plus start-up and the settling
+// (a minute at least): about two minutes CI-sized (500 orders, 20 kills),
+// about 20 minutes for make chaos (10,000 orders, 1,000 kills).
 //
 // Flags:
 //
@@ -24,7 +24,8 @@
 //	-dir DIR              run directory: the PostgreSQL cluster, the broker's data and
 //	                      chaos.log, every process's output (default .run/chaos; emptied first)
 //	-bin DIR              the built programs (default .run/bin)
-//	-quiet-timeout D      how long the orders may take to settle once faults stop (default 2m)
+//	-quiet-timeout D      how long the stack may take to settle once faults stop, the
+//	                      settle window included (default 3m); longer fails the run
 //	-crash-probability P  probability that a consumer exits after handling a message and
 //	                      before committing it (the *_CHAOS_CRASH_AFTER_HANDLE variables;
 //	                      default 0.002)
@@ -54,11 +55,20 @@
 //
 // Once the orders are placed and the kills done, the faults stop: every
 // replica is restarted, one at a time and gracefully, without the crash
-// injection, and the harness waits (-quiet-timeout) until no order,
-// reservation or payment is PENDING before it checks.
+// injection. The stack then runs on for at least settleWindow (the longest
+// retry backoff) and until nothing is pending, no saga is in flight, every
+// outbox is sent and no consumer group lags; not settling within
+// -quiet-timeout fails the run. The replicas stop, and then the snapshot is
+// read: the PSP's records, the dead-letter topics, the databases.
+// check judges it against the ground truth the harness kept (the catalog
+// before the run, every checkout it asked for), and proveStockChecks shows
+// that the database refuses negative stock (I5).
 //
-// The program prints a summary and exits non-zero if any invariant is
-// violated or if the checker could not read a table it needs (an empty
+// The program prints a summary and exits non-zero on any violation, on an
+// order not placed, on a stack that did not settle, on a fault kind that
+// never happened (kills, crashes after handle, barrier-seen redeliveries,
+// PSP refunds, ambiguous hanging-card charges, insufficient-stock
+// cancellations), or if the checker could not read what it needs (an empty
 // table that must have rows counts as unreadable).
 package main
 
@@ -108,7 +118,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the order mix and the kills; 0 picks one")
 	fs.StringVar(&o.dir, "dir", ".run/chaos", "run directory (emptied first): PostgreSQL cluster, broker data, chaos.log")
 	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the built binaries")
-	fs.DurationVar(&o.quietTimeout, "quiet-timeout", 2*time.Minute, "how long the orders may take to settle once faults stop")
+	fs.DurationVar(&o.quietTimeout, "quiet-timeout", 3*time.Minute, "how long the stack may take to settle once faults stop; longer fails the run")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long a process may take to become ready")
 	fs.Float64Var(&o.crashProbability, "crash-probability", 0.002, "probability that a consumer exits after handling a message, before committing it")
 	fs.DurationVar(&o.killInterval, "kill-interval", time.Second, "mean time between kills; orders are paced so that the kills span the run")
@@ -124,8 +134,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, errors.New("-kills: must not be negative")
 	case o.concurrency < 1:
 		return o, errors.New("-concurrency: must be at least 1")
-	case o.quietTimeout <= 0 || o.readyTimeout <= 0 || o.killInterval <= 0:
-		return o, errors.New("-quiet-timeout, -ready-timeout: must be positive")
+	case o.readyTimeout <= 0 || o.killInterval <= 0:
+		return o, errors.New("-ready-timeout, -kill-interval: must be positive")
+	case o.quietTimeout < settleWindow:
+		return o, fmt.Errorf("-quiet-timeout: must be at least the settle window, %s", settleWindow)
 	case !(o.crashProbability >= 0 && o.crashProbability <= 1):
 		return o, errors.New("-crash-probability: must be from 0 to 1")
 	}

@@ -53,6 +53,14 @@ const (
 	replicasPerSide = 2
 )
 
+// settleWindow is how long the stack keeps running, at least, once the
+// faults stop and before the snapshot: the longest backoff of any retry in
+// the stack, so that whatever is waiting to be retried (a compensation
+// re-sent after up to sagaRetryMax, a consumer's retry after up to 30s, the
+// outbox relay's after up to 10s) is retried, and a late duplicate applied,
+// before the checker looks.
+const settleWindow = time.Minute
+
 // replica is one killable service process and whether it is up (started
 // and ready), which only the replica's watcher changes.
 type replica struct {
@@ -68,6 +76,7 @@ type stack struct {
 	gateway            *supervise.Process
 	all                []*supervise.Process // in start order
 	gatewayURL, pspURL string
+	brokerAddr         string
 
 	restarts atomic.Int64
 	watchers sync.WaitGroup
@@ -108,7 +117,7 @@ func newStack(o options, out *supervise.Output, databases map[string]string) (*s
 		return "127.0.0.1:" + strconv.Itoa(p)
 	}
 	broker, psp := next(), next()
-	s := &stack{out: out, pspURL: "http://" + psp}
+	s := &stack{out: out, pspURL: "http://" + psp, brokerAddr: broker}
 	s.fixed = []*supervise.Process{
 		{Name: "broker", Path: filepath.Join(o.bin, "broker"),
 			Args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")}, URL: "kafka://" + broker},
@@ -246,6 +255,20 @@ func (s *stack) killOne(rng *rand.Rand) bool {
 	r := up[rng.IntN(len(up))]
 	s.out.Printf("chaos", "SIGKILL %s", r.p.Name)
 	return r.p.Kill()
+}
+
+// stopReplicas stops the replicas for good, gracefully, once the
+// watchers, whose ctx must have ended, have returned: the services stop
+// writing before the snapshot is read.
+func (s *stack) stopReplicas() {
+	s.watchers.Wait()
+	procs := make([]*supervise.Process, len(s.replicas))
+	for i, r := range s.replicas {
+		procs[i] = r.p
+	}
+	if err := supervise.StopAll(s.out, procs, stopTimeout); err != nil {
+		s.out.Printf("chaos", "stop replicas: %v", err)
+	}
 }
 
 // stop waits for the watchers, whose ctx must have ended, then stops every

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/base64"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -18,7 +20,8 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"negative kills", []string{"-kills", "-1"}, "-kills"},
 		{"no concurrency", []string{"-concurrency", "0"}, "-concurrency"},
 		{"probability above 1", []string{"-crash-probability", "1.5"}, "-crash-probability"},
-		{"zero quiet timeout", []string{"-quiet-timeout", "0s"}, "-quiet-timeout"},
+		{"quiet timeout shorter than the settle window", []string{"-quiet-timeout", "59s"}, "-quiet-timeout"},
+		{"zero kill interval", []string{"-kill-interval", "0s"}, "-kill-interval"},
 		{"argument", []string{"extra"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
@@ -101,5 +104,40 @@ func TestReasonClass(t *testing.T) {
 		if got := reasonClass(reason); got != want {
 			t.Errorf("reasonClass(%q) = %q, want %q", reason, got, want)
 		}
+	}
+}
+
+// TestSettleWindowCoversRetries: the settle window is at least the longest
+// retry backoff of the stack, the orchestrator's cap on compensation
+// re-sends, so that nothing still waiting to be retried escapes the
+// snapshot.
+func TestSettleWindowCoversRetries(t *testing.T) {
+	retryMax, err := time.ParseDuration(sagaRetryMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if settleWindow < retryMax {
+		t.Errorf("settleWindow = %s, shorter than ORDER_SAGA_RETRY_MAX %s", settleWindow, retryMax)
+	}
+}
+
+func TestTokenSubject(t *testing.T) {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"cus_alice","role":"customer"}`))
+	tests := []struct {
+		name, token, want string
+		wantErr           bool
+	}{
+		{"subject", "h." + payload + ".s", "cus_alice", false},
+		{"not a JWT", "abc", "", true},
+		{"no subject", "h." + base64.RawURLEncoding.EncodeToString([]byte(`{}`)) + ".s", "", true},
+		{"not base64", "h.!!!.s", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tokenSubject(tt.token)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("tokenSubject(%q) = %q, %v; want %q, error %t", tt.token, got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
