@@ -58,7 +58,9 @@
 // index, operation and attempt. A transaction that is retried after a
 // rollback sends the same id again; a compensation that is re-sent gets a
 // new one (participants deduplicate by saga, step and operation with the
-// barrier, not by message id).
+// barrier, not by message id). The orchestrator picks the id before it
+// builds the command and hands it to the step's Action or Compensate, so a
+// payload that carries its own message id is encoded once.
 //
 // # Barrier
 //

@@ -208,12 +208,12 @@ const (
 )
 
 // command builds a step's command the way a service would, from the
-// instance's data.
-func command(topic, step, op string) func(context.Context, saga.Instance) (saga.Command, error) {
-	return func(_ context.Context, inst saga.Instance) (saga.Command, error) {
+// instance's data, with the message id it is given in the payload.
+func command(topic, step, op string) func(context.Context, saga.Instance, string) (saga.Command, error) {
+	return func(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
 		return saga.Command{
 			Topic:   topic,
-			Payload: fmt.Appendf(nil, `{"step":%q,"op":%q,"order":%s}`, step, op, inst.Data),
+			Payload: fmt.Appendf(nil, `{"id":%q,"step":%q,"op":%q,"order":%s}`, id, step, op, inst.Data),
 			Headers: map[string]string{"traceparent": "00-test"},
 		}, nil
 	}

@@ -49,22 +49,25 @@ type Step struct {
 	// is sent; it must be positive. An action without a reply by then is
 	// compensated (it may have taken effect).
 	Timeout time.Duration
-	// Action builds the step's command from the instance (its Data mostly).
-	// It runs inside the transition's transaction and may be called again if
-	// that transaction rolls back: it must not have side effects.
-	Action func(ctx context.Context, inst Instance) (Command, error)
+	// Action builds the step's command from the instance (its Data mostly)
+	// and id, the message id the command is sent with (see Command.ID), so
+	// that a payload which carries its own id is encoded once. It runs
+	// inside the transition's transaction and may be called again if that
+	// transaction rolls back: it must not have side effects.
+	Action func(ctx context.Context, inst Instance, id string) (Command, error)
 	// Compensate builds the command that undoes the action, with the same
 	// rules as Action. It must be safe to send whether or not the action
 	// took effect (participants use the Barrier). Nil: nothing to undo, the
 	// step is skipped when compensating.
-	Compensate func(ctx context.Context, inst Instance) (Command, error)
+	Compensate func(ctx context.Context, inst Instance, id string) (Command, error)
 }
 
 // Command is a message to a participant, built by a Step and completed by
 // the orchestrator before it reaches the Sender.
 type Command struct {
-	// ID is the message id, set by the orchestrator: deterministic per saga,
-	// step, operation and attempt (see the package doc).
+	// ID is the message id the orchestrator chose and handed to the Step:
+	// deterministic per saga, step, operation and attempt (see the package
+	// doc). The orchestrator sets it, whatever the Step returned.
 	ID string
 	// Topic to publish to; set by the Step.
 	Topic string

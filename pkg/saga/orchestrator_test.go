@@ -153,7 +153,7 @@ func testFlows(t *testing.T, b backend) {
 		})
 	}
 
-	t.Run("commands carry correlation, key, deterministic ids and the step's headers", func(t *testing.T) {
+	t.Run("commands carry correlation, key, deterministic ids, given to the step, and the step's headers", func(t *testing.T) {
 		e := newEnv(t, openDB(t, b.newURL(t)), newClock())
 		e.start(t, "checkout", "order-1")
 		cmds := sent(t, e.db, "order-1")
@@ -168,7 +168,8 @@ func testFlows(t *testing.T, b backend) {
 			MsgKey:  "order-1",
 			Step:    "reserve",
 			Op:      saga.OpAction,
-			Payload: `{"step":"reserve","op":"action","order":{"id":"order-1"}}`,
+			// The step encoded the id the command is sent with.
+			Payload: `{"id":"` + got.ID + `","step":"reserve","op":"action","order":{"id":"order-1"}}`,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("command (-want +got):\n%s", diff)

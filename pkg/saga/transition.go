@@ -189,11 +189,12 @@ func (o *Orchestrator) send(ctx context.Context, tx *gorm.DB, def *Definition, i
 	if inst.Status == StatusCompensating {
 		op, build = OpCompensate, step.Compensate
 	}
-	cmd, err := build(ctx, inst)
+	id := messageID(inst.ID, inst.Step, op, inst.Attempt)
+	cmd, err := build(ctx, inst, id)
 	if err != nil {
 		return fmt.Errorf("build %s command of step %s: %w", op, step.Name, err)
 	}
-	cmd.ID = messageID(inst.ID, inst.Step, op, inst.Attempt)
+	cmd.ID = id
 	if cmd.Key == "" {
 		cmd.Key = inst.ID
 	}

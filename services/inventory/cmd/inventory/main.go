@@ -20,6 +20,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/faultinject"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
@@ -101,7 +102,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		Topics:          []string{checkoutv1.TopicInventoryCommands},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
 		Concurrency:     cfg.ConsumerConcurrency,
-		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
+		AfterHandle:     faultinject.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, handler.Handle, log, metrics)
 	if err != nil {
 		return err

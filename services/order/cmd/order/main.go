@@ -18,8 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/faultinject"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
@@ -84,7 +86,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	sagas, err := checkout.New(orderDB, checkout.Config{
+	store := db.NewStore(orderDB)
+	sagas, err := checkout.New(orderDB, func(tx *gorm.DB) checkout.Orders { return store.InTx(tx) }, checkout.Config{
 		ReserveTimeout: cfg.ReserveTimeout,
 		ChargeTimeout:  cfg.ChargeTimeout,
 		CommitTimeout:  cfg.CommitTimeout,
@@ -99,13 +102,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		Topics:          []string{checkoutv1.TopicReplies},
 		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicReplies),
 		Concurrency:     cfg.ConsumerConcurrency,
-		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
+		AfterHandle:     faultinject.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
 	}, sagas.HandleReply, log, reg)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	orders := order.NewService(db.NewStore(orderDB, sagas), time.Now)
+	orders := order.NewService(store, sagas, time.Now)
 
 	checks := health.New(2 * time.Second)
 	checks.Add("database", orderDB.Ping)

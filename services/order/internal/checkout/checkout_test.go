@@ -54,8 +54,8 @@ var fast = checkout.Config{
 // setup tunes a harness. The zero value is the real clock and the
 // checkout as cmd/order wires it.
 type setup struct {
-	// wrap, if set, wraps the checkout the store starts orders with.
-	wrap func(db.Checkout) db.Checkout
+	// wrap, if set, wraps the transactor the use cases place orders with.
+	wrap func(order.Transactor) order.Transactor
 	// clock, if set, is the clock of the sagas and the orders: no deadline
 	// passes until the test advances it.
 	clock *ordertest.Clock
@@ -87,7 +87,8 @@ func start(t *testing.T, databaseURL string, s setup) *harness {
 	if s.clock != nil {
 		cfg.Saga.Now, now = s.clock.Now, s.clock.Now
 	}
-	sagas, err := checkout.New(orderDB, cfg, relay.Notify, log, nil)
+	store := db.NewStore(orderDB)
+	sagas, err := checkout.New(orderDB, func(tx *gorm.DB) checkout.Orders { return store.InTx(tx) }, cfg, relay.Notify, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +113,11 @@ func start(t *testing.T, databaseURL string, s setup) *harness {
 		consumer.Close()
 		writer.Close()
 	})
-	var c db.Checkout = sagas
+	var checkouts order.Transactor = sagas
 	if s.wrap != nil {
-		c = s.wrap(sagas)
+		checkouts = s.wrap(sagas)
 	}
-	store := db.NewStore(orderDB, c)
-	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, now), broker: broker}
+	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, checkouts, now), broker: broker}
 }
 
 func databases(t *testing.T) map[string]func(t *testing.T) string {
@@ -310,17 +310,19 @@ func TestSaga(t *testing.T) {
 	}
 }
 
-// failingStart starts the checkout and then fails, as a later write of the
-// order's transaction could.
-type failingStart struct{ db.Checkout }
+// failingStart runs the use case's transaction and then fails, as a later
+// write of the order's transaction could.
+type failingStart struct{ order.Transactor }
 
 var errLater = errors.New("a later write failed")
 
-func (f failingStart) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error {
-	if err := f.Checkout.Start(ctx, tx, o, pay); err != nil {
-		return err
-	}
-	return errLater
+func (f failingStart) Transact(ctx context.Context, fn func(order.Store, order.Checkout) error) error {
+	return f.Transactor.Transact(ctx, func(store order.Store, c order.Checkout) error {
+		if err := fn(store, c); err != nil {
+			return err
+		}
+		return errLater
+	})
 }
 
 // TestCreateRolledBack checks that the order, its saga and its outbox
@@ -328,7 +330,7 @@ func (f failingStart) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay
 func TestCreateRolledBack(t *testing.T) {
 	for name, newURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			h := start(t, newURL(t), setup{wrap: func(c db.Checkout) db.Checkout { return failingStart{c} }})
+			h := start(t, newURL(t), setup{wrap: func(c order.Transactor) order.Transactor { return failingStart{c} }})
 			_, _, err := h.orders.Create(t.Context(), order.CreateRequest{
 				CustomerID: "alice", IdempotencyKey: "k", CardNumber: "4242424242424242",
 				Lines: []order.Line{{SKU: "MUG", Quantity: 1, UnitPrice: money.Amount{Minor: 100, Currency: "EUR"}}},
@@ -358,7 +360,7 @@ func TestChargeCarriesThePayment(t *testing.T) {
 	waitFinal(t, h, placed.ID)
 	waitCommands(t, fakes, placed.ID, []string{"ReserveStock", "ChargePayment", "CommitReservation"})
 	charge := fakes.Received(placed.ID)[1].GetChargePayment()
-	want := []any{placed.ID, int64(2500), "EUR", "4000000000000002", placed.ID + ":charge"}
+	want := []any{placed.ID, int64(2500), "EUR", "4000000000000002", checkoutv1.ChargeKey(placed.ID)}
 	got := []any{charge.GetOrderId(), charge.GetAmount().GetMinorUnits(), charge.GetAmount().GetCurrency(), charge.GetCardNumber(), charge.GetIdempotencyKey()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ChargePayment (-want +got):\n%s", diff)

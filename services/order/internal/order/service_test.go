@@ -17,7 +17,8 @@ import (
 var now = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func newService() *order.Service {
-	return order.NewService(ordertest.NewMemoryStore(), ordertest.NewClock(now).Now)
+	store := ordertest.NewMemoryStore()
+	return order.NewService(store, ordertest.NewCheckouts(store), ordertest.NewClock(now).Now)
 }
 
 func eur(minor int64) money.Amount { return money.Amount{Minor: minor, Currency: "EUR"} }
