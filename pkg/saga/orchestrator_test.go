@@ -162,12 +162,12 @@ func testFlows(t *testing.T, b backend) {
 		}
 		got := cmds[0]
 		want := sentCommand{
-			ID:      got.ID,
-			SagaID:  "order-1",
-			Topic:   "inventory",
-			MsgKey:  "order-1",
-			Step:    "reserve",
-			Op:      saga.OpAction,
+			ID:     got.ID,
+			SagaID: "order-1",
+			Topic:  "inventory",
+			MsgKey: "order-1",
+			Step:   "reserve",
+			Op:     saga.OpAction,
 			// The step encoded the id the command is sent with.
 			Payload: `{"id":"` + got.ID + `","step":"reserve","op":"action","order":{"id":"order-1"}}`,
 		}
