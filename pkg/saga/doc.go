@@ -72,6 +72,13 @@
 // without effect) and anti-hanging (an action arriving after its
 // compensation is refused).
 //
+// [Participant] wraps it for a participant's handler: [ParseDelivery] reads
+// a command's correlation headers and checks them against its payload, and
+// [Participant.Pass] runs the barrier, the business effect and the reply
+// (written to the outbox) in one transaction, then wakes the outbox relay.
+// [Participant.Answer] replies on its own, for an effect that cannot join
+// the transaction (a call to a payment provider).
+//
 // # Schema
 //
 // [MigrateOrchestrator] creates saga_instances and saga_steps, [MigrateBarrier]

@@ -14,7 +14,7 @@
 //	env := &checkoutv1.Envelope{
 //		MessageId:     uuid.NewString(),
 //		SagaId:        sagaID,
-//		Step:          "reserve_stock",
+//		Step:          checkoutv1.StepReserveStock,
 //		CorrelationId: requestID,
 //		OccurredAt:    timestamppb.New(now),
 //		Payload: &checkoutv1.Envelope_ReserveStock{ReserveStock: &checkoutv1.ReserveStock{

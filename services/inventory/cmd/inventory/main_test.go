@@ -94,7 +94,7 @@ func TestRun(t *testing.T) {
 			sendCommand(t, broker, orderID)
 			reply := awaitReply(t, broker, orderID, svc)
 			reserved := reply.GetStockReserved()
-			if reserved.GetOrderId() != orderID || reserved.GetReservationId() == "" || reply.GetStep() != "reserve-stock" {
+			if reserved.GetOrderId() != orderID || reserved.GetReservationId() == "" || reply.GetStep() != checkoutv1.StepReserveStock {
 				t.Errorf("reply to ReserveStock = %v, want StockReserved for %s on step reserve-stock", reply, orderID)
 			}
 			var keychain struct {
@@ -167,7 +167,7 @@ const keychainsAvailable = 120
 // for orderID to the inventory's command topic, as the order service does.
 func sendCommand(t *testing.T, broker, orderID string) {
 	t.Helper()
-	corr := saga.Correlation{SagaID: orderID, Step: "reserve-stock", Op: saga.OpAction}
+	corr := saga.Correlation{SagaID: orderID, Step: checkoutv1.StepReserveStock, Op: saga.OpAction}
 	env := &checkoutv1.Envelope{
 		MessageId: uuid.NewString(), SagaId: orderID, Step: corr.Step, CorrelationId: orderID, OccurredAt: timestamppb.Now(),
 		Payload: &checkoutv1.Envelope_ReserveStock{ReserveStock: &checkoutv1.ReserveStock{

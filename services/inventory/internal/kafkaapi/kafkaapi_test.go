@@ -158,9 +158,9 @@ func payloadName(e *checkoutv1.Envelope) string {
 
 // correlation of each command the order service sends for order o-1.
 var (
-	reserveCorr = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpAction}
-	releaseCorr = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate}
-	commitCorr  = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepCommitReservation, Op: saga.OpAction}
+	reserveCorr = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpAction}
+	releaseCorr = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate}
+	commitCorr  = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepCommitReservation, Op: saga.OpAction}
 )
 
 // message returns the Kafka message carrying e with corr, as the outbox
@@ -319,7 +319,7 @@ func TestHandler(t *testing.T) {
 func testReserve(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2), line("PEN", 1)), reserveCorr)
-	reserved := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockReserved", Reservation: f.reservation(t)}}
+	reserved := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockReserved", Reservation: f.reservation(t)}}
 	checkReplies(t, f.replies(t), reserved)
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3, Reserved: 2}, inventory.Stock{SKU: "PEN", Available: 0, Reserved: 1})
 	if f.notes.n != 1 {
@@ -347,7 +347,7 @@ func testReserveRejected(t *testing.T, engine dbtest.Engine) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, engine)
 			f.deliver(t, reserve(tt.lines...), reserveCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: tt.wantReason, SKU: tt.wantSKU}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: tt.wantReason, SKU: tt.wantSKU}})
 
 			// The refusal committed the barrier row: a redelivery is a
 			// duplicate, not a second attempt.
@@ -355,12 +355,12 @@ func testReserveRejected(t *testing.T, engine dbtest.Engine) {
 				t.Fatal(err)
 			}
 			f.deliver(t, reserve(tt.lines...), reserveCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: "rejected when first delivered"}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: "rejected when first delivered"}})
 
 			// The orchestrator compensates nothing after a refusal, but a
 			// release finds nothing held.
 			f.deliver(t, release(), releaseCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 			f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5}, inventory.Stock{SKU: "PEN", Available: 11})
 		})
 	}
@@ -370,7 +370,7 @@ func testRelease(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
-	released := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
+	released := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
 	for range 2 {
 		f.deliver(t, release(), releaseCorr)
 		checkReplies(t, f.replies(t), released)
@@ -386,9 +386,9 @@ func testRelease(t *testing.T, engine dbtest.Engine) {
 func testNullCompensation(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 
-	refused := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: kafkaapi.ReasonRefused}}
+	refused := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: checkoutv1.ReasonRefused}}
 	for range 2 {
 		f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 		checkReplies(t, f.replies(t), refused)
@@ -398,7 +398,7 @@ func testNullCompensation(t *testing.T, engine dbtest.Engine) {
 		t.Errorf("reservation of a refused reserve: error %v, want ErrReservationNotFound", err)
 	}
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 }
 
 func testReleaseExpired(t *testing.T, engine dbtest.Engine) {
@@ -410,7 +410,7 @@ func testReleaseExpired(t *testing.T, engine dbtest.Engine) {
 		t.Fatalf("ExpireStale = %d, %v; want 1, nil", n, err)
 	}
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 }
 
@@ -418,7 +418,7 @@ func testCommit(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
-	committed := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "ReservationCommitted"}}
+	committed := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "ReservationCommitted"}}
 	for range 2 {
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), committed)
@@ -437,7 +437,7 @@ func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	if n, err := f.service.ExpireStale(t.Context()); err != nil || n != 1 {
 		t.Fatalf("ExpireStale = %d, %v; want 1, nil", n, err)
 	}
-	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is EXPIRED"}}
+	rejected := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is EXPIRED"}}
 	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), rejected)
@@ -454,7 +454,7 @@ func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	}
 
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 }
 
@@ -467,7 +467,7 @@ func testCommitAfterRelease(t *testing.T, engine dbtest.Engine) {
 	f.deliver(t, release(), releaseCorr)
 	f.replies(t)
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 1 {
 		t.Errorf("inventory_commit_after_expiry_total = %v, want 1", got)
@@ -479,7 +479,7 @@ func testCommitAfterRelease(t *testing.T, engine dbtest.Engine) {
 // unanswered.
 func testCommitWithoutReservation(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
-	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonNoReservation}}
+	rejected := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonNoReservation}}
 	for range 2 {
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), rejected)
@@ -502,7 +502,7 @@ func testCommitRefused(t *testing.T, engine dbtest.Engine) {
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
 	err := f.db.Transaction(func(tx *gorm.DB) error {
-		outcome, err := saga.Barrier(t.Context(), tx, "o-1", kafkaapi.StepCommitReservation, saga.OpCompensate)
+		outcome, err := saga.Barrier(t.Context(), tx, "o-1", checkoutv1.StepCommitReservation, saga.OpCompensate)
 		if err == nil && outcome != saga.NullCompensation {
 			t.Errorf("compensation before the commit: barrier %v, want NullCompensation", outcome)
 		}
@@ -512,7 +512,7 @@ func testCommitRefused(t *testing.T, engine dbtest.Engine) {
 		t.Fatal(err)
 	}
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonRefused}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: checkoutv1.ReasonRefused}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3, Reserved: 2}) // held until the saga releases it
 }
 
@@ -543,7 +543,7 @@ func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 	f.replies(t)
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3})
 
-	released := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
+	released := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
 	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, release(), releaseCorr)
 		checkReplies(t, f.replies(t), released)
@@ -556,7 +556,7 @@ func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 
 	// The commit redelivered: a duplicate, which says what is true now.
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 0 {
 		t.Errorf("inventory_commit_after_expiry_total = %v, want 0: the commit was not rejected when first delivered", got)
@@ -612,9 +612,9 @@ func TestHandlerRefusesWhatItCannotHandle(t *testing.T) {
 		{"unknown operation", withHeaders(message(t, release(), releaseCorr), kafka.Header{Key: saga.HeaderOp, Value: []byte("undo")})},
 		{"release as an action", message(t, release(), reserveCorr)},
 		{"reserve as a compensation", message(t, reserve(line("MUG", 1)), releaseCorr)},
-		{"commit on the reserve step", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpAction})},
-		{"commit compensated", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepCommitReservation, Op: saga.OpCompensate})},
-		{"saga id is not the order id", message(t, release(), saga.Correlation{SagaID: "o-2", Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate})},
+		{"commit on the reserve step", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpAction})},
+		{"commit compensated", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepCommitReservation, Op: saga.OpCompensate})},
+		{"saga id is not the order id", message(t, release(), saga.Correlation{SagaID: "o-2", Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate})},
 		{"a reply", message(t, answer, releaseCorr)},
 	}
 	for _, tt := range tests {
@@ -629,7 +629,7 @@ func TestHandlerRefusesWhatItCannotHandle(t *testing.T) {
 	checkReplies(t, f.replies(t), nil)
 	// Nothing was recorded: the release is not a duplicate.
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 }
 
 // TestHandlerRetriesDatabaseErrors checks that a failing database is a

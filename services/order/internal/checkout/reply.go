@@ -29,11 +29,7 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 	if err != nil {
 		return messaging.Permanent(err)
 	}
-	headers := make(map[string]string, len(msg.Headers))
-	for _, h := range msg.Headers { // the last of a repeated header wins, as in messaging.Header
-		headers[h.Key] = string(h.Value)
-	}
-	corr, err := saga.ParseCorrelation(headers)
+	corr, err := saga.ParseCorrelation(messaging.Headers(msg))
 	if err != nil {
 		return messaging.Permanent(err)
 	}
@@ -55,7 +51,7 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 // replyOutcome checks that env is a reply answering the command corr names,
 // about the same order, and returns whether it succeeded and why not.
 func replyOutcome(env *checkoutv1.Envelope, corr saga.Correlation) (ok bool, reason string, err error) {
-	name := checkoutv1.PayloadMessage(env).ProtoReflect().Descriptor().Name()
+	name := checkoutv1.PayloadName(env)
 	role, known := checkoutv1.RoleOf(env)
 	switch {
 	case !known || !role.Reply:

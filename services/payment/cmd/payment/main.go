@@ -29,7 +29,7 @@ import (
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/payment/internal/checkout"
+	"github.com/microshop/microshop/services/payment/internal/kafkaapi"
 	paymentdb "github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/httpapi"
 	"github.com/microshop/microshop/services/payment/internal/payment"
@@ -95,7 +95,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	commands := checkout.New(db.DB, payments, relay, time.Now, log)
+	commands := kafkaapi.NewHandler(db, payments, relay, time.Now, log)
 	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
 		Config:          kafka,
 		GroupID:         consumerGroup,
