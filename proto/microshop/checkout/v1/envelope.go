@@ -82,6 +82,17 @@ const TopicPartitions = 12
 // DLQTopic returns the dead-letter topic of topic.
 func DLQTopic(topic string) string { return topic + DLQSuffix }
 
+// WithDLQ returns topics, each followed by its dead-letter topic: what a
+// service that produces or consumes them creates at start-up. The slice is
+// new on every call.
+func WithDLQ(topics ...string) []string {
+	all := make([]string, 0, 2*len(topics))
+	for _, t := range topics {
+		all = append(all, t, DLQTopic(t))
+	}
+	return all
+}
+
 // Errors of Validate, Marshal and Unmarshal.
 var (
 	// ErrInvalidEnvelope is matched by every error of Validate, Marshal and

@@ -136,3 +136,11 @@ func TestPayloadName(t *testing.T) {
 		t.Errorf("PayloadName of no payload = %q, want envelope", got)
 	}
 }
+
+func TestWithDLQ(t *testing.T) {
+	got := checkoutv1.WithDLQ(checkoutv1.TopicReplies, checkoutv1.TopicOrderEvents)
+	want := []string{checkoutv1.TopicReplies, checkoutv1.TopicReplies + ".dlq", checkoutv1.TopicOrderEvents, checkoutv1.TopicOrderEvents + ".dlq"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WithDLQ (-want +got):\n%s", diff)
+	}
+}

@@ -30,7 +30,7 @@ func newServer(t testing.TB) (http.Handler, *ordertest.Clock) {
 	log := slog.New(slog.DiscardHandler)
 	router := httpserver.NewRouter(log, health.New(time.Second))
 	store := ordertest.NewMemoryStore()
-	httpapi.New(order.NewService(store, ordertest.NewCheckouts(store), clock.Now), log).Register(router)
+	httpapi.Register(router, order.NewService(store, ordertest.NewCheckouts(store), clock.Now), log)
 	return router, clock
 }
 

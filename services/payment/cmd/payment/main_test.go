@@ -179,7 +179,7 @@ func chargeOnSameDatabase(t *testing.T, databaseURL, pspURL string) payment.Paym
 	t.Helper()
 	client := pspclient.New(pspURL, 5*time.Second)
 	defer client.Close()
-	svc := payment.NewService(db.New(paymenttest.Open(t, databaseURL).DB), client, time.Now)
+	svc := payment.NewService(db.NewStore(paymenttest.Open(t, databaseURL)), client, time.Now)
 	p, err := svc.Charge(t.Context(), payment.ChargeRequest{
 		OrderID: "order-wiring", Amount: money.Amount{Minor: 1999, Currency: "EUR"},
 		CardNumber: simulator.CardSucceeds, IdempotencyKey: t.Name(), // one PSP charge per subtest

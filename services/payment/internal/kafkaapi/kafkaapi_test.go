@@ -24,8 +24,8 @@ import (
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/payment/internal/kafkaapi"
 	"github.com/microshop/microshop/services/payment/internal/db"
+	"github.com/microshop/microshop/services/payment/internal/kafkaapi"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
 	"github.com/microshop/microshop/services/payment/internal/psp"
@@ -59,7 +59,7 @@ func newFixture(t *testing.T, databaseURL string) *fixture {
 	// A short PSP timeout: the hanging card's charge turns ambiguous quickly.
 	client := psp.New(srv.URL, 500*time.Millisecond)
 	t.Cleanup(client.Close)
-	svc := payment.NewService(db.New(f.db.DB), client, time.Now)
+	svc := payment.NewService(db.NewStore(f.db), client, time.Now)
 	f.handler = kafkaapi.NewHandler(f.db, svc, f, time.Now, log)
 	return f
 }
@@ -173,7 +173,7 @@ func checkPSP(t *testing.T, f *fixture, charges, refunds int) {
 
 func paymentOf(t *testing.T, f *fixture, order string) payment.Payment {
 	t.Helper()
-	p, err := db.New(f.db.DB).PaymentByKey(t.Context(), checkoutv1.ChargeKey(order))
+	p, err := db.NewStore(f.db).PaymentByKey(t.Context(), checkoutv1.ChargeKey(order))
 	if err != nil {
 		t.Fatal(err)
 	}
