@@ -17,7 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/clocktest"
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/logtest"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -31,24 +33,6 @@ import (
 const ttl = 15 * time.Minute
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a clock the test moves by hand; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // notifier counts Notify calls; safe for concurrent use.
 type notifier struct {
@@ -81,12 +65,12 @@ type fixture struct {
 	db      *database.DB
 	handler *kafkaapi.Handler
 	service *inventory.Service
-	clock   *clock
+	clock   *clocktest.Clock
 	relay   *outbox.Relay
 	pub     *publisher
 	notes   *notifier
 	reg     *prometheus.Registry
-	logs    *strings.Builder
+	logs    *logtest.Buffer
 }
 
 // catalog is every fixture's: 5 mugs, 1 pen.
@@ -95,8 +79,8 @@ var catalog = []inventory.ProductWithStock{inventorytest.Product("MUG", 5), inve
 func newFixture(t *testing.T, engine dbtest.Engine) *fixture {
 	t.Helper()
 	conn := engine.NewDB(t, catalog...)
-	f := &fixture{db: conn, clock: &clock{now: start}, pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &strings.Builder{}}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: f.logs}, nil))
+	f := &fixture{db: conn, clock: clocktest.New(start), pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	store := db.NewStore(conn)
 	f.service = inventory.NewService(store, f.clock.Now, ttl)
 	inTx := func(tx *gorm.DB) *inventory.Service { return f.service.WithStore(store.InTx(tx)) }
@@ -108,18 +92,6 @@ func newFixture(t *testing.T, engine dbtest.Engine) *fixture {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Commands of the tests, for order "o-1".

@@ -3,6 +3,7 @@ package checkout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/order/internal/checkout"
@@ -140,69 +142,71 @@ func place(t *testing.T, h *harness, card string) order.Order {
 	return o
 }
 
+// within returns a context that ends after d, for poll.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // waitFinal polls the order until it is CONFIRMED or CANCELLED.
 func waitFinal(t *testing.T, h *harness, id string) order.Order {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		o, err := h.orders.Get(t.Context(), id, "")
-		if err != nil {
-			t.Fatal(err)
+	var o order.Order
+	poll.UntilNil(within(t, 20*time.Second), t, "the order CONFIRMED or CANCELLED", func() error {
+		var err error
+		if o, err = h.orders.Get(t.Context(), id, ""); err != nil {
+			return err
 		}
-		if o.Status != order.StatusPending {
-			return o
+		if o.Status == order.StatusPending {
+			return fmt.Errorf("still PENDING: %+v", o)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order still PENDING after 20s: %+v", o)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return o
 }
 
 // waitCommands polls until the fakes received want for the order.
 func waitCommands(t *testing.T, p *checkouttest.Participants, id string, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !slices.Equal(p.Commands(id), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("commands received = %v, want %v", p.Commands(id), want)
+	poll.UntilNil(within(t, 20*time.Second), t, fmt.Sprintf("commands %v", want), func() error {
+		if got := p.Commands(id); !slices.Equal(got, want) {
+			return fmt.Errorf("commands received = %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // events returns the names of the order events in the outbox for id, and
 // waits until the relay published them all.
 func events(t *testing.T, h *harness, id string) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var names []string
+	poll.UntilNil(within(t, 10*time.Second), t, "the order events all published", func() error {
 		var rows []struct {
 			Payload []byte
 			SentAt  *time.Time
 		}
 		err := h.db.WithContext(t.Context()).Raw("SELECT payload, sent_at FROM outbox WHERE key = ? AND topic = ? ORDER BY seq", id, checkoutv1.TopicOrderEvents).Scan(&rows).Error
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		var names []string
+		names = nil
 		pending := false
 		for _, r := range rows {
 			env, err := checkoutv1.Unmarshal(r.Payload)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			names = append(names, checkouttest.Name(env))
 			pending = pending || r.SentAt == nil
 		}
-		if !pending {
-			return names
+		if pending {
+			return fmt.Errorf("order events %v not all published", names)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order events %v not all published within 10s", names)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return names
 }
 
 func history(o order.Order) []string {
