@@ -119,7 +119,7 @@ type ConsumerConfig struct {
 	// AfterHandle, if set, is called with each message the handler handled
 	// successfully, after the handler returned and before the message is
 	// committed. It is a fault-injection hook for tests and the chaos
-	// harness: a hook that kills the process there makes the message be
+	// harness (pkg/faultinject): a hook that kills the process there makes the message be
 	// delivered again although its effect was applied, a duplicate delivery
 	// on demand. Nil (the default) does nothing; production code leaves it nil.
 	AfterHandle func(msg kafka.Message)

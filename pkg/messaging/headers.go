@@ -36,6 +36,17 @@ func Header(msg kafka.Message, key string) (string, bool) {
 	return "", false
 }
 
+// Headers returns msg's headers as a map, the last of a repeated key
+// winning, as with Header: for code that reads several of them (the saga's
+// correlation headers).
+func Headers(msg kafka.Message) map[string]string {
+	h := make(map[string]string, len(msg.Headers))
+	for _, kv := range msg.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	return h
+}
+
 // deadLetter returns the message written to topic for msg, which failed
 // attempts times, the last with cause: msg's key, value and headers, with
 // the dead-letter headers of an earlier trip through a dead-letter topic

@@ -56,3 +56,18 @@ func TestDeadLetterMessage(t *testing.T) {
 		})
 	}
 }
+
+func TestHeaders(t *testing.T) {
+	msg := kafka.Message{Headers: []kafka.Header{
+		{Key: "saga-id", Value: []byte("o-1")},
+		{Key: "saga-step", Value: []byte("old")},
+		{Key: "saga-step", Value: []byte("reserve-stock")},
+	}}
+	want := map[string]string{"saga-id": "o-1", "saga-step": "reserve-stock"}
+	if diff := cmp.Diff(want, Headers(msg)); diff != "" {
+		t.Errorf("Headers (-want +got):\n%s", diff)
+	}
+	if got := Headers(kafka.Message{}); len(got) != 0 {
+		t.Errorf("Headers of a message without headers = %v, want empty", got)
+	}
+}

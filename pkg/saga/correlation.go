@@ -13,6 +13,16 @@ const (
 	OpCompensate = "compensate"
 )
 
+// OpOf returns the operation of a step's command, or of the reply to it:
+// OpCompensate for a compensation, OpAction otherwise. A contract that tells
+// the two apart with a flag (checkoutv1.Role) maps it here.
+func OpOf(compensation bool) string {
+	if compensation {
+		return OpCompensate
+	}
+	return OpAction
+}
+
 // Headers that correlate a command with its saga, and its reply with the
 // command. The orchestrator sets them on every command; a participant copies
 // them onto its reply.

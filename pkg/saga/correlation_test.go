@@ -81,3 +81,18 @@ func FuzzParseCorrelation(f *testing.F) {
 		}
 	})
 }
+
+func TestOpOf(t *testing.T) {
+	tests := []struct {
+		compensation bool
+		want         string
+	}{
+		{false, saga.OpAction},
+		{true, saga.OpCompensate},
+	}
+	for _, tt := range tests {
+		if got := saga.OpOf(tt.compensation); got != tt.want {
+			t.Errorf("OpOf(%v) = %q, want %q", tt.compensation, got, tt.want)
+		}
+	}
+}

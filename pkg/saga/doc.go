@@ -58,7 +58,9 @@
 // index, operation and attempt. A transaction that is retried after a
 // rollback sends the same id again; a compensation that is re-sent gets a
 // new one (participants deduplicate by saga, step and operation with the
-// barrier, not by message id).
+// barrier, not by message id). The orchestrator picks the id before it
+// builds the command and hands it to the step's Action or Compensate, so a
+// payload that carries its own message id is encoded once.
 //
 // # Barrier
 //
@@ -69,6 +71,13 @@
 // compensation arriving before its action records itself and succeeds
 // without effect) and anti-hanging (an action arriving after its
 // compensation is refused).
+//
+// [Participant] wraps it for a participant's handler: [ParseDelivery] reads
+// a command's correlation headers and checks them against its payload, and
+// [Participant.Pass] runs the barrier, the business effect and the reply
+// (written to the outbox) in one transaction, then wakes the outbox relay.
+// [Participant.Answer] replies on its own, for an effect that cannot join
+// the transaction (a call to a payment provider).
 //
 // # Schema
 //

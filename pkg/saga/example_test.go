@@ -45,9 +45,10 @@ func Example() {
 		return
 	}
 
-	// to builds a step's command; a real one encodes inst.Data (the order).
-	to := func(topic string) func(context.Context, saga.Instance) (saga.Command, error) {
-		return func(_ context.Context, inst saga.Instance) (saga.Command, error) {
+	// to builds a step's command; a real one encodes inst.Data (the order)
+	// and the message id it is given, once.
+	to := func(topic string) func(context.Context, saga.Instance, string) (saga.Command, error) {
+		return func(_ context.Context, inst saga.Instance, _ string) (saga.Command, error) {
 			return saga.Command{Topic: topic, Payload: inst.Data}, nil
 		}
 	}

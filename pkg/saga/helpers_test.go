@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/clocktest"
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 	"github.com/microshop/microshop/pkg/saga"
@@ -84,26 +84,9 @@ func openDB(t *testing.T, url string) *database.DB {
 	return db
 }
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newClock returns a clock that moves only when told to.
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // outboxSender is a fake Sender that writes each command to test_outbox
@@ -208,12 +191,12 @@ const (
 )
 
 // command builds a step's command the way a service would, from the
-// instance's data.
-func command(topic, step, op string) func(context.Context, saga.Instance) (saga.Command, error) {
-	return func(_ context.Context, inst saga.Instance) (saga.Command, error) {
+// instance's data, with the message id it is given in the payload.
+func command(topic, step, op string) func(context.Context, saga.Instance, string) (saga.Command, error) {
+	return func(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
 		return saga.Command{
 			Topic:   topic,
-			Payload: fmt.Appendf(nil, `{"step":%q,"op":%q,"order":%s}`, step, op, inst.Data),
+			Payload: fmt.Appendf(nil, `{"id":%q,"step":%q,"op":%q,"order":%s}`, id, step, op, inst.Data),
 			Headers: map[string]string{"traceparent": "00-test"},
 		}, nil
 	}
@@ -248,12 +231,12 @@ func definitions() []saga.Definition {
 // metrics registry.
 type env struct {
 	db    *database.DB
-	clock *fakeClock
+	clock *clocktest.Clock
 	reg   *prometheus.Registry
 	o     *saga.Orchestrator
 }
 
-func newEnv(t *testing.T, db *database.DB, clock *fakeClock) *env {
+func newEnv(t *testing.T, db *database.DB, clock *clocktest.Clock) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	o, err := saga.NewOrchestrator(db, outboxSender{}, definitions(), recordingHooks(), saga.Options{

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/saga"
 )
 
@@ -153,7 +154,7 @@ func testFlows(t *testing.T, b backend) {
 		})
 	}
 
-	t.Run("commands carry correlation, key, deterministic ids and the step's headers", func(t *testing.T) {
+	t.Run("commands carry correlation, key, deterministic ids, given to the step, and the step's headers", func(t *testing.T) {
 		e := newEnv(t, openDB(t, b.newURL(t)), newClock())
 		e.start(t, "checkout", "order-1")
 		cmds := sent(t, e.db, "order-1")
@@ -162,13 +163,14 @@ func testFlows(t *testing.T, b backend) {
 		}
 		got := cmds[0]
 		want := sentCommand{
-			ID:      got.ID,
-			SagaID:  "order-1",
-			Topic:   "inventory",
-			MsgKey:  "order-1",
-			Step:    "reserve",
-			Op:      saga.OpAction,
-			Payload: `{"step":"reserve","op":"action","order":{"id":"order-1"}}`,
+			ID:     got.ID,
+			SagaID: "order-1",
+			Topic:  "inventory",
+			MsgKey: "order-1",
+			Step:   "reserve",
+			Op:     saga.OpAction,
+			// The step encoded the id the command is sent with.
+			Payload: `{"id":"` + got.ID + `","step":"reserve","op":"action","order":{"id":"order-1"}}`,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("command (-want +got):\n%s", diff)
@@ -443,7 +445,7 @@ func testRecovery(t *testing.T, b backend) {
 		"times-out":    {"reserve/action", "charge/action", "charge/compensate"},
 		"compensating": {"reserve/action", "charge/action", "reserve/compensate", "reserve/compensate"},
 	}
-	waitFor(t, "Run to expire and re-send", func() bool {
+	poll.Until(waitCtx(t), t, "Run to expire and re-send", func() bool {
 		return cmp.Equal(wantSent["times-out"], sentOps(t, after.db, "times-out")) &&
 			cmp.Equal(wantSent["compensating"], sentOps(t, after.db, "compensating"))
 	})
@@ -465,18 +467,6 @@ func testRecovery(t *testing.T, b backend) {
 	}
 	if diff := cmp.Diff(wantHooks, hookEvents(t, after.db, "times-out")); diff != "" {
 		t.Errorf("hook calls of times-out (-want +got):\n%s", diff)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -732,4 +722,11 @@ func TestNewOrchestratorRejectsBadDefinitions(t *testing.T) {
 			t.Error("second NewOrchestrator on the same registry succeeded, want a registration error")
 		}
 	})
+}
+
+// waitCtx bounds a poll.Until of a test at 10s.
+func waitCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -9,7 +9,6 @@ require (
 	github.com/microshop/microshop/pkg v0.0.0
 	github.com/microshop/microshop/proto v0.0.0
 	github.com/microshop/microshop/services/psp v0.0.0
-	github.com/prometheus/client_golang v1.23.2
 	github.com/segmentio/kafka-go v0.4.51
 	google.golang.org/protobuf v1.36.10
 	gorm.io/gorm v1.31.2
@@ -52,6 +51,7 @@ require (
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/pressly/goose/v3 v3.26.0 // indirect
+	github.com/prometheus/client_golang v1.23.2 // indirect
 	github.com/prometheus/client_model v0.6.2 // indirect
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect

@@ -14,7 +14,7 @@
 //	env := &checkoutv1.Envelope{
 //		MessageId:     uuid.NewString(),
 //		SagaId:        sagaID,
-//		Step:          "reserve_stock",
+//		Step:          checkoutv1.StepReserveStock,
 //		CorrelationId: requestID,
 //		OccurredAt:    timestamppb.New(now),
 //		Payload: &checkoutv1.Envelope_ReserveStock{ReserveStock: &checkoutv1.ReserveStock{
@@ -81,6 +81,17 @@ const TopicPartitions = 12
 
 // DLQTopic returns the dead-letter topic of topic.
 func DLQTopic(topic string) string { return topic + DLQSuffix }
+
+// WithDLQ returns topics, each followed by its dead-letter topic: what a
+// service that produces or consumes them creates at start-up. The slice is
+// new on every call.
+func WithDLQ(topics ...string) []string {
+	all := make([]string, 0, 2*len(topics))
+	for _, t := range topics {
+		all = append(all, t, DLQTopic(t))
+	}
+	return all
+}
 
 // Errors of Validate, Marshal and Unmarshal.
 var (

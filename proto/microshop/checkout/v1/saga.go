@@ -1,6 +1,12 @@
 package checkoutv1
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
 
 // The checkout saga as the services agree on it: the saga's name, its steps
 // (in the saga-step header, the envelope's step field and the participants'
@@ -23,6 +29,11 @@ const (
 	// compensation of StepReserveStock, also undoes a commit.
 	StepCommitReservation = "commit-reservation"
 )
+
+// ReasonRefused is the reason a participant gives when it refuses an action
+// that arrived after its compensation (the barrier's anti-hanging): in
+// StockRejected, CommitRejected or PaymentFailed.
+const ReasonRefused = "refused: compensated before it arrived"
 
 // Steps returns the checkout saga's steps in the order they run. The slice
 // is new on every call.
@@ -133,3 +144,38 @@ func ParseKey(key string) (orderID string, kind KeyKind) {
 	}
 	return "", KeyUnknown
 }
+
+// UnmarshalCommand parses a command consumed from topic, a participant's
+// command topic: Unmarshal, then a refusal of any payload that is not a
+// command published on topic. It returns the envelope and the command's
+// role, for the participant's barrier (saga.ParseDelivery). Every error
+// matches ErrInvalidEnvelope.
+func UnmarshalCommand(data []byte, topic string) (*Envelope, Role, error) {
+	e, err := Unmarshal(data)
+	if err != nil {
+		return nil, Role{}, err
+	}
+	role, ok := RoleOf(e)
+	if t, _ := TopicOf(e); !ok || role.Reply || t != topic {
+		return nil, Role{}, fmt.Errorf("%w: %s is not a command of %s", ErrInvalidEnvelope, PayloadName(e), topic)
+	}
+	return e, role, nil
+}
+
+// ReplyEncoder returns what encodes reply, a participant's answer whose
+// payload is set, to a command of saga sagaID's step whose message id was
+// causationID, once the reply's message id is known: it completes the
+// envelope (the correlation id is the saga id, the order id) with that id
+// and at, and marshals it. Its type fits saga.EncodeReply.
+func ReplyEncoder(reply *Envelope, sagaID, step, causationID string, at time.Time) func(messageID string) ([]byte, error) {
+	return func(messageID string) ([]byte, error) {
+		reply.MessageId, reply.SagaId, reply.Step = messageID, sagaID, step
+		reply.CorrelationId, reply.CausationId = sagaID, causationID
+		reply.OccurredAt = timestamppb.New(at)
+		return Marshal(reply)
+	}
+}
+
+// PayloadName returns the name of e's payload message, e.g. "ReserveStock",
+// for logs and errors, or "envelope" when e has none.
+func PayloadName(e *Envelope) string { return string(payloadName(e)) }

@@ -1,7 +1,11 @@
 package checkoutv1_test
 
 import (
+	"errors"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 )
@@ -73,5 +77,70 @@ func TestKeys(t *testing.T) {
 		if id != tt.wantID || kind != tt.wantKind {
 			t.Errorf("ParseKey(%q) = %q, %v; want %q, %v", tt.key, id, kind, tt.wantID, tt.wantKind)
 		}
+	}
+}
+
+func TestUnmarshalCommand(t *testing.T) {
+	for _, c := range payloadCases() {
+		for _, topic := range []string{checkoutv1.TopicInventoryCommands, checkoutv1.TopicPaymentCommands} {
+			t.Run(string(c.field)+" from "+topic, func(t *testing.T) {
+				value, err := checkoutv1.Marshal(envelope(t, c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				env, role, err := checkoutv1.UnmarshalCommand(value, topic)
+				wantRole, isSagaMessage := checkoutv1.RoleOf(envelope(t, c))
+				if isCommand := isSagaMessage && !wantRole.Reply && c.topic == topic; !isCommand {
+					if !errors.Is(err, checkoutv1.ErrInvalidEnvelope) {
+						t.Errorf("UnmarshalCommand error = %v, want ErrInvalidEnvelope", err)
+					}
+					return
+				}
+				if err != nil || role != wantRole || checkoutv1.OrderID(env) != "ord-1" {
+					t.Errorf("UnmarshalCommand = order %q, %+v, %v; want ord-1, %+v, nil", checkoutv1.OrderID(env), role, err, wantRole)
+				}
+			})
+		}
+	}
+	if _, _, err := checkoutv1.UnmarshalCommand([]byte{0xff}, checkoutv1.TopicInventoryCommands); !errors.Is(err, checkoutv1.ErrInvalidEnvelope) {
+		t.Errorf("UnmarshalCommand of garbage error = %v, want ErrInvalidEnvelope", err)
+	}
+}
+
+func TestReplyEncoder(t *testing.T) {
+	reply := &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_StockReleased{StockReleased: &checkoutv1.StockReleased{OrderId: "ord-1"}}}
+	value, err := checkoutv1.ReplyEncoder(reply, "ord-1", checkoutv1.StepReserveStock, "cmd-1", occurredAt)("reply-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := checkoutv1.Unmarshal(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"reply-1", "ord-1", checkoutv1.StepReserveStock, "ord-1", "cmd-1", occurredAt.Format(time.RFC3339Nano)}
+	gotFields := []string{got.GetMessageId(), got.GetSagaId(), got.GetStep(), got.GetCorrelationId(), got.GetCausationId(),
+		got.GetOccurredAt().AsTime().Format(time.RFC3339Nano)}
+	if diff := cmp.Diff(want, gotFields); diff != "" {
+		t.Errorf("reply envelope (-want +got):\n%s", diff)
+	}
+	if _, err := checkoutv1.ReplyEncoder(&checkoutv1.Envelope{}, "ord-1", checkoutv1.StepReserveStock, "cmd-1", occurredAt)("reply-2"); !errors.Is(err, checkoutv1.ErrInvalidEnvelope) {
+		t.Errorf("encoding a reply without payload: error = %v, want ErrInvalidEnvelope", err)
+	}
+}
+
+func TestPayloadName(t *testing.T) {
+	if got := checkoutv1.PayloadName(envelope(t, caseOf(t, "reserve_stock"))); got != "ReserveStock" {
+		t.Errorf("PayloadName = %q, want ReserveStock", got)
+	}
+	if got := checkoutv1.PayloadName(&checkoutv1.Envelope{}); got != "envelope" {
+		t.Errorf("PayloadName of no payload = %q, want envelope", got)
+	}
+}
+
+func TestWithDLQ(t *testing.T) {
+	got := checkoutv1.WithDLQ(checkoutv1.TopicReplies, checkoutv1.TopicOrderEvents)
+	want := []string{checkoutv1.TopicReplies, checkoutv1.TopicReplies + ".dlq", checkoutv1.TopicOrderEvents, checkoutv1.TopicOrderEvents + ".dlq"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WithDLQ (-want +got):\n%s", diff)
 	}
 }

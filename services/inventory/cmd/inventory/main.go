@@ -14,19 +14,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gorm.io/gorm"
 
-	"github.com/microshop/microshop/pkg/database"
-	"github.com/microshop/microshop/pkg/health"
-	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
-	"github.com/microshop/microshop/pkg/messaging"
-	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
+	"github.com/microshop/microshop/pkg/sagaservice"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/inventory/internal/db"
 	"github.com/microshop/microshop/services/inventory/internal/httpapi"
@@ -45,13 +38,12 @@ func main() {
 	}
 }
 
-// run opens the service's dependencies and starts its background work (the
-// outbox relay publishing replies, the reservation expirer and the consumer
-// of the checkout saga's commands), then serves HTTP until ctx ends. It stops
-// in reverse: HTTP drains, the consumer finishes the command in hand, the
-// expirer and the relay stop, and the writer and the database close. It
-// returns only once every goroutine it started has ended. If the consumer
-// fails, the service stops with its error.
+// run opens the service's parts (sagaservice.Open), adds its own — the
+// reservation expirer, the consumer of the checkout saga's stock commands,
+// the catalog API — and serves until ctx ends: the outbox relay publishing
+// replies, the expirer and the consumer run in the background and stop in
+// reverse once HTTP drained. It returns once every goroutine ended. If the
+// consumer fails, the service stops with its error.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -60,68 +52,27 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "inventory", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	conn, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, log)
+	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
+		Name: "inventory", Migrations: migrations.FS, Migrate: saga.MigrateBarrier,
+		Topics: checkoutv1.WithDLQ(checkoutv1.TopicInventoryCommands, checkoutv1.TopicReplies), Partitions: checkoutv1.TopicPartitions,
+	}, cfg.Config, log)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, conn.Close()) }()
-	if err := outbox.Migrate(ctx, conn, log); err != nil {
-		return err
-	}
-	if err := saga.MigrateBarrier(ctx, conn, log); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, svc.Close()) }()
 
-	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "inventory"}
-	topics := []string{
-		checkoutv1.TopicInventoryCommands, checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
-		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies),
-	}
-	if err := messaging.EnsureTopicsWithRetry(ctx, kafka, checkoutv1.TopicPartitions, log, topics...); err != nil {
-		return err
-	}
-	metrics := prometheus.NewRegistry()
-	store := db.NewStore(conn)
-	service := inventory.NewService(store, time.Now, cfg.ReservationTTL)
-
-	writer := messaging.NewWriter(kafka)
-	defer func() { err = errors.Join(err, writer.Close()) }()
-	relay, err := outbox.NewRelay(conn, writer, outbox.RelayOptions{}, log, metrics)
+	store := db.NewStore(svc.DB)
+	stock := inventory.NewService(store, time.Now, cfg.ReservationTTL)
+	inTx := func(tx *gorm.DB) *inventory.Service { return stock.WithStore(store.InTx(tx)) }
+	commands, err := kafkaapi.NewHandler(svc.DB, inTx, svc.Relay, time.Now, log, svc.Metrics)
 	if err != nil {
 		return err
 	}
-	inTx := func(tx *gorm.DB) *inventory.Service { return service.WithStore(store.InTx(tx)) }
-	handler, err := kafkaapi.NewHandler(conn, inTx, relay, time.Now, log, metrics)
-	if err != nil {
+	if err := svc.Consume(checkoutv1.TopicInventoryCommands, checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands), commands.Handle); err != nil {
 		return err
 	}
-	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
-		Config:          kafka,
-		GroupID:         "inventory",
-		Topics:          []string{checkoutv1.TopicInventoryCommands},
-		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicInventoryCommands),
-		Concurrency:     cfg.ConsumerConcurrency,
-		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
-	}, handler.Handle, log, metrics)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
-	expirer := inventory.NewExpirer(service, cfg.ExpiryInterval, log)
+	httpapi.Register(svc.Router, stock, log)
 
-	checks := health.New(2 * time.Second)
-	checks.Add("database", conn.Ping)
-	checks.Add("kafka", kafka.Ping)
-	router := httpserver.NewRouter(log, checks)
-	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(metrics, promhttp.HandlerOpts{})))
-	httpapi.Register(router, service, log)
-
-	// Started in this order, stopped in reverse once HTTP has drained, each
-	// after the one stopped before it returned.
-	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, log, cfg.HTTP, router, checks) }
-	return lifecycle.Run(ctx, log, serve,
-		lifecycle.Task{Name: "outbox relay", Run: lifecycle.NoError(relay.Run)},
-		lifecycle.Task{Name: "reservation expirer", Run: lifecycle.NoError(expirer.Run)},
-		lifecycle.Task{Name: "commands consumer", Run: consumer.Run},
-	)
+	expirer := inventory.NewExpirer(stock, cfg.ExpiryInterval, log)
+	return svc.Run(ctx, lifecycle.Task{Name: "reservation expirer", Run: lifecycle.NoError(expirer.Run)})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/servicetest"
@@ -76,17 +78,15 @@ func TestRun(t *testing.T) {
 
 			// The expirer gives back the two mugs of the checkout abandoned
 			// an hour ago: 50 available again.
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			poll.UntilNil(within(t, 10*time.Second), t, "MUG-CLASSIC back to 50 available", func() error {
 				var mug struct {
 					Available int64 `json:"available"`
 				}
-				if status := getJSON(t, svc.URL+"/v1/products/MUG-CLASSIC", &mug); status == http.StatusOK && mug.Available == 50 {
-					break
+				if status := getJSON(t, svc.URL+"/v1/products/MUG-CLASSIC", &mug); status != http.StatusOK || mug.Available != 50 {
+					return fmt.Errorf("%d %+v\nlogs:\n%s", status, mug, svc.Logs())
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("MUG-CLASSIC not back to 50 available within 10s: %+v\nlogs:\n%s", mug, svc.Logs())
-				}
-			}
+				return nil
+			})
 
 			// The checkout saga's ReserveStock, from Kafka, is answered with
 			// StockReserved on the replies topic.
@@ -94,7 +94,7 @@ func TestRun(t *testing.T) {
 			sendCommand(t, broker, orderID)
 			reply := awaitReply(t, broker, orderID, svc)
 			reserved := reply.GetStockReserved()
-			if reserved.GetOrderId() != orderID || reserved.GetReservationId() == "" || reply.GetStep() != "reserve-stock" {
+			if reserved.GetOrderId() != orderID || reserved.GetReservationId() == "" || reply.GetStep() != checkoutv1.StepReserveStock {
 				t.Errorf("reply to ReserveStock = %v, want StockReserved for %s on step reserve-stock", reply, orderID)
 			}
 			var keychain struct {
@@ -106,16 +106,14 @@ func TestRun(t *testing.T) {
 
 			// The command is counted once the consumer committed it, just
 			// after the reply was written.
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			poll.UntilNil(within(t, 10*time.Second), t, "the command consumed and inventory_commit_after_expiry_total in /metrics", func() error {
 				metrics := getText(t, svc.URL+"/metrics")
-				if strings.Contains(metrics, `messaging_consumed_total{outcome="ok",topic="checkout.inventory.commands"} 1`) &&
-					strings.Contains(metrics, "inventory_commit_after_expiry_total 0") {
-					break
+				if !strings.Contains(metrics, `messaging_consumed_total{outcome="ok",topic="checkout.inventory.commands"} 1`) ||
+					!strings.Contains(metrics, "inventory_commit_after_expiry_total 0") {
+					return fmt.Errorf("GET /metrics:\n%s", metrics)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("GET /metrics lacks the command consumed and inventory_commit_after_expiry_total within 10s:\n%s", metrics)
-				}
-			}
+				return nil
+			})
 
 			resp, err = http.Post(svc.URL+"/v1/products/MUG-CLASSIC/stock-adjustments", "application/json", strings.NewReader(`{"delta": 5}`))
 			if err != nil {
@@ -167,7 +165,7 @@ const keychainsAvailable = 120
 // for orderID to the inventory's command topic, as the order service does.
 func sendCommand(t *testing.T, broker, orderID string) {
 	t.Helper()
-	corr := saga.Correlation{SagaID: orderID, Step: "reserve-stock", Op: saga.OpAction}
+	corr := saga.Correlation{SagaID: orderID, Step: checkoutv1.StepReserveStock, Op: saga.OpAction}
 	env := &checkoutv1.Envelope{
 		MessageId: uuid.NewString(), SagaId: orderID, Step: corr.Step, CorrelationId: orderID, OccurredAt: timestamppb.Now(),
 		Payload: &checkoutv1.Envelope_ReserveStock{ReserveStock: &checkoutv1.ReserveStock{
@@ -264,4 +262,11 @@ func TestConfigurationIsDocumented(t *testing.T) {
 		_, err := loadConfig(getenv)
 		return err
 	})
+}
+
+// within returns a context that ends after d, for poll.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
 }

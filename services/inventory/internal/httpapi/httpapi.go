@@ -96,12 +96,12 @@ type stock struct {
 func (h *handler) listProducts(c *gin.Context) {
 	filter, limit, cursor, err := listParams(c.Request.URL.Query())
 	if err != nil {
-		h.fail(c, err)
+		h.writeError(c, err)
 		return
 	}
 	items, next, err := h.catalog.ListProducts(c.Request.Context(), filter, limit, cursor)
 	if err != nil {
-		h.fail(c, err)
+		h.writeError(c, err)
 		return
 	}
 	page := productPage{Items: make([]product, len(items)), NextCursor: next}
@@ -158,7 +158,7 @@ func searchable(q string) bool {
 func (h *handler) getProduct(c *gin.Context) {
 	p, err := h.catalog.GetProduct(c.Request.Context(), c.Param("sku"))
 	if err != nil {
-		h.fail(c, err)
+		h.writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, productOf(p))
@@ -168,21 +168,21 @@ func (h *handler) getProduct(c *gin.Context) {
 func (h *handler) adjustStock(c *gin.Context) {
 	var body stockAdjustment
 	if err := httpserver.DecodeJSON(c.Writer, c.Request, &body, 0); err != nil {
-		h.fail(c, err)
+		h.writeError(c, err)
 		return
 	}
 	st, err := h.catalog.AdjustStock(c.Request.Context(), c.Param("sku"), body.Delta)
 	if err != nil {
-		h.fail(c, err)
+		h.writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, stock{SKU: st.SKU, Available: st.Available, Reserved: st.Reserved})
 }
 
-// fail answers err as a problem. It is the one place that maps errors to
+// writeError answers err as a problem. It is the one place that maps errors to
 // statuses; it logs only the server's own failures, the others being the
 // client's to fix.
-func (h *handler) fail(c *gin.Context, err error) {
+func (h *handler) writeError(c *gin.Context, err error) {
 	var (
 		p       *problem.Details
 		invalid *inventory.ValidationError

@@ -60,7 +60,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -68,35 +67,14 @@ import (
 
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/messaging"
-	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/inventory/internal/inventory"
 )
 
-// Steps of the checkout saga that inventory takes part in, as named in the
-// saga-step header.
-const (
-	// StepReserveStock is ReserveStock's step, and ReleaseStock's, which
-	// compensates it.
-	StepReserveStock = "reserve-stock"
-	// StepCommitReservation is CommitReservation's step, the saga's last.
-	// It has no compensation: ReleaseStock undoes a commit that landed
-	// after the step's deadline.
-	StepCommitReservation = "commit-reservation"
-)
-
-// Reasons of refusals that are not about stock.
-const (
-	// ReasonRefused is the reason of the StockRejected or CommitRejected
-	// that answers an action arriving after its compensation (the barrier's
-	// Refused). commit-reservation has no compensation, so only ReserveStock
-	// meets it in practice.
-	ReasonRefused = "refused: compensated before it arrived"
-	// ReasonNoReservation is the reason of the CommitRejected that answers a
-	// CommitReservation of an order without a reservation.
-	ReasonNoReservation = "the order has no reservation"
-)
+// ReasonNoReservation is the reason of the CommitRejected that answers a
+// CommitReservation of an order without a reservation.
+const ReasonNoReservation = "the order has no reservation"
 
 // ServiceInTx returns the inventory's use cases bound to tx, a transaction
 // on the database the Handler was given: what they change commits or rolls
@@ -115,11 +93,10 @@ type Notifier interface {
 // NewHandler and give its Handle to a messaging.Consumer. It is safe for
 // concurrent use.
 type Handler struct {
-	db      *gorm.DB
-	service ServiceInTx
-	relay   Notifier
-	now     func() time.Time
-	log     *slog.Logger
+	participant *saga.Participant
+	service     ServiceInTx
+	now         func() time.Time
+	log         *slog.Logger
 	// commitsAfterExpiry counts CommitReservations rejected because their
 	// reservation had expired or been released.
 	commitsAfterExpiry prometheus.Counter
@@ -133,11 +110,10 @@ type Handler struct {
 // exported), which fails if reg has it already.
 func NewHandler(db *database.DB, service ServiceInTx, relay Notifier, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
 	h := &Handler{
-		db:      db.DB,
-		service: service,
-		relay:   relay,
-		now:     now,
-		log:     log,
+		participant: saga.NewParticipant(db, checkoutv1.TopicReplies, relay.Notify),
+		service:     service,
+		now:         now,
+		log:         log,
 		commitsAfterExpiry: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "inventory_commit_after_expiry_total",
 			Help: "CommitReservation commands rejected because their reservation had expired or been released: the saga refunds and cancels those orders. " +
@@ -152,50 +128,29 @@ func NewHandler(db *database.DB, service ServiceInTx, relay Notifier, now func()
 	return h, nil
 }
 
-// command is an inventory command as Handle understands it.
-type command struct {
-	// corr names the saga operation, from the message headers; its SagaID
-	// is the order id.
-	corr saga.Correlation
-	// messageID is the command's message id, the causation id of the reply.
-	messageID string
-	// env is the command itself.
-	env *checkoutv1.Envelope
-}
-
-// orderID is the order the command is about, and its saga's id.
-func (c command) orderID() string { return c.corr.SagaID }
-
 // Handle handles one message of checkoutv1.TopicInventoryCommands; it is a
 // messaging.Handler. It returns a messaging.Permanent error for a message
 // that can never be handled, and other errors (database unavailable) for the
 // consumer to retry; the transaction then rolled back, barrier row included.
 func (h *Handler) Handle(ctx context.Context, msg kafka.Message) error {
-	cmd, err := parseCommand(msg)
+	cmd, d, err := parseCommand(msg)
 	if err != nil {
 		return messaging.Permanent(err)
 	}
-	log := h.log.With(slog.String("order_id", cmd.orderID()), slog.String("step", cmd.corr.Step),
-		slog.String("op", cmd.corr.Op), slog.String("message_id", cmd.messageID))
+	log := h.log.With(slog.String("order_id", d.SagaID), slog.String("step", d.Step),
+		slog.String("op", d.Op), slog.String("message_id", d.MessageID))
 
-	var (
-		outcome saga.Outcome
-		reply   *checkoutv1.Envelope
-	)
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var reply *checkoutv1.Envelope
+	outcome, err := h.participant.Pass(ctx, d, func(tx *gorm.DB, outcome saga.Outcome) (saga.EncodeReply, error) {
 		var err error
-		outcome, err = saga.Barrier(ctx, tx, cmd.corr.SagaID, cmd.corr.Step, cmd.corr.Op)
-		if err != nil {
-			return err
-		}
 		reply, err = h.apply(ctx, h.service(tx), cmd, outcome, log)
 		if err != nil || reply == nil {
-			return err
+			return nil, err
 		}
-		return h.addReply(ctx, tx, cmd, reply)
+		return checkoutv1.ReplyEncoder(reply, d.SagaID, d.Step, d.MessageID, h.now()), nil
 	})
 	if err != nil {
-		return fmt.Errorf("handle %s of order %s: %w", payloadName(cmd.env), cmd.orderID(), err)
+		return fmt.Errorf("handle %s of order %s: %w", checkoutv1.PayloadName(cmd), d.SagaID, err)
 	}
 	if outcome != saga.Proceed {
 		// A stable message and attribute: the chaos harness counts these
@@ -204,26 +159,26 @@ func (h *Handler) Handle(ctx context.Context, msg kafka.Message) error {
 	}
 	replyName := "none"
 	if reply != nil {
-		h.relay.Notify()
-		replyName = payloadName(reply)
+		replyName = checkoutv1.PayloadName(reply)
 	}
-	log.DebugContext(ctx, "command handled", slog.String("command", payloadName(cmd.env)),
+	log.DebugContext(ctx, "command handled", slog.String("command", checkoutv1.PayloadName(cmd)),
 		slog.String("barrier", outcome.String()), slog.String("reply", replyName))
 	return nil
 }
 
 // apply applies cmd, which passed the barrier with outcome, through svc and
 // returns the reply (only its payload set), or nil for no reply.
-func (h *Handler) apply(ctx context.Context, svc *inventory.Service, cmd command, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
-	switch p := cmd.env.GetPayload().(type) {
+func (h *Handler) apply(ctx context.Context, svc *inventory.Service, cmd *checkoutv1.Envelope, outcome saga.Outcome, log *slog.Logger) (*checkoutv1.Envelope, error) {
+	orderID := checkoutv1.OrderID(cmd)
+	switch p := cmd.GetPayload().(type) {
 	case *checkoutv1.Envelope_ReserveStock:
-		return h.reserve(ctx, svc, cmd.orderID(), p.ReserveStock, outcome, log)
+		return h.reserve(ctx, svc, orderID, p.ReserveStock, outcome, log)
 	case *checkoutv1.Envelope_ReleaseStock:
-		return h.release(ctx, svc, cmd.orderID(), outcome)
+		return h.release(ctx, svc, orderID, outcome)
 	case *checkoutv1.Envelope_CommitReservation:
-		return h.commit(ctx, svc, cmd.orderID(), outcome, log)
+		return h.commit(ctx, svc, orderID, outcome, log)
 	}
-	return nil, fmt.Errorf("no use case for %s", payloadName(cmd.env)) // parseCommand let it through: a bug
+	return nil, fmt.Errorf("no use case for %s", checkoutv1.PayloadName(cmd)) // parseCommand let it through: a bug
 }
 
 // reserve answers ReserveStock.
@@ -264,7 +219,7 @@ func (h *Handler) reserve(ctx context.Context, svc *inventory.Service, orderID s
 		return nil, nil // released or expired: the saga is past this step
 	case saga.Refused:
 		log.InfoContext(ctx, "reserve stock refused: compensated before it arrived")
-		return stockRejected(orderID, ReasonRefused, ""), nil
+		return stockRejected(orderID, checkoutv1.ReasonRefused, ""), nil
 	}
 	return nil, fmt.Errorf("barrier outcome %v for an action", outcome)
 }
@@ -338,7 +293,7 @@ func (h *Handler) commit(ctx context.Context, svc *inventory.Service, orderID st
 		// Only a compensation of commit-reservation, which parseCommand
 		// refuses, could have pre-empted it.
 		log.WarnContext(ctx, "commit reservation refused by the barrier")
-		return commitRejected(orderID, ReasonRefused), nil
+		return commitRejected(orderID, checkoutv1.ReasonRefused), nil
 	}
 	return nil, fmt.Errorf("barrier outcome %v for an action", outcome)
 }
@@ -359,66 +314,18 @@ func commitAnswer(ctx context.Context, svc *inventory.Service, orderID string) (
 	return commitRejected(orderID, fmt.Sprintf("the order's reservation is %s", r.Status)), nil
 }
 
-// addReply completes reply (only its payload set) as the answer to cmd and
-// adds it to the outbox in tx, with cmd's correlation headers.
-func (h *Handler) addReply(ctx context.Context, tx *gorm.DB, cmd command, reply *checkoutv1.Envelope) error {
-	reply.MessageId = uuid.NewString()
-	reply.SagaId = cmd.corr.SagaID
-	reply.Step = cmd.corr.Step
-	reply.CorrelationId = cmd.orderID()
-	reply.CausationId = cmd.messageID
-	reply.OccurredAt = timestamppb.New(h.now())
-	value, err := checkoutv1.Marshal(reply)
+// parseCommand reads an inventory command and its delivery from msg, or
+// says why it never can.
+func parseCommand(msg kafka.Message) (*checkoutv1.Envelope, saga.Delivery, error) {
+	cmd, role, err := checkoutv1.UnmarshalCommand(msg.Value, checkoutv1.TopicInventoryCommands)
 	if err != nil {
-		return err
+		return nil, saga.Delivery{}, err
 	}
-	return outbox.Add(ctx, tx, outbox.Message{
-		ID:      reply.MessageId,
-		Topic:   checkoutv1.TopicReplies,
-		Key:     cmd.orderID(),
-		Headers: cmd.corr.Headers(),
-		Payload: value,
-	})
-}
-
-// parseCommand reads an inventory command from msg, or says why it never can.
-func parseCommand(msg kafka.Message) (command, error) {
-	env, err := checkoutv1.Unmarshal(msg.Value)
+	d, err := saga.ParseDelivery(messaging.Headers(msg), cmd.GetMessageId(), checkoutv1.OrderID(cmd), role.Step, role.Compensation)
 	if err != nil {
-		return command{}, err
+		return nil, saga.Delivery{}, fmt.Errorf("%s: %w", checkoutv1.PayloadName(cmd), err)
 	}
-	headers := make(map[string]string, len(msg.Headers))
-	for _, h := range msg.Headers {
-		headers[h.Key] = string(h.Value) // the last of a repeated key wins, as with messaging.Header
-	}
-	corr, err := saga.ParseCorrelation(headers)
-	if err != nil {
-		return command{}, fmt.Errorf("%s: %w", payloadName(env), err)
-	}
-	var want saga.Correlation
-	switch env.GetPayload().(type) {
-	case *checkoutv1.Envelope_ReserveStock:
-		want = saga.Correlation{Step: StepReserveStock, Op: saga.OpAction}
-	case *checkoutv1.Envelope_ReleaseStock:
-		want = saga.Correlation{Step: StepReserveStock, Op: saga.OpCompensate}
-	case *checkoutv1.Envelope_CommitReservation:
-		want = saga.Correlation{Step: StepCommitReservation, Op: saga.OpAction}
-	default:
-		return command{}, fmt.Errorf("%s is not an inventory command", payloadName(env))
-	}
-	if corr.Step != want.Step || corr.Op != want.Op {
-		return command{}, fmt.Errorf("%s with saga-step %q and saga-op %q, want %q and %q",
-			payloadName(env), corr.Step, corr.Op, want.Step, want.Op)
-	}
-	if orderID := checkoutv1.OrderID(env); corr.SagaID != orderID {
-		return command{}, fmt.Errorf("%s for order %q with saga-id %q: the saga id must be the order id",
-			payloadName(env), orderID, corr.SagaID)
-	}
-	messageID, ok := messaging.Header(msg, outbox.HeaderMessageID)
-	if !ok {
-		messageID = env.GetMessageId()
-	}
-	return command{corr: corr, messageID: messageID, env: env}, nil
+	return cmd, d, nil
 }
 
 func stockReserved(r inventory.Reservation) *checkoutv1.Envelope {
@@ -445,12 +352,4 @@ func stockReleased(orderID string) *checkoutv1.Envelope {
 
 func reservationCommitted(orderID string) *checkoutv1.Envelope {
 	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReservationCommitted{ReservationCommitted: &checkoutv1.ReservationCommitted{OrderId: orderID}}}
-}
-
-// payloadName is the name of e's payload message, e.g. "ReserveStock".
-func payloadName(e *checkoutv1.Envelope) string {
-	if p := checkoutv1.PayloadMessage(e); p != nil {
-		return string(p.ProtoReflect().Descriptor().Name())
-	}
-	return "envelope"
 }

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/clocktest"
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/logtest"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -31,24 +33,6 @@ import (
 const ttl = 15 * time.Minute
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// clock is a clock the test moves by hand; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // notifier counts Notify calls; safe for concurrent use.
 type notifier struct {
@@ -81,12 +65,12 @@ type fixture struct {
 	db      *database.DB
 	handler *kafkaapi.Handler
 	service *inventory.Service
-	clock   *clock
+	clock   *clocktest.Clock
 	relay   *outbox.Relay
 	pub     *publisher
 	notes   *notifier
 	reg     *prometheus.Registry
-	logs    *strings.Builder
+	logs    *logtest.Buffer
 }
 
 // catalog is every fixture's: 5 mugs, 1 pen.
@@ -95,8 +79,8 @@ var catalog = []inventory.ProductWithStock{inventorytest.Product("MUG", 5), inve
 func newFixture(t *testing.T, engine dbtest.Engine) *fixture {
 	t.Helper()
 	conn := engine.NewDB(t, catalog...)
-	f := &fixture{db: conn, clock: &clock{now: start}, pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &strings.Builder{}}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: f.logs}, nil))
+	f := &fixture{db: conn, clock: clocktest.New(start), pub: &publisher{}, notes: &notifier{}, reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
+	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	store := db.NewStore(conn)
 	f.service = inventory.NewService(store, f.clock.Now, ttl)
 	inTx := func(tx *gorm.DB) *inventory.Service { return f.service.WithStore(store.InTx(tx)) }
@@ -108,18 +92,6 @@ func newFixture(t *testing.T, engine dbtest.Engine) *fixture {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Commands of the tests, for order "o-1".
@@ -158,9 +130,9 @@ func payloadName(e *checkoutv1.Envelope) string {
 
 // correlation of each command the order service sends for order o-1.
 var (
-	reserveCorr = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpAction}
-	releaseCorr = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate}
-	commitCorr  = saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepCommitReservation, Op: saga.OpAction}
+	reserveCorr = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpAction}
+	releaseCorr = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate}
+	commitCorr  = saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepCommitReservation, Op: saga.OpAction}
 )
 
 // message returns the Kafka message carrying e with corr, as the outbox
@@ -319,7 +291,7 @@ func TestHandler(t *testing.T) {
 func testReserve(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2), line("PEN", 1)), reserveCorr)
-	reserved := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockReserved", Reservation: f.reservation(t)}}
+	reserved := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockReserved", Reservation: f.reservation(t)}}
 	checkReplies(t, f.replies(t), reserved)
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3, Reserved: 2}, inventory.Stock{SKU: "PEN", Available: 0, Reserved: 1})
 	if f.notes.n != 1 {
@@ -347,7 +319,7 @@ func testReserveRejected(t *testing.T, engine dbtest.Engine) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, engine)
 			f.deliver(t, reserve(tt.lines...), reserveCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: tt.wantReason, SKU: tt.wantSKU}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: tt.wantReason, SKU: tt.wantSKU}})
 
 			// The refusal committed the barrier row: a redelivery is a
 			// duplicate, not a second attempt.
@@ -355,12 +327,12 @@ func testReserveRejected(t *testing.T, engine dbtest.Engine) {
 				t.Fatal(err)
 			}
 			f.deliver(t, reserve(tt.lines...), reserveCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: "rejected when first delivered"}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: "rejected when first delivered"}})
 
 			// The orchestrator compensates nothing after a refusal, but a
 			// release finds nothing held.
 			f.deliver(t, release(), releaseCorr)
-			checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+			checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 			f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5}, inventory.Stock{SKU: "PEN", Available: 11})
 		})
 	}
@@ -370,7 +342,7 @@ func testRelease(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
-	released := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
+	released := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
 	for range 2 {
 		f.deliver(t, release(), releaseCorr)
 		checkReplies(t, f.replies(t), released)
@@ -386,9 +358,9 @@ func testRelease(t *testing.T, engine dbtest.Engine) {
 func testNullCompensation(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 
-	refused := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: kafkaapi.ReasonRefused}}
+	refused := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpAction, Payload: "StockRejected", Reason: checkoutv1.ReasonRefused}}
 	for range 2 {
 		f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 		checkReplies(t, f.replies(t), refused)
@@ -398,7 +370,7 @@ func testNullCompensation(t *testing.T, engine dbtest.Engine) {
 		t.Errorf("reservation of a refused reserve: error %v, want ErrReservationNotFound", err)
 	}
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 }
 
 func testReleaseExpired(t *testing.T, engine dbtest.Engine) {
@@ -410,7 +382,7 @@ func testReleaseExpired(t *testing.T, engine dbtest.Engine) {
 		t.Fatalf("ExpireStale = %d, %v; want 1, nil", n, err)
 	}
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 }
 
@@ -418,7 +390,7 @@ func testCommit(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
-	committed := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "ReservationCommitted"}}
+	committed := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "ReservationCommitted"}}
 	for range 2 {
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), committed)
@@ -437,7 +409,7 @@ func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	if n, err := f.service.ExpireStale(t.Context()); err != nil || n != 1 {
 		t.Fatalf("ExpireStale = %d, %v; want 1, nil", n, err)
 	}
-	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is EXPIRED"}}
+	rejected := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is EXPIRED"}}
 	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), rejected)
@@ -454,7 +426,7 @@ func testCommitAfterExpiry(t *testing.T, engine dbtest.Engine) {
 	}
 
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 }
 
@@ -467,7 +439,7 @@ func testCommitAfterRelease(t *testing.T, engine dbtest.Engine) {
 	f.deliver(t, release(), releaseCorr)
 	f.replies(t)
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 1 {
 		t.Errorf("inventory_commit_after_expiry_total = %v, want 1", got)
@@ -479,7 +451,7 @@ func testCommitAfterRelease(t *testing.T, engine dbtest.Engine) {
 // unanswered.
 func testCommitWithoutReservation(t *testing.T, engine dbtest.Engine) {
 	f := newFixture(t, engine)
-	rejected := []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonNoReservation}}
+	rejected := []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonNoReservation}}
 	for range 2 {
 		f.deliver(t, commit(), commitCorr)
 		checkReplies(t, f.replies(t), rejected)
@@ -502,7 +474,7 @@ func testCommitRefused(t *testing.T, engine dbtest.Engine) {
 	f.deliver(t, reserve(line("MUG", 2)), reserveCorr)
 	f.replies(t)
 	err := f.db.Transaction(func(tx *gorm.DB) error {
-		outcome, err := saga.Barrier(t.Context(), tx, "o-1", kafkaapi.StepCommitReservation, saga.OpCompensate)
+		outcome, err := saga.Barrier(t.Context(), tx, "o-1", checkoutv1.StepCommitReservation, saga.OpCompensate)
 		if err == nil && outcome != saga.NullCompensation {
 			t.Errorf("compensation before the commit: barrier %v, want NullCompensation", outcome)
 		}
@@ -512,7 +484,7 @@ func testCommitRefused(t *testing.T, engine dbtest.Engine) {
 		t.Fatal(err)
 	}
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: kafkaapi.ReasonRefused}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: checkoutv1.ReasonRefused}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3, Reserved: 2}) // held until the saga releases it
 }
 
@@ -543,7 +515,7 @@ func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 	f.replies(t)
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 3})
 
-	released := []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
+	released := []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}}
 	for range 2 { // the first delivery and a redelivery
 		f.deliver(t, release(), releaseCorr)
 		checkReplies(t, f.replies(t), released)
@@ -556,7 +528,7 @@ func testReleaseAfterCommit(t *testing.T, engine dbtest.Engine) {
 
 	// The commit redelivered: a duplicate, which says what is true now.
 	f.deliver(t, commit(), commitCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepCommitReservation, Op: saga.OpAction, Payload: "CommitRejected", Reason: "the order's reservation is RELEASED"}})
 	f.checkStock(t, inventory.Stock{SKU: "MUG", Available: 5})
 	if got := metricValue(t, f.reg, "inventory_commit_after_expiry_total"); got != 0 {
 		t.Errorf("inventory_commit_after_expiry_total = %v, want 0: the commit was not rejected when first delivered", got)
@@ -612,9 +584,9 @@ func TestHandlerRefusesWhatItCannotHandle(t *testing.T) {
 		{"unknown operation", withHeaders(message(t, release(), releaseCorr), kafka.Header{Key: saga.HeaderOp, Value: []byte("undo")})},
 		{"release as an action", message(t, release(), reserveCorr)},
 		{"reserve as a compensation", message(t, reserve(line("MUG", 1)), releaseCorr)},
-		{"commit on the reserve step", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepReserveStock, Op: saga.OpAction})},
-		{"commit compensated", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: kafkaapi.StepCommitReservation, Op: saga.OpCompensate})},
-		{"saga id is not the order id", message(t, release(), saga.Correlation{SagaID: "o-2", Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate})},
+		{"commit on the reserve step", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepReserveStock, Op: saga.OpAction})},
+		{"commit compensated", message(t, commit(), saga.Correlation{SagaID: "o-1", Step: checkoutv1.StepCommitReservation, Op: saga.OpCompensate})},
+		{"saga id is not the order id", message(t, release(), saga.Correlation{SagaID: "o-2", Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate})},
 		{"a reply", message(t, answer, releaseCorr)},
 	}
 	for _, tt := range tests {
@@ -629,7 +601,7 @@ func TestHandlerRefusesWhatItCannotHandle(t *testing.T) {
 	checkReplies(t, f.replies(t), nil)
 	// Nothing was recorded: the release is not a duplicate.
 	f.deliver(t, release(), releaseCorr)
-	checkReplies(t, f.replies(t), []reply{{Step: kafkaapi.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
+	checkReplies(t, f.replies(t), []reply{{Step: checkoutv1.StepReserveStock, Op: saga.OpCompensate, Payload: "StockReleased"}})
 }
 
 // TestHandlerRetriesDatabaseErrors checks that a failing database is a

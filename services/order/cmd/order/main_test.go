@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/microshop/microshop/pkg/kafkatest"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/services/order/internal/checkout/checkouttest"
 )
@@ -113,22 +116,20 @@ func checkOrderRoundTrip(t *testing.T, baseURL string) string {
 func checkCheckout(t *testing.T, baseURL, broker, id string) {
 	t.Helper()
 	fakes := checkouttest.Start(t, broker, checkouttest.Behave(checkouttest.Options{}))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	want := []string{"ReserveStock", "ChargePayment", "CommitReservation"}
+	poll.UntilNil(ctx, t, fmt.Sprintf("order %s CONFIRMED after %v", id, want), func() error {
 		req, err := http.NewRequest(http.MethodGet, baseURL+"/v1/orders/"+id, nil)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		resp, got := do(t, req)
-		want := []string{"ReserveStock", "ChargePayment", "CommitReservation"}
-		if resp.StatusCode == http.StatusOK && got.Status == "CONFIRMED" && slices.Equal(fakes.Commands(id), want) {
-			return
+		if resp.StatusCode != http.StatusOK || got.Status != "CONFIRMED" || !slices.Equal(fakes.Commands(id), want) {
+			return fmt.Errorf("order is %d %s, commands received %v", resp.StatusCode, got.Status, fakes.Commands(id))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: order %s is %s, commands received %v; want CONFIRMED after %v", id, got.Status, fakes.Commands(id), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // checkMetrics checks that the service's registry is served, with the saga's

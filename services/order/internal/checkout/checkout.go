@@ -1,7 +1,9 @@
-// Package checkout is the order service's half of the checkout saga: the
-// saga definition "checkout" run by a saga.Orchestrator, the hooks that move
-// the order along with it, the outbox adapter the orchestrator sends its
-// commands through, and the handler of the participants' replies.
+// Package checkout is the order service's half of the checkout saga: it
+// stores a new order and starts its saga in one transaction (Transact, the
+// order.Transactor), runs the saga definition checkoutv1.Saga on a
+// saga.Orchestrator, moves the order along with it (the hooks), writes the
+// orchestrator's commands and the order events to the outbox, and handles
+// the participants' replies.
 //
 // The saga reserves the stock, charges the payment and then commits the
 // reservation (sells the stock). The order is CONFIRMED only once inventory
@@ -29,7 +31,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
@@ -37,17 +38,7 @@ import (
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/order/internal/db"
 	"github.com/microshop/microshop/services/order/internal/order"
-)
-
-// Names of the saga definition and its steps, in headers, envelopes and
-// barrier rows of every service (the shared contract).
-const (
-	Definition            = "checkout"
-	StepReserveStock      = "reserve-stock"
-	StepChargePayment     = "charge-payment"
-	StepCommitReservation = "commit-reservation"
 )
 
 // Config tunes the checkout.
@@ -64,35 +55,52 @@ type Config struct {
 	Saga saga.Options
 }
 
+// Orders is the order store bound to one of the checkout's transactions (a
+// *db.Store from InTx): new orders are stored, and the saga moves them
+// along, through it.
+type Orders interface {
+	order.Store
+	// AddHistory appends reason to the history of order orderID, with the
+	// order's current status.
+	AddHistory(ctx context.Context, orderID, reason string, at time.Time) error
+	// Finish moves the PENDING order orderID to status, CONFIRMED or
+	// CANCELLED (with cancelReason), and appends reason to its history.
+	Finish(ctx context.Context, orderID string, status order.Status, cancelReason, reason string, at time.Time) error
+}
+
 // Checkout runs the checkout sagas of one order database. Create it with
 // New. It is safe for concurrent use.
 type Checkout struct {
+	db     *gorm.DB
+	orders func(tx *gorm.DB) Orders
 	orch   *saga.Orchestrator
 	now    func() time.Time
 	notify func()
 }
 
-var _ db.Checkout = (*Checkout)(nil)
+var _ order.Transactor = (*Checkout)(nil)
 
 // New returns a Checkout on orderDB, migrated with the order migrations,
-// saga.MigrateOrchestrator and outbox.Migrate. It writes its messages to the
-// outbox and calls notify (the relay's Notify) after a transaction of its
-// own that added some committed. Metrics go to reg (none if nil).
-func New(orderDB *database.DB, cfg Config, notify func(), log *slog.Logger, reg prometheus.Registerer) (*Checkout, error) {
+// saga.MigrateOrchestrator and outbox.Migrate, that reaches the orders
+// through orders(tx), the order store bound to a transaction on orderDB. It
+// writes its messages to the outbox and calls notify (the relay's Notify)
+// after a transaction of its own that added some committed. Metrics go to
+// reg (none if nil).
+func New(orderDB *database.DB, orders func(tx *gorm.DB) Orders, cfg Config, notify func(), log *slog.Logger, reg prometheus.Registerer) (*Checkout, error) {
 	if cfg.Saga.Now == nil {
 		cfg.Saga.Now = time.Now
 	}
-	c := &Checkout{now: cfg.Saga.Now, notify: notify}
-	def := saga.Definition{Name: Definition, Steps: []saga.Step{
-		{Name: StepReserveStock, Timeout: cfg.ReserveTimeout, Action: reserveStock, Compensate: releaseStock},
-		{Name: StepChargePayment, Timeout: cfg.ChargeTimeout, Action: chargePayment, Compensate: refundPayment},
+	c := &Checkout{db: orderDB.DB, orders: orders, now: cfg.Saga.Now, notify: notify}
+	def := saga.Definition{Name: checkoutv1.Saga, Steps: []saga.Step{
+		{Name: checkoutv1.StepReserveStock, Timeout: cfg.ReserveTimeout, Action: c.reserveStock, Compensate: c.releaseStock},
+		{Name: checkoutv1.StepChargePayment, Timeout: cfg.ChargeTimeout, Action: c.chargePayment, Compensate: c.refundPayment},
 		// No compensation: a commit refused had no effect, and one that timed
 		// out but took effect is undone by releaseStock, which inventory
 		// applies to a committed reservation too.
-		{Name: StepCommitReservation, Timeout: cfg.CommitTimeout, Action: commitReservation},
+		{Name: checkoutv1.StepCommitReservation, Timeout: cfg.CommitTimeout, Action: c.commitReservation},
 	}}
 	hooks := saga.Hooks{OnStep: c.onStep, OnCompleted: c.onCompleted, OnFailed: c.onFailed}
-	orch, err := saga.NewOrchestrator(orderDB, sender{now: c.now}, []saga.Definition{def}, hooks, cfg.Saga, log, reg)
+	orch, err := saga.NewOrchestrator(orderDB, outboxSender{}, []saga.Definition{def}, hooks, cfg.Saga, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("new checkout: %w", err)
 	}
@@ -111,6 +119,53 @@ func (c *Checkout) RunOnce(ctx context.Context) error { return c.orch.RunOnce(ct
 // Instance returns the saga of order orderID, for tests and operators.
 func (c *Checkout) Instance(ctx context.Context, orderID string) (saga.Instance, error) {
 	return c.orch.Instance(ctx, orderID)
+}
+
+// Transact implements order.Transactor: it runs fn in one transaction of the
+// order database, with the order store and a checkout bound to it, and wakes
+// the outbox relay once a transaction in which a checkout started has
+// committed, so that its first command leaves at once.
+func (c *Checkout) Transact(ctx context.Context, fn func(order.Store, order.Checkout) error) error {
+	var st *starter
+	err := c.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		st = &starter{c: c, tx: tx}
+		return fn(c.orders(tx), st)
+	})
+	if err == nil && st.started {
+		c.notify()
+	}
+	return err
+}
+
+// starter is the order.Checkout of one transaction of Transact.
+type starter struct {
+	c       *Checkout
+	tx      *gorm.DB
+	started bool
+}
+
+// Start implements order.Checkout: it starts o's saga (which sends
+// ReserveStock) and adds the OrderPlaced event to the outbox.
+func (s *starter) Start(ctx context.Context, o order.Order, pay order.Payment) error {
+	d := data{Total: moneyData{Minor: o.Total.Minor, Currency: o.Total.Currency}, CardNumber: pay.CardNumber}
+	for _, l := range o.Lines {
+		d.Lines = append(d.Lines, lineData{SKU: l.SKU, Quantity: l.Quantity})
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode saga data: %w", err)
+	}
+	if err := s.c.orch.Start(ctx, s.tx, checkoutv1.Saga, o.ID, raw); err != nil {
+		return fmt.Errorf("start checkout: %w", err)
+	}
+	err = s.c.addEvent(ctx, s.tx, o.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderPlaced{OrderPlaced: &checkoutv1.OrderPlaced{
+		OrderId: o.ID, CustomerId: o.CustomerID, Total: d.Total.proto(), Lines: d.protoLines(),
+	}}})
+	if err != nil {
+		return fmt.Errorf("start checkout: %w", err)
+	}
+	s.started = true
+	return nil
 }
 
 // data is the saga's data: what its commands need, as JSON.
@@ -142,33 +197,10 @@ func (d data) protoLines() []*checkoutv1.OrderLine {
 	return lines
 }
 
-// Start implements db.Checkout: inside tx, the transaction storing the new
-// order o, it starts o's saga (which sends ReserveStock) and adds the
-// OrderPlaced event to the outbox.
-func (c *Checkout) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error {
-	d := data{Total: moneyData{Minor: o.Total.Minor, Currency: o.Total.Currency}, CardNumber: pay.CardNumber}
-	for _, l := range o.Lines {
-		d.Lines = append(d.Lines, lineData{SKU: l.SKU, Quantity: l.Quantity})
-	}
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("encode saga data: %w", err)
-	}
-	if err := c.orch.Start(ctx, tx, Definition, o.ID, raw); err != nil {
-		return err
-	}
-	return c.addEvent(ctx, tx, o.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderPlaced{OrderPlaced: &checkoutv1.OrderPlaced{
-		OrderId: o.ID, CustomerId: o.CustomerID, Total: d.Total.proto(), Lines: d.protoLines(),
-	}}})
-}
-
-// Started implements db.Checkout: it wakes the outbox relay.
-func (c *Checkout) Started() { c.notify() }
-
 // onStep records every step outcome in the order's history; the order
 // stays PENDING.
 func (c *Checkout) onStep(ctx context.Context, tx *gorm.DB, inst saga.Instance, step, op, outcome string) error {
-	return db.AddHistory(ctx, tx, inst.ID, stepReason(inst, step, op, outcome), c.at())
+	return c.orders(tx).AddHistory(ctx, inst.ID, stepReason(inst, step, op, outcome), c.at())
 }
 
 // stepReason says in the history what happened to a step, e.g.
@@ -198,7 +230,7 @@ func stepReason(inst saga.Instance, step, op, outcome string) string {
 // onCompleted confirms the order and announces OrderConfirmed: the stock is
 // sold (commit-reservation succeeded) and the payment captured.
 func (c *Checkout) onCompleted(ctx context.Context, tx *gorm.DB, inst saga.Instance) error {
-	if err := db.Finish(ctx, tx, inst.ID, order.StatusConfirmed, "", "order confirmed", c.at()); err != nil {
+	if err := c.orders(tx).Finish(ctx, inst.ID, order.StatusConfirmed, "", "order confirmed", c.at()); err != nil {
 		return err
 	}
 	return c.addEvent(ctx, tx, inst.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderConfirmed{OrderConfirmed: &checkoutv1.OrderConfirmed{OrderId: inst.ID}}})
@@ -207,70 +239,56 @@ func (c *Checkout) onCompleted(ctx context.Context, tx *gorm.DB, inst saga.Insta
 // onFailed cancels the order with the saga's reason and announces
 // OrderCancelled; every compensation has been acknowledged by now.
 func (c *Checkout) onFailed(ctx context.Context, tx *gorm.DB, inst saga.Instance, reason string) error {
-	if err := db.Finish(ctx, tx, inst.ID, order.StatusCancelled, reason, "order cancelled: "+reason, c.at()); err != nil {
+	if err := c.orders(tx).Finish(ctx, inst.ID, order.StatusCancelled, reason, "order cancelled: "+reason, c.at()); err != nil {
 		return err
 	}
 	return c.addEvent(ctx, tx, inst.ID, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_OrderCancelled{OrderCancelled: &checkoutv1.OrderCancelled{OrderId: inst.ID, Reason: reason}}})
 }
 
 // addEvent adds env, an order event about orderID with its payload set, to
-// the outbox through tx, with a new message id and the time, keyed by the
-// order id.
+// the outbox through tx, with a new message id, keyed by the order id.
 func (c *Checkout) addEvent(ctx context.Context, tx *gorm.DB, orderID string, env *checkoutv1.Envelope) error {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return fmt.Errorf("new message id: %w", err)
 	}
-	env.MessageId, env.SagaId, env.CorrelationId = id.String(), orderID, orderID
-	env.OccurredAt = timestamppb.New(c.now())
-	value, err := checkoutv1.Marshal(env)
+	cmd, err := c.message(orderID, id.String(), env)
 	if err != nil {
 		return err
+	}
+	return outbox.Add(ctx, tx, outbox.Message{ID: cmd.ID, Topic: cmd.Topic, Key: cmd.Key, Payload: cmd.Payload})
+}
+
+// message completes env, whose payload is set, as message id of saga (and
+// order) sagaID, occurring now, and encodes it, once. Its topic is the
+// payload's, its key the order id, and a command's step the one the
+// contract gives its payload (checkoutv1.RoleOf).
+func (c *Checkout) message(sagaID, id string, env *checkoutv1.Envelope) (saga.Command, error) {
+	env.MessageId, env.SagaId, env.CorrelationId = id, sagaID, sagaID
+	env.OccurredAt = timestamppb.New(c.now())
+	if role, ok := checkoutv1.RoleOf(env); ok {
+		env.Step = role.Step
+	}
+	value, err := checkoutv1.Marshal(env)
+	if err != nil {
+		return saga.Command{}, err
 	}
 	topic, err := checkoutv1.TopicOf(env)
 	if err != nil {
-		return err
+		return saga.Command{}, err
 	}
-	return outbox.Add(ctx, tx, outbox.Message{ID: env.GetMessageId(), Topic: topic, Key: orderID, Payload: value})
+	return saga.Command{ID: id, Topic: topic, Key: sagaID, Payload: value}, nil
 }
 
 // at is the time of a history row, as the database keeps it.
 func (c *Checkout) at() time.Time { return c.now().UTC().Truncate(time.Microsecond) }
 
-// sender is the saga.Sender: it writes the orchestrator's commands to the
-// outbox in the transition's transaction.
-//
-// A step builds its command before the orchestrator assigns the command's
-// id, and the envelope must carry that id as message_id. So steps encode an
-// envelope without message_id and occurred_at (proto.Marshal, which does not
-// validate), and Send stamps both and encodes it for good with
-// checkoutv1.Marshal, which does.
-type sender struct {
-	now func() time.Time
-}
+// outboxSender is the saga.Sender: it writes the orchestrator's commands,
+// encoded by the steps, to the outbox in the transition's transaction.
+type outboxSender struct{}
 
-func (s sender) Send(ctx context.Context, tx *gorm.DB, cmd saga.Command) error {
-	var env checkoutv1.Envelope
-	if err := proto.Unmarshal(cmd.Payload, &env); err != nil {
-		return fmt.Errorf("decode command envelope: %w", err)
-	}
-	env.MessageId, env.OccurredAt = cmd.ID, timestamppb.New(s.now())
-	value, err := checkoutv1.Marshal(&env)
-	if err != nil {
-		return err
-	}
-	return outbox.Add(ctx, tx, outbox.Message{ID: cmd.ID, Topic: cmd.Topic, Key: cmd.Key, Headers: cmd.Headers, Payload: value})
-}
-
-// command returns the saga.Command to topic carrying env, whose payload is
-// set, for the step of inst; sender completes the envelope.
-func command(inst saga.Instance, step, topic string, env *checkoutv1.Envelope) (saga.Command, error) {
-	env.SagaId, env.Step, env.CorrelationId = inst.ID, step, inst.ID
-	value, err := proto.Marshal(env)
-	if err != nil {
-		return saga.Command{}, fmt.Errorf("encode %s command: %w", step, err)
-	}
-	return saga.Command{Topic: topic, Key: inst.ID, Payload: value}, nil
+func (outboxSender) Send(ctx context.Context, tx *gorm.DB, cmd saga.Command) error {
+	return outbox.Add(ctx, tx, outbox.Message{ID: cmd.ID, Topic: cmd.Topic, Key: cmd.Key, Headers: cmd.Headers, Payload: cmd.Payload})
 }
 
 func parseData(inst saga.Instance) (data, error) {
@@ -281,46 +299,49 @@ func parseData(inst saga.Instance) (data, error) {
 	return d, nil
 }
 
-func reserveStock(_ context.Context, inst saga.Instance) (saga.Command, error) {
+// The steps' commands. Each is encoded once, with the message id the
+// orchestrator sends it with.
+
+func (c *Checkout) reserveStock(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
 	d, err := parseData(inst)
 	if err != nil {
 		return saga.Command{}, err
 	}
-	return command(inst, StepReserveStock, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReserveStock{
+	return c.message(inst.ID, id, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReserveStock{
 		ReserveStock: &checkoutv1.ReserveStock{OrderId: inst.ID, Lines: d.protoLines()},
 	}})
 }
 
-func releaseStock(_ context.Context, inst saga.Instance) (saga.Command, error) {
-	return command(inst, StepReserveStock, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReleaseStock{
+func (c *Checkout) releaseStock(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
+	return c.message(inst.ID, id, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReleaseStock{
 		ReleaseStock: &checkoutv1.ReleaseStock{OrderId: inst.ID},
 	}})
 }
 
-func chargePayment(_ context.Context, inst saga.Instance) (saga.Command, error) {
+func (c *Checkout) chargePayment(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
 	d, err := parseData(inst)
 	if err != nil {
 		return saga.Command{}, err
 	}
-	return command(inst, StepChargePayment, checkoutv1.TopicPaymentCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ChargePayment{
+	return c.message(inst.ID, id, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ChargePayment{
 		ChargePayment: &checkoutv1.ChargePayment{
-			OrderId: inst.ID, Amount: d.Total.proto(), CardNumber: d.CardNumber, IdempotencyKey: inst.ID + ":charge",
+			OrderId: inst.ID, Amount: d.Total.proto(), CardNumber: d.CardNumber, IdempotencyKey: checkoutv1.ChargeKey(inst.ID),
 		},
 	}})
 }
 
-func refundPayment(_ context.Context, inst saga.Instance) (saga.Command, error) {
+func (c *Checkout) refundPayment(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
 	d, err := parseData(inst)
 	if err != nil {
 		return saga.Command{}, err
 	}
-	return command(inst, StepChargePayment, checkoutv1.TopicPaymentCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_RefundPayment{
-		RefundPayment: &checkoutv1.RefundPayment{OrderId: inst.ID, Amount: d.Total.proto(), IdempotencyKey: inst.ID + ":refund"},
+	return c.message(inst.ID, id, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_RefundPayment{
+		RefundPayment: &checkoutv1.RefundPayment{OrderId: inst.ID, Amount: d.Total.proto(), IdempotencyKey: checkoutv1.RefundKey(inst.ID)},
 	}})
 }
 
-func commitReservation(_ context.Context, inst saga.Instance) (saga.Command, error) {
-	return command(inst, StepCommitReservation, checkoutv1.TopicInventoryCommands, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitReservation{
+func (c *Checkout) commitReservation(_ context.Context, inst saga.Instance, id string) (saga.Command, error) {
+	return c.message(inst.ID, id, &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_CommitReservation{
 		CommitReservation: &checkoutv1.CommitReservation{OrderId: inst.ID},
 	}})
 }

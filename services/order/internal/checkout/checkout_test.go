@@ -3,6 +3,7 @@ package checkout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/order/internal/checkout"
@@ -54,8 +56,8 @@ var fast = checkout.Config{
 // setup tunes a harness. The zero value is the real clock and the
 // checkout as cmd/order wires it.
 type setup struct {
-	// wrap, if set, wraps the checkout the store starts orders with.
-	wrap func(db.Checkout) db.Checkout
+	// wrap, if set, wraps the transactor the use cases place orders with.
+	wrap func(order.Transactor) order.Transactor
 	// clock, if set, is the clock of the sagas and the orders: no deadline
 	// passes until the test advances it.
 	clock *ordertest.Clock
@@ -87,7 +89,8 @@ func start(t *testing.T, databaseURL string, s setup) *harness {
 	if s.clock != nil {
 		cfg.Saga.Now, now = s.clock.Now, s.clock.Now
 	}
-	sagas, err := checkout.New(orderDB, cfg, relay.Notify, log, nil)
+	store := db.NewStore(orderDB)
+	sagas, err := checkout.New(orderDB, func(tx *gorm.DB) checkout.Orders { return store.InTx(tx) }, cfg, relay.Notify, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +115,11 @@ func start(t *testing.T, databaseURL string, s setup) *harness {
 		consumer.Close()
 		writer.Close()
 	})
-	var c db.Checkout = sagas
+	var checkouts order.Transactor = sagas
 	if s.wrap != nil {
-		c = s.wrap(sagas)
+		checkouts = s.wrap(sagas)
 	}
-	store := db.NewStore(orderDB, c)
-	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, now), broker: broker}
+	return &harness{db: orderDB, sagas: sagas, store: store, orders: order.NewService(store, checkouts, now), broker: broker}
 }
 
 func databases(t *testing.T) map[string]func(t *testing.T) string {
@@ -140,69 +142,71 @@ func place(t *testing.T, h *harness, card string) order.Order {
 	return o
 }
 
+// within returns a context that ends after d, for poll.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // waitFinal polls the order until it is CONFIRMED or CANCELLED.
 func waitFinal(t *testing.T, h *harness, id string) order.Order {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		o, err := h.orders.Get(t.Context(), id, "")
-		if err != nil {
-			t.Fatal(err)
+	var o order.Order
+	poll.UntilNil(within(t, 20*time.Second), t, "the order CONFIRMED or CANCELLED", func() error {
+		var err error
+		if o, err = h.orders.Get(t.Context(), id, ""); err != nil {
+			return err
 		}
-		if o.Status != order.StatusPending {
-			return o
+		if o.Status == order.StatusPending {
+			return fmt.Errorf("still PENDING: %+v", o)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order still PENDING after 20s: %+v", o)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return o
 }
 
 // waitCommands polls until the fakes received want for the order.
 func waitCommands(t *testing.T, p *checkouttest.Participants, id string, want []string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !slices.Equal(p.Commands(id), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("commands received = %v, want %v", p.Commands(id), want)
+	poll.UntilNil(within(t, 20*time.Second), t, fmt.Sprintf("commands %v", want), func() error {
+		if got := p.Commands(id); !slices.Equal(got, want) {
+			return fmt.Errorf("commands received = %v", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // events returns the names of the order events in the outbox for id, and
 // waits until the relay published them all.
 func events(t *testing.T, h *harness, id string) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var names []string
+	poll.UntilNil(within(t, 10*time.Second), t, "the order events all published", func() error {
 		var rows []struct {
 			Payload []byte
 			SentAt  *time.Time
 		}
 		err := h.db.WithContext(t.Context()).Raw("SELECT payload, sent_at FROM outbox WHERE key = ? AND topic = ? ORDER BY seq", id, checkoutv1.TopicOrderEvents).Scan(&rows).Error
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		var names []string
+		names = nil
 		pending := false
 		for _, r := range rows {
 			env, err := checkoutv1.Unmarshal(r.Payload)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			names = append(names, checkouttest.Name(env))
 			pending = pending || r.SentAt == nil
 		}
-		if !pending {
-			return names
+		if pending {
+			return fmt.Errorf("order events %v not all published", names)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("order events %v not all published within 10s", names)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return names
 }
 
 func history(o order.Order) []string {
@@ -310,17 +314,19 @@ func TestSaga(t *testing.T) {
 	}
 }
 
-// failingStart starts the checkout and then fails, as a later write of the
-// order's transaction could.
-type failingStart struct{ db.Checkout }
+// failingStart runs the use case's transaction and then fails, as a later
+// write of the order's transaction could.
+type failingStart struct{ order.Transactor }
 
 var errLater = errors.New("a later write failed")
 
-func (f failingStart) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error {
-	if err := f.Checkout.Start(ctx, tx, o, pay); err != nil {
-		return err
-	}
-	return errLater
+func (f failingStart) Transact(ctx context.Context, fn func(order.Store, order.Checkout) error) error {
+	return f.Transactor.Transact(ctx, func(store order.Store, c order.Checkout) error {
+		if err := fn(store, c); err != nil {
+			return err
+		}
+		return errLater
+	})
 }
 
 // TestCreateRolledBack checks that the order, its saga and its outbox
@@ -328,7 +334,7 @@ func (f failingStart) Start(ctx context.Context, tx *gorm.DB, o order.Order, pay
 func TestCreateRolledBack(t *testing.T) {
 	for name, newURL := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			h := start(t, newURL(t), setup{wrap: func(c db.Checkout) db.Checkout { return failingStart{c} }})
+			h := start(t, newURL(t), setup{wrap: func(c order.Transactor) order.Transactor { return failingStart{c} }})
 			_, _, err := h.orders.Create(t.Context(), order.CreateRequest{
 				CustomerID: "alice", IdempotencyKey: "k", CardNumber: "4242424242424242",
 				Lines: []order.Line{{SKU: "MUG", Quantity: 1, UnitPrice: money.Amount{Minor: 100, Currency: "EUR"}}},
@@ -358,7 +364,7 @@ func TestChargeCarriesThePayment(t *testing.T) {
 	waitFinal(t, h, placed.ID)
 	waitCommands(t, fakes, placed.ID, []string{"ReserveStock", "ChargePayment", "CommitReservation"})
 	charge := fakes.Received(placed.ID)[1].GetChargePayment()
-	want := []any{placed.ID, int64(2500), "EUR", "4000000000000002", placed.ID + ":charge"}
+	want := []any{placed.ID, int64(2500), "EUR", "4000000000000002", checkoutv1.ChargeKey(placed.ID)}
 	got := []any{charge.GetOrderId(), charge.GetAmount().GetMinorUnits(), charge.GetAmount().GetCurrency(), charge.GetCardNumber(), charge.GetIdempotencyKey()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ChargePayment (-want +got):\n%s", diff)

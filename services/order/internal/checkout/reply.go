@@ -29,11 +29,7 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 	if err != nil {
 		return messaging.Permanent(err)
 	}
-	headers := make(map[string]string, len(msg.Headers))
-	for _, h := range msg.Headers { // the last of a repeated header wins, as in messaging.Header
-		headers[h.Key] = string(h.Value)
-	}
-	corr, err := saga.ParseCorrelation(headers)
+	corr, err := saga.ParseCorrelation(messaging.Headers(msg))
 	if err != nil {
 		return messaging.Permanent(err)
 	}
@@ -52,47 +48,18 @@ func (c *Checkout) HandleReply(ctx context.Context, msg kafka.Message) error {
 	return nil
 }
 
-// answer is the operation a reply payload answers, and whether it says the
-// operation succeeded.
-type answer struct {
-	step, op string
-	ok       bool
-}
-
-// answers maps every reply payload to the operation it answers. A refusal's
-// reason is in its payload.
-var answers = map[string]answer{
-	"StockReserved":        {step: StepReserveStock, op: saga.OpAction, ok: true},
-	"StockRejected":        {step: StepReserveStock, op: saga.OpAction, ok: false},
-	"StockReleased":        {step: StepReserveStock, op: saga.OpCompensate, ok: true},
-	"PaymentCaptured":      {step: StepChargePayment, op: saga.OpAction, ok: true},
-	"PaymentFailed":        {step: StepChargePayment, op: saga.OpAction, ok: false},
-	"PaymentRefunded":      {step: StepChargePayment, op: saga.OpCompensate, ok: true},
-	"ReservationCommitted": {step: StepCommitReservation, op: saga.OpAction, ok: true},
-	"CommitRejected":       {step: StepCommitReservation, op: saga.OpAction, ok: false},
-}
-
 // replyOutcome checks that env is a reply answering the command corr names,
 // about the same order, and returns whether it succeeded and why not.
 func replyOutcome(env *checkoutv1.Envelope, corr saga.Correlation) (ok bool, reason string, err error) {
-	payload := checkoutv1.PayloadMessage(env)
-	name := string(payload.ProtoReflect().Descriptor().Name())
-	want, known := answers[name]
+	name := checkoutv1.PayloadName(env)
+	role, known := checkoutv1.RoleOf(env)
 	switch {
-	case !known:
+	case !known || !role.Reply:
 		return false, "", fmt.Errorf("%w: %s is not a reply", ErrUnexpectedReply, name)
-	case want.step != corr.Step || want.op != corr.Op:
+	case role.Step != corr.Step || saga.OpOf(role.Compensation) != corr.Op:
 		return false, "", fmt.Errorf("%w: %s does not answer %s of step %s", ErrUnexpectedReply, name, corr.Op, corr.Step)
 	case checkoutv1.OrderID(env) != corr.SagaID:
 		return false, "", fmt.Errorf("%w: %s about order %s has saga id %s", ErrUnexpectedReply, name, checkoutv1.OrderID(env), corr.SagaID)
 	}
-	switch p := env.GetPayload().(type) {
-	case *checkoutv1.Envelope_StockRejected:
-		reason = p.StockRejected.GetReason()
-	case *checkoutv1.Envelope_PaymentFailed:
-		reason = p.PaymentFailed.GetReason()
-	case *checkoutv1.Envelope_CommitRejected:
-		reason = p.CommitRejected.GetReason()
-	}
-	return want.ok, reason, nil
+	return role.OK, checkoutv1.ReasonOf(env), nil
 }

@@ -18,7 +18,7 @@ import (
 // step and operation their headers name for the same order.
 func FuzzReplyDecoding(f *testing.F) {
 	good, err := checkoutv1.Marshal(&checkoutv1.Envelope{
-		MessageId: "m-1", SagaId: "o-1", Step: StepReserveStock, CorrelationId: "o-1",
+		MessageId: "m-1", SagaId: "o-1", Step: checkoutv1.StepReserveStock, CorrelationId: "o-1",
 		OccurredAt: timestamppb.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
 		Payload:    &checkoutv1.Envelope_StockReserved{StockReserved: &checkoutv1.StockReserved{OrderId: "o-1", ReservationId: "r-1"}},
 	})
@@ -26,18 +26,18 @@ func FuzzReplyDecoding(f *testing.F) {
 		f.Fatal(err)
 	}
 	rejected, err := checkoutv1.Marshal(&checkoutv1.Envelope{
-		MessageId: "m-2", SagaId: "o-1", Step: StepCommitReservation, CorrelationId: "o-1",
+		MessageId: "m-2", SagaId: "o-1", Step: checkoutv1.StepCommitReservation, CorrelationId: "o-1",
 		OccurredAt: timestamppb.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)),
 		Payload:    &checkoutv1.Envelope_CommitRejected{CommitRejected: &checkoutv1.CommitRejected{OrderId: "o-1", Reason: "the order's reservation is EXPIRED"}},
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(good, "o-1", StepReserveStock, saga.OpAction)
-	f.Add(rejected, "o-1", StepCommitReservation, saga.OpAction)
-	f.Add(rejected, "o-1", StepReserveStock, saga.OpCompensate)
-	f.Add(good, "o-2", StepReserveStock, saga.OpAction)
-	f.Add(good, "o-1", StepChargePayment, saga.OpCompensate)
+	f.Add(good, "o-1", checkoutv1.StepReserveStock, saga.OpAction)
+	f.Add(rejected, "o-1", checkoutv1.StepCommitReservation, saga.OpAction)
+	f.Add(rejected, "o-1", checkoutv1.StepReserveStock, saga.OpCompensate)
+	f.Add(good, "o-2", checkoutv1.StepReserveStock, saga.OpAction)
+	f.Add(good, "o-1", checkoutv1.StepChargePayment, saga.OpCompensate)
 	f.Add([]byte{0x0a, 0xff}, "", "", "")
 	f.Fuzz(func(t *testing.T, payload []byte, sagaID, step, op string) {
 		env, err := checkoutv1.Unmarshal(payload)

@@ -23,18 +23,18 @@ func TestReplyOutcome(t *testing.T) {
 		wantReason string
 		wantErr    error
 	}{
-		{"stock released", released, StepReserveStock, saga.OpCompensate, true, "", nil},
-		{"stock rejected", rejected, StepReserveStock, saga.OpAction, false, "insufficient stock", nil},
-		{"reservation committed answers its commit", committed, StepCommitReservation, saga.OpAction, true, "", nil},
-		{"commit rejected refuses the commit", commitRejected, StepCommitReservation, saga.OpAction, false, "the order's reservation is EXPIRED", nil},
-		{"reservation committed does not answer a release", committed, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
-		{"commit rejected does not answer a release", commitRejected, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
-		{"commit rejected does not answer a reserve", commitRejected, StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
-		{"reservation committed does not answer a reserve", committed, StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
-		{"reservation committed does not answer a refund", committed, StepChargePayment, saga.OpCompensate, false, "", ErrUnexpectedReply},
-		{"stock rejected does not answer a release", rejected, StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"stock released", released, checkoutv1.StepReserveStock, saga.OpCompensate, true, "", nil},
+		{"stock rejected", rejected, checkoutv1.StepReserveStock, saga.OpAction, false, "insufficient stock", nil},
+		{"reservation committed answers its commit", committed, checkoutv1.StepCommitReservation, saga.OpAction, true, "", nil},
+		{"commit rejected refuses the commit", commitRejected, checkoutv1.StepCommitReservation, saga.OpAction, false, "the order's reservation is EXPIRED", nil},
+		{"reservation committed does not answer a release", committed, checkoutv1.StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"commit rejected does not answer a release", commitRejected, checkoutv1.StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"commit rejected does not answer a reserve", commitRejected, checkoutv1.StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
+		{"reservation committed does not answer a reserve", committed, checkoutv1.StepReserveStock, saga.OpAction, false, "", ErrUnexpectedReply},
+		{"reservation committed does not answer a refund", committed, checkoutv1.StepChargePayment, saga.OpCompensate, false, "", ErrUnexpectedReply},
+		{"stock rejected does not answer a release", rejected, checkoutv1.StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
 		{"a command is no reply", &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_ReleaseStock{ReleaseStock: &checkoutv1.ReleaseStock{OrderId: "o-1"}}},
-			StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
+			checkoutv1.StepReserveStock, saga.OpCompensate, false, "", ErrUnexpectedReply},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,31 +21,29 @@ import (
 	"github.com/microshop/microshop/services/order/internal/order"
 )
 
-// Store is an order.Store on a migrated database. It is safe for concurrent
-// use, by several processes sharing the database too.
+// Store is an order.Store on a migrated database, or on a transaction of
+// one (InTx). It is safe for concurrent use, by several processes sharing
+// the database too.
 type Store struct {
-	gdb      *gorm.DB
-	checkout Checkout
+	gdb *gorm.DB
+	// inTx is true when gdb is a transaction: its writes need no
+	// transaction of their own.
+	inTx bool
 }
 
 var _ order.Store = (*Store)(nil)
 
-// Checkout starts an order's checkout saga in the transaction that stores
-// the order (cmd/order wires internal/checkout in).
-type Checkout interface {
-	// Start starts the checkout of o, paid with pay, writing only through
-	// tx. An error rolls the order back.
-	Start(ctx context.Context, tx *gorm.DB, o order.Order, pay order.Payment) error
-	// Started is called after a transaction in which Start ran committed
-	// (to wake the outbox relay).
-	Started()
+// NewStore returns a Store on db, which must be migrated with
+// services/order/migrations.
+func NewStore(db *database.DB) *Store {
+	return &Store{gdb: db.DB}
 }
 
-// NewStore returns a Store on db, which must be migrated with
-// services/order/migrations, that starts every new order's checkout with
-// checkout. A nil checkout starts none, for tests of the store alone.
-func NewStore(db *database.DB, checkout Checkout) *Store {
-	return &Store{gdb: db.DB, checkout: checkout}
+// InTx returns the Store working through tx, a transaction on the Store's
+// database: what it writes commits or rolls back with tx. The checkout uses
+// it to store an order with its saga and to move the order along with it.
+func (s *Store) InTx(tx *gorm.DB) *Store {
+	return &Store{gdb: tx, inTx: true}
 }
 
 // The tables' rows. CreatedAt and UpdatedAt are the domain's times, never
@@ -86,21 +84,17 @@ func (historyRow) TableName() string { return "order_status_history" }
 // Insert implements order.Store. A retry usually finds its order with one
 // read; otherwise insert writes it, unless a concurrent request with the same
 // key got there first, whose order is then read back.
-func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency, pay order.Payment) (order.Order, string, error) {
+func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency) (order.Order, string, error) {
 	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
 	if !errors.Is(err, order.ErrOrderNotFound) {
 		return stored, hash, err // a retry, or a failure
 	}
-	inserted, err := s.insert(ctx, o, idem, pay)
+	inserted, err := s.insert(ctx, o, idem)
 	switch {
 	case err != nil:
 		return order.Order{}, "", err
 	case inserted:
-		if s.checkout != nil {
-			s.checkout.Started()
-		}
-		// The checkout's first step is in the history now; read it back.
-		return s.get(ctx, s.gdb.WithContext(ctx), o.ID, idem.RequestHash)
+		return o, idem.RequestHash, nil
 	}
 	stored, hash, err = s.byKey(ctx, o.CustomerID, idem.Key)
 	if err != nil {
@@ -109,13 +103,14 @@ func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotenc
 	return stored, hash, nil
 }
 
-// insert writes o, its lines and its history and starts its checkout, in
-// one transaction, and reports whether it did. The order row goes in with ON CONFLICT DO NOTHING on
+// insert writes o, its lines and its history, atomically, and reports
+// whether it did. The order row goes in with ON CONFLICT DO NOTHING on
 // (customer_id, idempotency_key): when the key is taken, by a committed
 // order or by a concurrent transaction that then commits, nothing is written
-// and inserted is false. No error is raised, so nothing is logged as one.
-func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotency, pay order.Payment) (inserted bool, err error) {
-	err = s.gdb.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+// and inserted is false. No error is raised, so nothing is logged as one,
+// and a transaction insert is part of stays usable (PostgreSQL).
+func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotency) (inserted bool, err error) {
+	err = s.atomically(ctx, func(tx *gorm.DB) error {
 		row := orderRow{
 			ID: o.ID, CustomerID: o.CustomerID, Status: string(o.Status),
 			TotalMinor: o.Total.Minor, Currency: o.Total.Currency, CancelReason: o.CancelReason,
@@ -143,11 +138,6 @@ func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotenc
 		if err := tx.Create(&history).Error; err != nil {
 			return err
 		}
-		if s.checkout != nil {
-			if err := s.checkout.Start(ctx, tx, o, pay); err != nil {
-				return fmt.Errorf("start checkout: %w", err)
-			}
-		}
 		inserted = true
 		return nil
 	})
@@ -155,6 +145,15 @@ func (s *Store) insert(ctx context.Context, o order.Order, idem order.Idempotenc
 		return false, fmt.Errorf("insert order: %w", err)
 	}
 	return inserted, nil
+}
+
+// atomically runs fn in a transaction of its own, or in the Store's if it
+// has one (InTx).
+func (s *Store) atomically(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.inTx {
+		return fn(s.gdb.WithContext(ctx))
+	}
+	return s.gdb.WithContext(ctx).Transaction(fn)
 }
 
 // byKey returns the order stored under (customerID, key) and its request
@@ -182,15 +181,6 @@ type orderWithHistory struct {
 	HistoryStatus string
 	HistoryReason string
 	HistoryAt     time.Time
-}
-
-// get reads the order id through q and returns it with hash, for Insert.
-func (s *Store) get(ctx context.Context, q *gorm.DB, id, hash string) (order.Order, string, error) {
-	o, err := s.read(ctx, q, id)
-	if err != nil {
-		return order.Order{}, "", err
-	}
-	return o, hash, nil
 }
 
 // Get implements order.Store. The order and its history are read in one
@@ -299,10 +289,10 @@ func (r orderRow) toOrder() order.Order {
 // PENDING: it was confirmed or cancelled already.
 var ErrNotPending = errors.New("order is not pending")
 
-// AddHistory appends a row to the history of order orderID, with the
-// order's current status, through tx (the checkout saga's transaction).
-func AddHistory(ctx context.Context, tx *gorm.DB, orderID, reason string, at time.Time) error {
-	res := tx.WithContext(ctx).Exec(`
+// AddHistory appends reason to the history of order orderID, with the
+// order's current status.
+func (s *Store) AddHistory(ctx context.Context, orderID, reason string, at time.Time) error {
+	res := s.gdb.WithContext(ctx).Exec(`
 		INSERT INTO order_status_history (order_id, seq, status, reason, at)
 		SELECT o.id, (SELECT COALESCE(MAX(h.seq), -1) + 1 FROM order_status_history h WHERE h.order_id = o.id), o.status, ?, ?
 		FROM orders o WHERE o.id = ?`, reason, at.UTC(), orderID)
@@ -316,18 +306,20 @@ func AddHistory(ctx context.Context, tx *gorm.DB, orderID, reason string, at tim
 }
 
 // Finish moves the PENDING order orderID to status, CONFIRMED or CANCELLED
-// (with cancelReason), and appends reason to its history, through tx. The
+// (with cancelReason), and appends reason to its history, atomically. The
 // UPDATE is conditional on PENDING, so an order is finished once whatever
 // runs concurrently; otherwise it returns ErrNotPending and changes nothing.
-func Finish(ctx context.Context, tx *gorm.DB, orderID string, status order.Status, cancelReason, reason string, at time.Time) error {
-	res := tx.WithContext(ctx).Exec(
-		"UPDATE orders SET status = ?, cancel_reason = ?, updated_at = ? WHERE id = ? AND status = ?",
-		string(status), cancelReason, at.UTC(), orderID, string(order.StatusPending))
-	switch {
-	case res.Error != nil:
-		return fmt.Errorf("finish order %s: %w", orderID, res.Error)
-	case res.RowsAffected == 0:
-		return fmt.Errorf("finish order %s as %s: %w", orderID, status, ErrNotPending)
-	}
-	return AddHistory(ctx, tx, orderID, reason, at)
+func (s *Store) Finish(ctx context.Context, orderID string, status order.Status, cancelReason, reason string, at time.Time) error {
+	return s.atomically(ctx, func(tx *gorm.DB) error {
+		res := tx.Exec(
+			"UPDATE orders SET status = ?, cancel_reason = ?, updated_at = ? WHERE id = ? AND status = ?",
+			string(status), cancelReason, at.UTC(), orderID, string(order.StatusPending))
+		switch {
+		case res.Error != nil:
+			return fmt.Errorf("finish order %s: %w", orderID, res.Error)
+		case res.RowsAffected == 0:
+			return fmt.Errorf("finish order %s as %s: %w", orderID, status, ErrNotPending)
+		}
+		return (&Store{gdb: tx, inTx: true}).AddHistory(ctx, orderID, reason, at)
+	})
 }

@@ -24,7 +24,7 @@ import (
 func TestStore(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			ordertest.RunStoreContract(t, func(t *testing.T) order.Store { return NewStore(newDB(t), nil) })
+			ordertest.RunStoreContract(t, func(t *testing.T) order.Store { return NewStore(newDB(t)) })
 		})
 	}
 }
@@ -35,14 +35,14 @@ func TestStore(t *testing.T) {
 func TestInsertLosingTheRace(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
-			s := NewStore(newDB(t), nil)
+			s := NewStore(newDB(t))
 			idem := order.Idempotency{Key: "k1", RequestHash: "h1"}
 			winner, loser := newOrder(), newOrder()
 
-			if inserted, err := s.insert(t.Context(), winner, idem, order.Payment{}); err != nil || !inserted {
+			if inserted, err := s.insert(t.Context(), winner, idem); err != nil || !inserted {
 				t.Fatalf("first insert = %v, %v; want true, nil", inserted, err)
 			}
-			if inserted, err := s.insert(t.Context(), loser, idem, order.Payment{}); err != nil || inserted {
+			if inserted, err := s.insert(t.Context(), loser, idem); err != nil || inserted {
 				t.Fatalf("insert under a taken key = %v, %v; want false, nil", inserted, err)
 			}
 			if _, err := s.Get(t.Context(), loser.ID); !errors.Is(err, order.ErrOrderNotFound) {

@@ -7,22 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/microshop/microshop/pkg/problem"
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // The fuzz tests send arbitrary input to every decoder of the API and check
 // that the answer is never a server error: a 5xx means the input reached
 // somewhere it should have been refused.
-
-func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
-	t.Helper()
-	if rec.Code >= 500 {
-		t.Fatalf("status %d, want below 500; body %s", rec.Code, rec.Body)
-	}
-	if ct := rec.Header().Get("Content-Type"); rec.Code >= 400 && ct != problem.ContentType {
-		t.Fatalf("status %d with Content-Type %q, want %s", rec.Code, ct, problem.ContentType)
-	}
-}
 
 func FuzzCreate(f *testing.F) {
 	f.Add("key-1", mugs)
@@ -39,7 +29,7 @@ func FuzzCreate(f *testing.F) {
 		req.Header["Idempotency-Key"] = []string{key} // raw: the fuzzer's bytes as they are
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		checkAnswer(t, rec)
+		servicetest.CheckNoServerError(t, rec)
 	})
 }
 
@@ -54,7 +44,7 @@ func FuzzGet(f *testing.F) {
 		req.URL = &url.URL{Path: "/v1/orders/" + id, RawQuery: rawQuery}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		checkAnswer(t, rec)
+		servicetest.CheckNoServerError(t, rec)
 	})
 }
 
@@ -70,6 +60,6 @@ func FuzzList(f *testing.F) {
 		req.URL = &url.URL{Path: "/v1/orders", RawQuery: rawQuery}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		checkAnswer(t, rec)
+		servicetest.CheckNoServerError(t, rec)
 	})
 }

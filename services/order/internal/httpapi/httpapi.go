@@ -22,22 +22,20 @@ import (
 	"github.com/microshop/microshop/services/order/internal/order"
 )
 
-// Handler serves the order endpoints. Create it with New.
-type Handler struct {
-	orders *order.Service
-	log    *slog.Logger
-}
-
-// New returns a Handler for orders that logs internal errors to log.
-func New(orders *order.Service, log *slog.Logger) *Handler {
-	return &Handler{orders: orders, log: log}
-}
-
-// Register adds the endpoints to r, the router of httpserver.NewRouter.
-func (h *Handler) Register(r gin.IRouter) {
+// Register adds the order endpoints to r, the router of
+// httpserver.NewRouter, serving them with orders and logging internal
+// errors to log.
+func Register(r gin.IRouter, orders *order.Service, log *slog.Logger) {
+	h := &handler{orders: orders, log: log}
 	r.POST("/v1/orders", h.create)
 	r.GET("/v1/orders", h.list)
 	r.GET("/v1/orders/:id", h.get)
+}
+
+// handler serves the order endpoints.
+type handler struct {
+	orders *order.Service
+	log    *slog.Logger
 }
 
 // IdempotencyKeyHeader carries the client's key for a create request.
@@ -81,7 +79,7 @@ type (
 // create serves POST /v1/orders: 202 with Location for a new order, whose
 // checkout has started (it is PENDING until the saga confirms or cancels
 // it), 200 with the order a replayed Idempotency-Key made.
-func (h *Handler) create(c *gin.Context) {
+func (h *handler) create(c *gin.Context) {
 	keys := c.Request.Header.Values(IdempotencyKeyHeader)
 	if len(keys) != 1 || !order.ValidIdempotencyKey(keys[0]) {
 		h.writeError(c, badIdempotencyKey(keys))
@@ -131,7 +129,7 @@ func badIdempotencyKey(keys []string) *problem.Details {
 // get serves GET /v1/orders/{id}?customer_id=, the order with its history.
 // Without customer_id any customer's order is served; an empty one is
 // refused rather than taken for "any customer".
-func (h *Handler) get(c *gin.Context) {
+func (h *handler) get(c *gin.Context) {
 	customerID, given := c.GetQuery("customer_id")
 	if given && customerID == "" {
 		h.writeError(c, httpserver.Invalid(problem.FieldError{
@@ -149,7 +147,7 @@ func (h *Handler) get(c *gin.Context) {
 
 // list serves GET /v1/orders?customer_id=&limit=&cursor=, a page of the
 // customer's orders, newest first.
-func (h *Handler) list(c *gin.Context) {
+func (h *handler) list(c *gin.Context) {
 	limit := order.DefaultListLimit
 	if raw, given := c.GetQuery("limit"); given {
 		n, err := strconv.Atoi(raw)
@@ -176,7 +174,7 @@ func (h *Handler) list(c *gin.Context) {
 // writeError answers err as problem+json. It is the one place where errors
 // become HTTP statuses; only the unexpected ones, the service's own faults,
 // are logged.
-func (h *Handler) writeError(c *gin.Context, err error) {
+func (h *handler) writeError(c *gin.Context, err error) {
 	var (
 		p       problem.Details
 		details *problem.Details

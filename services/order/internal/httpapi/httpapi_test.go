@@ -29,7 +29,8 @@ func newServer(t testing.TB) (http.Handler, *ordertest.Clock) {
 	clock := ordertest.NewClock(start)
 	log := slog.New(slog.DiscardHandler)
 	router := httpserver.NewRouter(log, health.New(time.Second))
-	httpapi.New(order.NewService(ordertest.NewMemoryStore(), clock.Now), log).Register(router)
+	store := ordertest.NewMemoryStore()
+	httpapi.Register(router, order.NewService(store, ordertest.NewCheckouts(store), clock.Now), log)
 	return router, clock
 }
 

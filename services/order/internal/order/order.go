@@ -1,10 +1,11 @@
 // Package order is the order service's domain: orders, their lines and
 // status history, and the use cases that create and read them (Service).
 //
-// It declares the storage it needs (Store) and imports no adapter; cmd/order
-// wires the database store and the HTTP API around it. Creating an order
-// records it PENDING and starts its checkout saga in the same transaction
-// (the Store's job); the saga then confirms or cancels it.
+// It declares what it needs — Store, Checkout and Transactor — and imports no
+// adapter; cmd/order wires the database store, the checkout saga and the
+// HTTP API around it. Creating an order records it PENDING and starts its
+// checkout saga in one transaction (Service.Create, through Transactor); the
+// saga then confirms or cancels it.
 package order
 
 import (
@@ -78,7 +79,7 @@ type Idempotency struct {
 }
 
 // Payment is what the checkout needs beyond the order to charge it. It is
-// handed to the Store with a new order and never stored with it.
+// handed to the Checkout with a new order and never stored with it.
 type Payment struct {
 	// CardNumber is the PAN of one of the PSP simulator's test cards. A
 	// real shop would hold a token from its payment provider instead, and
@@ -101,16 +102,33 @@ var (
 // several processes sharing one database too.
 type Store interface {
 	// Insert stores o, its lines and its history under (o.CustomerID,
-	// idem.Key) and starts its checkout, paid with pay, all atomically,
-	// and returns o and idem.RequestHash. If the
+	// idem.Key), atomically, and returns o and idem.RequestHash. If the
 	// customer already used idem.Key, Insert stores nothing and returns the
 	// order stored under it and the hash it was stored with. Of concurrent
 	// Inserts with one key, exactly one stores its order.
-	Insert(ctx context.Context, o Order, idem Idempotency, pay Payment) (stored Order, requestHash string, err error)
+	Insert(ctx context.Context, o Order, idem Idempotency) (stored Order, requestHash string, err error)
 	// Get returns the order with its lines and history, or ErrOrderNotFound.
 	Get(ctx context.Context, id string) (Order, error)
 	// List returns up to limit of the customer's orders with their lines but
 	// no history, newest first (CreatedAt, then ID, descending), starting
 	// after the position after; the zero Cursor starts at the newest.
 	List(ctx context.Context, customerID string, after Cursor, limit int) ([]Order, error)
+}
+
+// Checkout starts the checkout saga of a new order: it reserves the stock,
+// charges pay and confirms or cancels the order.
+type Checkout interface {
+	// Start starts the checkout of o, just stored, paid with pay. It only
+	// writes (the saga's state, its first command, the OrderPlaced event);
+	// they take effect when the transaction it belongs to commits.
+	Start(ctx context.Context, o Order, pay Payment) error
+}
+
+// Transactor runs fn in one transaction of the order database, handing it
+// the Store and the Checkout bound to that transaction: what fn writes
+// through them commits together, or not at all (an error from fn rolls it
+// all back and is returned). Once a transaction that started a checkout has
+// committed, the checkout's messages are on their way.
+type Transactor interface {
+	Transact(ctx context.Context, fn func(Store, Checkout) error) error
 }

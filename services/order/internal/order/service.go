@@ -10,16 +10,18 @@ import (
 )
 
 // Service holds the order use cases. It is safe for concurrent use; every
-// method's ctx bounds its calls to the Store.
+// method's ctx bounds its calls to the Store and the Transactor.
 type Service struct {
-	store Store
-	now   func() time.Time
+	store     Store
+	checkouts Transactor
+	now       func() time.Time
 }
 
-// NewService returns a Service keeping orders in store and reading the time
-// from now (time.Now in production).
-func NewService(store Store, now func() time.Time) *Service {
-	return &Service{store: store, now: now}
+// NewService returns a Service reading orders from store, placing new ones
+// and starting their checkout through checkouts, and reading the time from
+// now (time.Now in production).
+func NewService(store Store, checkouts Transactor, now func() time.Time) *Service {
+	return &Service{store: store, checkouts: checkouts, now: now}
 }
 
 // CreateRequest asks for a new order.
@@ -38,8 +40,8 @@ type CreateRequest struct {
 	CardNumber string
 }
 
-// Create places a PENDING order, starting its checkout with the Store, and
-// reports created=true. A retry (same
+// Create places a PENDING order and starts its checkout, in one
+// transaction, and reports created=true. A retry (same
 // customer, key and lines — prices may differ) returns the order the key
 // already made, as it is now, with created=false. Errors: *ValidationError
 // naming every invalid field, ErrIdempotencyConflict when the key was used
@@ -66,12 +68,28 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (o Order, creat
 	}
 	idem := Idempotency{Key: req.IdempotencyKey, RequestHash: requestHash(req.CustomerID, req.Lines)}
 
-	stored, storedHash, err := s.store.Insert(ctx, o, idem, Payment{CardNumber: req.CardNumber})
+	var (
+		stored     Order
+		storedHash string
+	)
+	err = s.checkouts.Transact(ctx, func(store Store, checkout Checkout) error {
+		var err error
+		stored, storedHash, err = store.Insert(ctx, o, idem)
+		if err != nil || stored.ID != o.ID {
+			return err // a failure, or a retry: its checkout started with it
+		}
+		return checkout.Start(ctx, o, Payment{CardNumber: req.CardNumber})
+	})
 	switch {
 	case err != nil:
 		return Order{}, false, fmt.Errorf("create order: %w", err)
 	case stored.ID == o.ID:
-		return stored, true, nil
+		// Read it back: the checkout's first step is in the history now.
+		created, err := s.store.Get(ctx, o.ID)
+		if err != nil {
+			return Order{}, false, fmt.Errorf("create order: %w", err)
+		}
+		return created, true, nil
 	case storedHash != idem.RequestHash:
 		return Order{}, false, ErrIdempotencyConflict
 	default:

@@ -18,7 +18,8 @@ import (
 var now = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func newService() *order.Service {
-	return order.NewService(ordertest.NewMemoryStore(), clocktest.New(now).Now)
+	store := ordertest.NewMemoryStore()
+	return order.NewService(store, ordertest.NewCheckouts(store), clocktest.New(now).Now)
 }
 
 func eur(minor int64) money.Amount { return money.Amount{Minor: minor, Currency: "EUR"} }

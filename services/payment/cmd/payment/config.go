@@ -5,61 +5,35 @@ import (
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
-	"github.com/microshop/microshop/pkg/httpserver"
-	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/sagaservice"
 )
 
 // Config is the payment service's configuration, read from PAYMENT_* variables.
 // The table in services/payment/README.md documents every variable.
 type Config struct {
-	HTTP         httpserver.Config
-	LogLevel     slog.Level
-	DatabaseURL  string
-	KafkaBrokers []string
+	// Config holds what every saga service has: HTTP, log level,
+	// database, Kafka, consumer concurrency, the chaos crash.
+	sagaservice.Config
 	// PSPURL is the payment service provider's base URL.
 	PSPURL string
 	// PSPTimeout bounds each request to the PSP; one that runs out is ambiguous.
 	PSPTimeout time.Duration
-	// ConsumerConcurrency is how many consumed messages, each of a
-	// different partition, are handled at once (messaging.ConsumerConfig's
-	// Concurrency).
-	ConsumerConcurrency int
-	// CrashAfterHandle is the probability, from 0 to 1, that the process
-	// exits (code 3) after a consumed message was handled and before it is
-	// committed: a fault injected by the chaos harness so that duplicate
-	// deliveries really happen. 0, the default, never crashes.
-	CrashAfterHandle float64
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "PAYMENT_")
 	cfg := Config{
-		HTTP: httpserver.Config{
-			Addr:            env.Addr("HTTP_ADDR", "127.0.0.1:8083"),
-			ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		},
-		LogLevel:     env.LogLevel("LOG_LEVEL", slog.LevelInfo),
-		DatabaseURL:  env.URL("DATABASE_URL", "sqlite:.run/data/payment.db", "sqlite", "postgres", "postgresql"),
-		KafkaBrokers: env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
-		PSPURL:       env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
-		PSPTimeout:   env.Duration("PSP_TIMEOUT", 2*time.Second),
+		Config:     sagaservice.ReadConfig(env, "payment", "127.0.0.1:8083"),
+		PSPURL:     env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
+		PSPTimeout: env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}
-	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency)
-	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
 	return cfg, env.Err()
 }
 
 // LogValue prints the configuration with the database and PSP passwords masked.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("http_addr", c.HTTP.Addr),
-		slog.String("shutdown_timeout", c.HTTP.ShutdownTimeout.String()),
-		slog.String("log_level", c.LogLevel.String()),
-		slog.String("database_url", config.Redact(c.DatabaseURL)),
-		slog.Any("kafka_brokers", c.KafkaBrokers),
+	return slog.GroupValue(append(c.LogAttrs(),
 		slog.String("psp_url", config.Redact(c.PSPURL)),
 		slog.String("psp_timeout", c.PSPTimeout.String()),
-		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
-		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
-	)
+	)...)
 }

@@ -14,23 +14,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/microshop/microshop/pkg/database"
-	"github.com/microshop/microshop/pkg/health"
-	"github.com/microshop/microshop/pkg/httpserver"
-	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
-	"github.com/microshop/microshop/pkg/messaging"
-	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
+	"github.com/microshop/microshop/pkg/sagaservice"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/payment/internal/checkout"
-	paymentdb "github.com/microshop/microshop/services/payment/internal/db"
+	"github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/httpapi"
+	"github.com/microshop/microshop/services/payment/internal/kafkaapi"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/psp"
 	"github.com/microshop/microshop/services/payment/migrations"
@@ -46,12 +36,15 @@ func main() {
 	}
 }
 
-// run opens the service's dependencies, starts its background work (the
-// outbox relay, the consumer of the checkout saga's payment commands) and
-// serves HTTP until ctx ends. Then HTTP drains, the consumer stops (finishing
-// the message in hand), the relay stops, and the consumer, the writer, the
-// PSP client and the database close; run returns once every goroutine it
-// started has ended. If the consumer fails, the service stops with its error.
+// run opens the service's parts (sagaservice.Open), adds its own — the PSP
+// client, the consumer of the checkout saga's payment commands, the payments
+// API — and serves until ctx ends: the outbox relay and the consumer run in
+// the background and stop in reverse once HTTP drained, then the PSP client
+// closes. It returns once every goroutine ended. If the consumer fails, the
+// service stops with its error.
+//
+// The PSP is not a readiness check: payments can be read while it is down,
+// and charges then end PENDING, to be settled later.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -60,71 +53,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	log := logging.New(stdout, "payment", cfg.LogLevel)
 	log.Info("starting", slog.Any("config", cfg))
 
-	db, err := database.OpenMigrated(ctx, cfg.DatabaseURL, migrations.FS, log)
+	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
+		Name: "payment", Migrations: migrations.FS, Migrate: saga.MigrateBarrier,
+		Topics: checkoutv1.WithDLQ(checkoutv1.TopicPaymentCommands, checkoutv1.TopicReplies), Partitions: checkoutv1.TopicPartitions,
+	}, cfg.Config, log)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, db.Close()) }()
-	if err := outbox.Migrate(ctx, db, log); err != nil {
-		return err
-	}
-	if err := saga.MigrateBarrier(ctx, db, log); err != nil {
-		return err
-	}
-
-	kafka := messaging.Config{Brokers: cfg.KafkaBrokers, ClientID: "payment"}
-	topics := []string{
-		checkoutv1.TopicPaymentCommands, checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
-		checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies),
-	}
-	if err := messaging.EnsureTopicsWithRetry(ctx, kafka, checkoutv1.TopicPartitions, log, topics...); err != nil {
-		return err
-	}
-
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() { err = errors.Join(err, svc.Close()) }()
 
 	provider := psp.New(cfg.PSPURL, cfg.PSPTimeout)
 	defer provider.Close()
-	payments := payment.NewService(paymentdb.New(db.DB), provider, time.Now)
-
-	writer := messaging.NewWriter(kafka)
-	defer func() { err = errors.Join(err, writer.Close()) }()
-	relay, err := outbox.NewRelay(db, writer, outbox.RelayOptions{}, log, registry)
-	if err != nil {
+	payments := payment.NewService(db.NewStore(svc.DB), provider, time.Now)
+	commands := kafkaapi.NewHandler(svc.DB, payments, svc.Relay, time.Now, log)
+	if err := svc.Consume(checkoutv1.TopicPaymentCommands, checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands), commands.Handle); err != nil {
 		return err
 	}
-	commands := checkout.New(db.DB, payments, relay, time.Now, log)
-	consumer, err := messaging.NewConsumer(messaging.ConsumerConfig{
-		Config:          kafka,
-		GroupID:         consumerGroup,
-		Topics:          []string{checkoutv1.TopicPaymentCommands},
-		DeadLetterTopic: checkoutv1.DLQTopic(checkoutv1.TopicPaymentCommands),
-		Concurrency:     cfg.ConsumerConcurrency,
-		AfterHandle:     messaging.CrashAfterHandle(cfg.CrashAfterHandle, os.Exit, log),
-	}, commands.Handle, log, registry)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
+	httpapi.Register(svc.Router, payments, log)
 
-	// The PSP is not a readiness check: payments can be read while it is
-	// down, and charges then end PENDING, to be settled later.
-	checks := health.New(2 * time.Second)
-	checks.Add("database", db.Ping)
-	checks.Add("kafka", kafka.Ping)
-	router := httpserver.NewRouter(log, checks)
-	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry})))
-	httpapi.Routes(router, payments, log)
-
-	// Started in this order, stopped in reverse once HTTP has drained, each
-	// after the one stopped before it returned.
-	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, log, cfg.HTTP, router, checks) }
-	return lifecycle.Run(ctx, log, serve,
-		lifecycle.Task{Name: "outbox relay", Run: lifecycle.NoError(relay.Run)},
-		lifecycle.Task{Name: "commands consumer", Run: consumer.Run},
-	)
+	return svc.Run(ctx)
 }
-
-// consumerGroup is the Kafka consumer group of the payment commands.
-const consumerGroup = "payment"

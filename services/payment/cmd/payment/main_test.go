@@ -26,7 +26,6 @@ import (
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/servicetest"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/payment/internal/checkout"
 	"github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
@@ -125,12 +124,12 @@ func chargeThroughKafka(t *testing.T, broker, order string) *checkoutv1.Envelope
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	corr := saga.Correlation{SagaID: order, Step: checkout.StepChargePayment, Op: saga.OpAction}
+	corr := saga.Correlation{SagaID: order, Step: checkoutv1.StepChargePayment, Op: saga.OpAction}
 	env := &checkoutv1.Envelope{
 		MessageId: uuid.NewString(), SagaId: order, Step: corr.Step, CorrelationId: order, OccurredAt: timestamppb.Now(),
 		Payload: &checkoutv1.Envelope_ChargePayment{ChargePayment: &checkoutv1.ChargePayment{
 			OrderId: order, Amount: &checkoutv1.Money{MinorUnits: 1999, Currency: "EUR"},
-			CardNumber: simulator.CardSucceeds, IdempotencyKey: checkout.ChargeKey(order),
+			CardNumber: simulator.CardSucceeds, IdempotencyKey: checkoutv1.ChargeKey(order),
 		}},
 	}
 	value, err := checkoutv1.Marshal(env)
@@ -180,7 +179,7 @@ func chargeOnSameDatabase(t *testing.T, databaseURL, pspURL string) payment.Paym
 	t.Helper()
 	client := pspclient.New(pspURL, 5*time.Second)
 	defer client.Close()
-	svc := payment.NewService(db.New(paymenttest.Open(t, databaseURL).DB), client, time.Now)
+	svc := payment.NewService(db.NewStore(paymenttest.Open(t, databaseURL)), client, time.Now)
 	p, err := svc.Charge(t.Context(), payment.ChargeRequest{
 		OrderID: "order-wiring", Amount: money.Amount{Minor: 1999, Currency: "EUR"},
 		CardNumber: simulator.CardSucceeds, IdempotencyKey: t.Name(), // one PSP charge per subtest

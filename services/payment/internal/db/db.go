@@ -16,11 +16,12 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 )
 
-// Store implements payment.Store. Create it with New; it is safe for
+// Store implements payment.Store. Create it with NewStore; it is safe for
 // concurrent use.
 type Store struct {
 	db *gorm.DB
@@ -28,8 +29,9 @@ type Store struct {
 
 var _ payment.Store = (*Store)(nil)
 
-// New returns a Store on db, a database migrated with the service's migrations.
-func New(db *gorm.DB) *Store { return &Store{db: db} }
+// NewStore returns a Store on db, a database migrated with the service's
+// migrations.
+func NewStore(db *database.DB) *Store { return &Store{db: db.DB} }
 
 type paymentRow struct {
 	ID             string    `gorm:"column:id;primaryKey"`

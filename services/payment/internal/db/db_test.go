@@ -12,7 +12,7 @@ func TestStoreContract(t *testing.T) {
 	for engine, newDatabase := range paymenttest.Databases(t) {
 		t.Run(engine, func(t *testing.T) {
 			paymenttest.StoreContract(t, func(t *testing.T) payment.Store {
-				return db.New(paymenttest.Open(t, newDatabase(t)).DB)
+				return db.NewStore(paymenttest.Open(t, newDatabase(t)))
 			})
 		})
 	}

@@ -30,13 +30,13 @@ type Payments interface {
 // DefaultLimit is the page size when ?limit= is absent.
 const DefaultLimit = 20
 
-// Routes adds the API to r:
+// Register adds the API to r:
 //
 //	GET /v1/payments?order_id=&limit=&cursor=   an order's payments, oldest first
 //	GET /v1/payments/:id                        one payment
 //
 // Internal errors are logged to log.
-func Routes(r gin.IRouter, payments Payments, log *slog.Logger) {
+func Register(r gin.IRouter, payments Payments, log *slog.Logger) {
 	h := &handler{payments: payments, log: log}
 	r.GET("/v1/payments", h.list)
 	r.GET("/v1/payments/:id", h.get)

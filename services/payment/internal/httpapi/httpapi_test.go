@@ -29,10 +29,10 @@ var created = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
 // Reading needs no PSP.
 func newAPI(t testing.TB) (http.Handler, *db.Store) {
 	t.Helper()
-	store := db.New(paymenttest.Open(t, "sqlite:"+filepath.Join(t.TempDir(), "payment.db")).DB)
+	store := db.NewStore(paymenttest.Open(t, "sqlite:"+filepath.Join(t.TempDir(), "payment.db")))
 	log := slog.New(slog.DiscardHandler)
 	r := httpserver.NewRouter(log, health.New(0))
-	httpapi.Routes(r, payment.NewService(store, nil, time.Now), log)
+	httpapi.Register(r, payment.NewService(store, nil, time.Now), log)
 	return r, store
 }
 

@@ -50,7 +50,7 @@ func newFixture(t *testing.T, databaseURL string, o options) *fixture {
 	}
 	f := &fixture{sim: simulator.New(simulator.Settings{Hang: o.hang})}
 	f.db = paymenttest.Open(t, databaseURL)
-	f.store = db.New(f.db.DB)
+	f.store = db.NewStore(f.db)
 	srv := httptest.NewServer(f.sim.Handler())
 	t.Cleanup(srv.Close)
 	f.svc = f.serviceAt(t, srv.URL, o.pspTimeout)

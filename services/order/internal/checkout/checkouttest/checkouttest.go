@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
@@ -78,11 +77,7 @@ func (p *Participants) handle(ctx context.Context, msg kafka.Message) error {
 	if err != nil {
 		return messaging.Permanent(err)
 	}
-	headers := map[string]string{}
-	for _, h := range msg.Headers {
-		headers[h.Key] = string(h.Value)
-	}
-	corr, err := saga.ParseCorrelation(headers)
+	corr, err := saga.ParseCorrelation(messaging.Headers(msg))
 	if err != nil {
 		return messaging.Permanent(err)
 	}
@@ -98,9 +93,7 @@ func (p *Participants) handle(ctx context.Context, msg kafka.Message) error {
 func (p *Participants) send(ctx context.Context, r received, replies []*checkoutv1.Envelope) error {
 	var out []kafka.Message
 	for _, reply := range replies {
-		reply.MessageId, reply.SagaId, reply.Step = uuid.NewString(), r.corr.SagaID, r.corr.Step
-		reply.CorrelationId, reply.CausationId, reply.OccurredAt = r.cmd.GetCorrelationId(), r.cmd.GetMessageId(), timestamppb.Now()
-		value, err := checkoutv1.Marshal(reply)
+		value, err := checkoutv1.ReplyEncoder(reply, r.corr.SagaID, r.corr.Step, r.cmd.GetMessageId(), time.Now())(uuid.NewString())
 		if err != nil {
 			return messaging.Permanent(err)
 		}
@@ -164,9 +157,7 @@ func (p *Participants) Received(orderID string) []*checkoutv1.Envelope {
 }
 
 // Name is the name of env's payload message, e.g. "ReserveStock".
-func Name(env *checkoutv1.Envelope) string {
-	return string(checkoutv1.PayloadMessage(env).ProtoReflect().Descriptor().Name())
-}
+func Name(env *checkoutv1.Envelope) string { return checkoutv1.PayloadName(env) }
 
 // Options say how the fakes answer the actions; compensations always
 // succeed.

@@ -25,7 +25,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		store := newStore(t)
 		o := newOrder(t, "alice", baseTime, line("MUG", 2, 1250), line("TSHIRT-RED-M", 1, 1999))
 
-		stored, hash, err := store.Insert(t.Context(), o, order.Idempotency{Key: "k1", RequestHash: "h1"}, testPayment)
+		stored, hash, err := store.Insert(t.Context(), o, order.Idempotency{Key: "k1", RequestHash: "h1"})
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -50,7 +50,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		second := newOrder(t, "alice", baseTime.Add(time.Second), line("CAP", 3, 900))
 		mustInsert(t, store, first, order.Idempotency{Key: "k1", RequestHash: "h1"})
 
-		stored, hash, err := store.Insert(t.Context(), second, order.Idempotency{Key: "k1", RequestHash: "h2"}, testPayment)
+		stored, hash, err := store.Insert(t.Context(), second, order.Idempotency{Key: "k1", RequestHash: "h2"})
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -70,7 +70,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		alice := newOrder(t, "alice", baseTime, line("MUG", 1, 1250))
 		bob := newOrder(t, "bob", baseTime, line("MUG", 1, 1250))
 		mustInsert(t, store, alice, order.Idempotency{Key: "k1", RequestHash: "h"})
-		stored, _, err := store.Insert(t.Context(), bob, order.Idempotency{Key: "k1", RequestHash: "h"}, testPayment)
+		stored, _, err := store.Insert(t.Context(), bob, order.Idempotency{Key: "k1", RequestHash: "h"})
 		if err != nil {
 			t.Fatalf("Insert: %v", err)
 		}
@@ -138,7 +138,9 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 	})
 
 	t.Run("Create is idempotent per customer and key", func(t *testing.T) {
-		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
+		store := newStore(t)
+		checkouts := NewCheckouts(store)
+		svc := order.NewService(store, checkouts, NewClock(baseTime).Now)
 		req := order.CreateRequest{CardNumber: TestCard, CustomerID: "alice", IdempotencyKey: "k1", Lines: []order.Line{line("MUG", 2, 1250), line("CAP", 1, 900)}}
 		first, created, err := svc.Create(t.Context(), req)
 		if err != nil || !created {
@@ -177,11 +179,15 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 				}
 			})
 		}
+		// One checkout per order created: the first, bob's and the other key's.
+		if n := len(checkouts.Started()); n != 3 {
+			t.Errorf("checkouts started = %d, want 3: one per order created, none for a retry or a conflict", n)
+		}
 	})
 
 	t.Run("concurrent creates with one key make one order", func(t *testing.T) {
 		const goroutines = 24
-		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
+		svc := newService(newStore(t), NewClock(baseTime).Now)
 		// Half the requests ask for other lines under the same key: whichever
 		// body wins, the others must be told apart from retries.
 		reqs := [2]order.CreateRequest{
@@ -237,7 +243,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 
 	t.Run("concurrent creates with distinct keys make one order each", func(t *testing.T) {
 		const goroutines = 24
-		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
+		svc := newService(newStore(t), NewClock(baseTime).Now)
 		ids := make([]string, goroutines)
 		errs := make([]error, goroutines)
 		start := make(chan struct{})
@@ -283,7 +289,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("%d orders, %d per instant, %d per page", tt.orders, tt.perInstant, tt.limit), func(t *testing.T) {
 				clock := NewClock(baseTime)
-				svc := order.NewService(newStore(t), clock.Now)
+				svc := newService(newStore(t), clock.Now)
 				var want []order.Order
 				for i := range tt.orders {
 					if i > 0 && i%tt.perInstant == 0 {
@@ -325,7 +331,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 	})
 
 	t.Run("customers see only their own orders", func(t *testing.T) {
-		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
+		svc := newService(newStore(t), NewClock(baseTime).Now)
 		alices := create(t, svc, "alice", "k1")
 		bobs := create(t, svc, "bob", "k1")
 
@@ -359,7 +365,7 @@ func RunStoreContract(t *testing.T, newStore func(t *testing.T) order.Store) {
 	})
 
 	t.Run("text a database would refuse is refused before it", func(t *testing.T) {
-		svc := order.NewService(newStore(t), NewClock(baseTime).Now)
+		svc := newService(newStore(t), NewClock(baseTime).Now)
 		existing := create(t, svc, "alice", "k1")
 		var invalid *order.ValidationError
 		tests := []struct {
@@ -439,7 +445,7 @@ func newOrder(t *testing.T, customerID string, at time.Time, lines ...order.Line
 
 func mustInsert(t *testing.T, store order.Store, o order.Order, idem order.Idempotency) {
 	t.Helper()
-	if stored, _, err := store.Insert(t.Context(), o, idem, testPayment); err != nil || stored.ID != o.ID {
+	if stored, _, err := store.Insert(t.Context(), o, idem); err != nil || stored.ID != o.ID {
 		t.Fatalf("Insert = order %s, %v; want order %s stored", stored.ID, err, o.ID)
 	}
 }
@@ -452,4 +458,10 @@ func create(t *testing.T, svc *order.Service, customerID, key string) order.Orde
 		t.Fatalf("Create = created %v, %v; want a new order", created, err)
 	}
 	return o
+}
+
+// newService returns the use cases on store, with checkouts recorded by a
+// Checkouts instead of started.
+func newService(store order.Store, now func() time.Time) *order.Service {
+	return order.NewService(store, NewCheckouts(store), now)
 }

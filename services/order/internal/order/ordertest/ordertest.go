@@ -1,5 +1,6 @@
 // Package ordertest helps test code built on the order domain: an in-memory
-// order.Store, a settable clock, and RunStoreContract, the suite every
+// order.Store, a Transactor that records checkouts instead of starting them,
+// a settable clock, and RunStoreContract, the suite every
 // order.Store must pass (the in-memory one included, so it can stand in for
 // a database in tests of the layers above).
 package ordertest
@@ -18,9 +19,6 @@ import (
 // TestCard is the PSP simulator's card that always succeeds, for requests
 // whose card does not matter.
 const TestCard = "4242424242424242"
-
-// testPayment pays the orders the contract inserts.
-var testPayment = order.Payment{CardNumber: TestCard}
 
 // MemoryStore is an order.Store in memory. The zero value is not usable:
 // call NewMemoryStore. It is safe for concurrent use.
@@ -41,8 +39,8 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{orders: map[string]order.Order{}, keys: map[customerKey]storedKey{}}
 }
 
-// Insert implements order.Store. It starts no checkout: pay is dropped.
-func (m *MemoryStore) Insert(ctx context.Context, o order.Order, idem order.Idempotency, _ order.Payment) (order.Order, string, error) {
+// Insert implements order.Store.
+func (m *MemoryStore) Insert(ctx context.Context, o order.Order, idem order.Idempotency) (order.Order, string, error) {
 	if err := ctx.Err(); err != nil {
 		return order.Order{}, "", err
 	}
@@ -116,3 +114,45 @@ type Clock = clocktest.Clock
 
 // NewClock returns a Clock reading t.
 func NewClock(t time.Time) *Clock { return clocktest.New(t) }
+
+// Checkouts is an order.Transactor for tests of the use cases on a Store
+// alone: it runs fn on the store as it is, without a transaction, and
+// records the orders whose checkout fn started instead of starting any. The
+// zero value is not usable: call NewCheckouts. It is safe for concurrent use.
+type Checkouts struct {
+	store   order.Store
+	mu      sync.Mutex
+	started []string // order ids
+}
+
+var (
+	_ order.Transactor = (*Checkouts)(nil)
+	_ order.Checkout   = (*Checkouts)(nil)
+)
+
+// NewCheckouts returns a Checkouts running transactions on store.
+func NewCheckouts(store order.Store) *Checkouts { return &Checkouts{store: store} }
+
+// Transact implements order.Transactor: fn(store, c). Nothing is rolled
+// back when fn fails.
+func (c *Checkouts) Transact(_ context.Context, fn func(order.Store, order.Checkout) error) error {
+	return fn(c.store, c)
+}
+
+// Start implements order.Checkout: it records o's id.
+func (c *Checkouts) Start(ctx context.Context, o order.Order, _ order.Payment) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = append(c.started, o.ID)
+	return nil
+}
+
+// Started returns the ids of the orders whose checkout was started, in order.
+func (c *Checkouts) Started() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.started)
+}

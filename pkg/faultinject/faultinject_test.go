@@ -1,4 +1,4 @@
-package messaging_test
+package faultinject_test
 
 import (
 	"log/slog"
@@ -6,16 +6,16 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/faultinject"
 )
 
 func TestCrashAfterHandle(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	if hook := messaging.CrashAfterHandle(0, func(int) { t.Fatal("exit called") }, log); hook != nil {
+	if hook := faultinject.CrashAfterHandle(0, func(int) { t.Fatal("exit called") }, log); hook != nil {
 		t.Fatal("probability 0 must install no hook")
 	}
 	var codes []int
-	hook := messaging.CrashAfterHandle(1, func(code int) { codes = append(codes, code) }, log)
+	hook := faultinject.CrashAfterHandle(1, func(code int) { codes = append(codes, code) }, log)
 	hook(kafka.Message{Topic: "t"})
 	hook(kafka.Message{Topic: "t"})
 	if len(codes) != 2 || codes[0] != 3 || codes[1] != 3 {

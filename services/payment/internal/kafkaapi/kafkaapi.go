@@ -1,8 +1,10 @@
-// Package checkout makes the payment service a participant of the checkout
-// saga: it handles ChargePayment and RefundPayment from Kafka and answers
-// through the outbox (PaymentCaptured, PaymentFailed, PaymentRefunded).
+// Package kafkaapi is the payment service's part in the checkout saga: it
+// handles ChargePayment and RefundPayment from Kafka
+// (checkoutv1.TopicPaymentCommands) and answers each on
+// checkoutv1.TopicReplies through the outbox (PaymentCaptured,
+// PaymentFailed, PaymentRefunded).
 //
-// Every command passes the saga barrier (saga.Barrier) first. Unlike a
+// Every command passes the saga barrier first (saga.Participant.Pass). Unlike a
 // participant whose effect is a database write, payment's effect is a call to
 // the payment provider (PSP), which cannot join a database transaction. So a
 // command is handled in up to three parts:
@@ -13,7 +15,7 @@
 //  3. a transaction that writes the reply to the outbox.
 //
 // This is safe because every PSP call is idempotent by key (the charge key
-// "<order id>:charge", the command's refund key): a command redelivered after
+// checkoutv1.ChargeKey, the command's refund key): a command redelivered after
 // a crash between the parts finds its barrier row (Duplicate) and does the
 // PSP work again, which resumes the payment or refund it finds instead of
 // making another. The barrier itself then only has to do what a key cannot:
@@ -21,7 +23,7 @@
 // and let a compensation that arrives before its charge succeed without
 // effect (NullCompensation). Both need the barrier row of RefundPayment
 // committed BEFORE the refund is settled, which part 1 does.
-package checkout
+package kafkaapi
 
 import (
 	"context"
@@ -30,32 +32,16 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/money"
-	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 )
-
-// StepChargePayment is the checkout saga's payment step, as named in the
-// saga-step header of its commands.
-const StepChargePayment = "charge-payment"
-
-// ReasonRefused is the reason of the PaymentFailed that answers a
-// ChargePayment arriving after its compensation (anti-hanging).
-const ReasonRefused = "refused: compensated before it arrived"
-
-// ChargeKey returns the PSP idempotency key of an order's charge,
-// "<order id>:charge", as the order service puts it in ChargePayment. The
-// saga contract fixes it, so RefundPayment, which carries only its own key,
-// finds the charge to refund by the order id.
-func ChargeKey(orderID string) string { return orderID + ":charge" }
 
 // Payments are the use cases the handler calls (a *payment.Service).
 type Payments interface {
@@ -71,29 +57,26 @@ type Notifier interface {
 }
 
 // Handler handles the payment commands of the checkout saga. Create it with
-// New and give its Handle to a messaging.Consumer of
+// NewHandler and give its Handle to a messaging.Consumer of
 // checkoutv1.TopicPaymentCommands. It is safe for concurrent use.
 type Handler struct {
-	db       *gorm.DB
-	payments Payments
-	relay    Notifier
-	now      func() time.Time
-	log      *slog.Logger
+	participant *saga.Participant
+	payments    Payments
+	now         func() time.Time
+	log         *slog.Logger
 }
 
-// New returns a Handler keeping its barrier rows and outbox in db (migrated
-// with saga.MigrateBarrier and outbox.Migrate), charging and refunding
-// through payments, and notifying relay after each commit that wrote a
-// reply. now is the clock of the replies' occurred_at.
-func New(db *gorm.DB, payments Payments, relay Notifier, now func() time.Time, log *slog.Logger) *Handler {
-	return &Handler{db: db, payments: payments, relay: relay, now: now, log: log}
-}
-
-// command is a decoded, checked payment command.
-type command struct {
-	corr      saga.Correlation
-	orderID   string
-	messageID string // of the command: the reply's causation_id
+// NewHandler returns a Handler keeping its barrier rows and outbox in db
+// (migrated with saga.MigrateBarrier and outbox.Migrate), charging and
+// refunding through payments, and notifying relay after each commit that
+// wrote a reply. now is the clock of the replies' occurred_at.
+func NewHandler(db *database.DB, payments Payments, relay Notifier, now func() time.Time, log *slog.Logger) *Handler {
+	return &Handler{
+		participant: saga.NewParticipant(db, checkoutv1.TopicReplies, relay.Notify),
+		payments:    payments,
+		now:         now,
+		log:         log,
+	}
 }
 
 // Handle handles one message of checkoutv1.TopicPaymentCommands; it is a
@@ -101,71 +84,72 @@ type command struct {
 // inconsistent correlation) gives a messaging.Permanent error; a transient
 // failure (database, PSP without an answer) an error to retry.
 func (h *Handler) Handle(ctx context.Context, msg kafka.Message) error {
-	env, err := checkoutv1.Unmarshal(msg.Value)
+	// The saga id IS the order id (parseCommand checks it): the barrier is
+	// keyed by the one, the charge key derived from the other, and
+	// anti-hanging needs both to name the same saga.
+	cmd, d, err := parseCommand(msg)
 	if err != nil {
 		return messaging.Permanent(err)
 	}
-	corr, err := saga.ParseCorrelation(headers(msg))
-	if err != nil {
-		return messaging.Permanent(fmt.Errorf("payment command: %w", err))
-	}
-	cmd := command{corr: corr, orderID: checkoutv1.OrderID(env)}
-	cmd.messageID, _ = messaging.Header(msg, outbox.HeaderMessageID)
-	// The saga id IS the order id: the barrier is keyed by the one, the
-	// charge key derived from the other, and anti-hanging needs both to
-	// name the same saga.
-	if corr.SagaID != cmd.orderID {
-		return messaging.Permanent(fmt.Errorf("payment command: saga id %q is not the order id %q", corr.SagaID, cmd.orderID))
-	}
-	switch p := env.GetPayload().(type) {
+	switch p := cmd.GetPayload().(type) {
 	case *checkoutv1.Envelope_ChargePayment:
-		if corr.Op != saga.OpAction {
-			return messaging.Permanent(fmt.Errorf("ChargePayment with saga-op %q, want %q", corr.Op, saga.OpAction))
-		}
-		return h.charge(ctx, cmd, p.ChargePayment)
+		return h.charge(ctx, d, p.ChargePayment)
 	case *checkoutv1.Envelope_RefundPayment:
-		if corr.Op != saga.OpCompensate {
-			return messaging.Permanent(fmt.Errorf("RefundPayment with saga-op %q, want %q", corr.Op, saga.OpCompensate))
-		}
-		return h.refund(ctx, cmd, p.RefundPayment)
-	default:
-		return messaging.Permanent(fmt.Errorf("%T is not a payment command", p))
+		return h.refund(ctx, d, p.RefundPayment)
 	}
+	return fmt.Errorf("no use case for %s", checkoutv1.PayloadName(cmd)) // parseCommand let it through: a bug
+}
+
+// parseCommand reads a payment command and its delivery from msg, or says
+// why it never can.
+func parseCommand(msg kafka.Message) (*checkoutv1.Envelope, saga.Delivery, error) {
+	cmd, role, err := checkoutv1.UnmarshalCommand(msg.Value, checkoutv1.TopicPaymentCommands)
+	if err != nil {
+		return nil, saga.Delivery{}, err
+	}
+	d, err := saga.ParseDelivery(messaging.Headers(msg), cmd.GetMessageId(), checkoutv1.OrderID(cmd), role.Step, role.Compensation)
+	if err != nil {
+		return nil, saga.Delivery{}, fmt.Errorf("%s: %w", checkoutv1.PayloadName(cmd), err)
+	}
+	return cmd, d, nil
+}
+
+// reply returns the encoder of env, payment's answer to d.
+func (h *Handler) reply(d saga.Delivery, env *checkoutv1.Envelope) saga.EncodeReply {
+	return checkoutv1.ReplyEncoder(env, d.SagaID, d.Step, d.MessageID, h.now())
 }
 
 // charge handles ChargePayment.
-func (h *Handler) charge(ctx context.Context, cmd command, c *checkoutv1.ChargePayment) error {
+func (h *Handler) charge(ctx context.Context, d saga.Delivery, c *checkoutv1.ChargePayment) error {
+	orderID := d.SagaID
+	// outcome is the barrier's, made Refused for a compensated Duplicate.
 	var outcome saga.Outcome
-	err := h.transaction(ctx, func(tx *gorm.DB) (bool, error) {
-		var err error
-		outcome, err = saga.Barrier(ctx, tx, cmd.corr.SagaID, cmd.corr.Step, cmd.corr.Op)
-		if err != nil {
-			return false, err
-		}
+	_, err := h.participant.Pass(ctx, d, func(tx *gorm.DB, passed saga.Outcome) (saga.EncodeReply, error) {
+		outcome = passed
 		if outcome == saga.Duplicate {
 			// The barrier says Refused only to an action arriving after
 			// its compensation. A charge whose first delivery passed the
 			// barrier but crashed before reaching the PSP is a Duplicate
 			// even once the compensation has settled "nothing charged":
 			// it must not charge now either.
-			compensated, err := saga.Compensated(ctx, tx, cmd.corr.SagaID, cmd.corr.Step)
+			compensated, err := saga.Compensated(ctx, tx, d.SagaID, d.Step)
 			if err != nil {
-				return false, err
+				return nil, err
 			}
 			if compensated {
 				outcome = saga.Refused
 			}
 		}
 		if outcome != saga.Refused {
-			return false, nil
+			return nil, nil
 		}
-		return true, h.reply(ctx, tx, cmd, failed(cmd.orderID, ReasonRefused))
+		return h.reply(d, failed(orderID, checkoutv1.ReasonRefused)), nil
 	})
 	if err != nil {
-		return fmt.Errorf("charge order %s: %w", cmd.orderID, err)
+		return fmt.Errorf("charge order %s: %w", orderID, err)
 	}
-	log := h.log.With(slog.String("order_id", cmd.orderID), slog.String("barrier", outcome.String()))
-	logBarrier(ctx, log, cmd.corr, outcome)
+	log := h.log.With(slog.String("order_id", orderID), slog.String("barrier", outcome.String()))
+	logBarrier(ctx, log, d.Correlation, outcome)
 	if outcome == saga.Refused {
 		log.Info("charge refused: its compensation came first")
 		return nil
@@ -174,7 +158,7 @@ func (h *Handler) charge(ctx context.Context, cmd command, c *checkoutv1.ChargeP
 	// Proceed or Duplicate: charge, or find the charge of an earlier
 	// delivery by its key.
 	p, err := h.payments.Charge(ctx, payment.ChargeRequest{
-		OrderID:        cmd.orderID,
+		OrderID:        orderID,
 		Amount:         money.Amount{Minor: c.GetAmount().GetMinorUnits(), Currency: c.GetAmount().GetCurrency()},
 		CardNumber:     c.GetCardNumber(),
 		IdempotencyKey: c.GetIdempotencyKey(),
@@ -188,23 +172,22 @@ func (h *Handler) charge(ctx context.Context, cmd command, c *checkoutv1.ChargeP
 		return nil
 	case errors.Is(err, payment.ErrInvalid):
 		// Nothing was sent to the PSP, so nothing was charged: a certain failure.
-		answer = failed(cmd.orderID, err.Error())
+		answer = failed(orderID, err.Error())
 	case errors.Is(err, payment.ErrIdempotencyConflict):
 		// The key is taken by another request: retrying cannot help, and
 		// whether the card was charged is for the compensation to settle.
-		return messaging.Permanent(fmt.Errorf("charge order %s: %w", cmd.orderID, err))
+		return messaging.Permanent(fmt.Errorf("charge order %s: %w", orderID, err))
 	case err != nil:
-		return fmt.Errorf("charge order %s: %w", cmd.orderID, err)
+		return fmt.Errorf("charge order %s: %w", orderID, err)
 	case p.Status == payment.StatusCaptured:
 		answer = captured(p)
 	case p.Status == payment.StatusFailed:
-		answer = failed(cmd.orderID, p.FailureReason)
+		answer = failed(orderID, p.FailureReason)
 	default:
-		return fmt.Errorf("charge order %s: payment %s is %s without an error", cmd.orderID, p.ID, p.Status)
+		return fmt.Errorf("charge order %s: payment %s is %s without an error", orderID, p.ID, p.Status)
 	}
-	err = h.transaction(ctx, func(tx *gorm.DB) (bool, error) { return true, h.reply(ctx, tx, cmd, answer) })
-	if err != nil {
-		return fmt.Errorf("reply to charge of order %s: %w", cmd.orderID, err)
+	if err := h.participant.Answer(ctx, d, h.reply(d, answer)); err != nil {
+		return fmt.Errorf("reply to charge of order %s: %w", orderID, err)
 	}
 	log.Info("charge answered", slog.String("payment_id", p.ID), slog.String("status", string(p.Status)))
 	return nil
@@ -222,25 +205,23 @@ func logBarrier(ctx context.Context, log *slog.Logger, corr saga.Correlation, ou
 }
 
 // refund handles RefundPayment.
-func (h *Handler) refund(ctx context.Context, cmd command, r *checkoutv1.RefundPayment) error {
+func (h *Handler) refund(ctx context.Context, d saga.Delivery, r *checkoutv1.RefundPayment) error {
+	orderID := d.SagaID
 	// The barrier row is committed before the refund is settled, so that
 	// a ChargePayment still on its way is Refused from now on.
-	var outcome saga.Outcome
-	err := h.transaction(ctx, func(tx *gorm.DB) (bool, error) {
-		var err error
-		outcome, err = saga.Barrier(ctx, tx, cmd.corr.SagaID, cmd.corr.Step, cmd.corr.Op)
-		if err != nil || outcome != saga.NullCompensation {
-			return false, err
+	outcome, err := h.participant.Pass(ctx, d, func(_ *gorm.DB, outcome saga.Outcome) (saga.EncodeReply, error) {
+		if outcome != saga.NullCompensation {
+			return nil, nil
 		}
 		// The charge never passed its barrier, so it never reached the
 		// PSP, and now it never will: nothing to refund.
-		return true, h.reply(ctx, tx, cmd, refunded(cmd.orderID, ""))
+		return h.reply(d, refunded(orderID, "")), nil
 	})
 	if err != nil {
-		return fmt.Errorf("refund order %s: %w", cmd.orderID, err)
+		return fmt.Errorf("refund order %s: %w", orderID, err)
 	}
-	log := h.log.With(slog.String("order_id", cmd.orderID), slog.String("barrier", outcome.String()))
-	logBarrier(ctx, log, cmd.corr, outcome)
+	log := h.log.With(slog.String("order_id", orderID), slog.String("barrier", outcome.String()))
+	logBarrier(ctx, log, d.Correlation, outcome)
 	if outcome == saga.NullCompensation {
 		log.Info("refund before its charge: nothing to refund")
 		return nil
@@ -249,15 +230,12 @@ func (h *Handler) refund(ctx context.Context, cmd command, r *checkoutv1.RefundP
 	// Proceed, or Duplicate: an earlier delivery may have committed its
 	// barrier row and stopped before the refund was made or answered. The
 	// settlement is idempotent by key, so it is simply done again.
-	refundID, err := h.settle(ctx, cmd.orderID, r.GetIdempotencyKey())
+	refundID, err := h.settle(ctx, orderID, r.GetIdempotencyKey())
 	if err != nil {
-		return fmt.Errorf("refund order %s: %w", cmd.orderID, err)
+		return fmt.Errorf("refund order %s: %w", orderID, err)
 	}
-	err = h.transaction(ctx, func(tx *gorm.DB) (bool, error) {
-		return true, h.reply(ctx, tx, cmd, refunded(cmd.orderID, refundID))
-	})
-	if err != nil {
-		return fmt.Errorf("reply to refund of order %s: %w", cmd.orderID, err)
+	if err := h.participant.Answer(ctx, d, h.reply(d, refunded(orderID, refundID))); err != nil {
+		return fmt.Errorf("reply to refund of order %s: %w", orderID, err)
 	}
 	log.Info("refund answered", slog.String("refund_id", refundID))
 	return nil
@@ -268,7 +246,7 @@ func (h *Handler) refund(ctx context.Context, cmd command, r *checkoutv1.RefundP
 // what is left of a captured one under refundKey. It returns the refund's
 // id, or "" when nothing was captured or nothing is left.
 func (h *Handler) settle(ctx context.Context, orderID, refundKey string) (string, error) {
-	p, err := h.payments.Status(ctx, ChargeKey(orderID))
+	p, err := h.payments.Status(ctx, checkoutv1.ChargeKey(orderID))
 	switch {
 	case errors.Is(err, payment.ErrNotFound):
 		return "", nil // never charged
@@ -334,51 +312,4 @@ func refunded(orderID, refundID string) *checkoutv1.Envelope {
 	return &checkoutv1.Envelope{Payload: &checkoutv1.Envelope_PaymentRefunded{PaymentRefunded: &checkoutv1.PaymentRefunded{
 		OrderId: orderID, RefundId: refundID,
 	}}}
-}
-
-// reply writes the reply to cmd to the outbox inside tx: env, which holds
-// the payload, completed with the ids and cmd's correlation headers.
-func (h *Handler) reply(ctx context.Context, tx *gorm.DB, cmd command, env *checkoutv1.Envelope) error {
-	id := uuid.NewString()
-	env.MessageId = id
-	env.SagaId = cmd.corr.SagaID
-	env.Step = cmd.corr.Step
-	env.CorrelationId = cmd.orderID
-	env.CausationId = cmd.messageID
-	env.OccurredAt = timestamppb.New(h.now())
-	value, err := checkoutv1.Marshal(env)
-	if err != nil {
-		return err
-	}
-	return outbox.Add(ctx, tx, outbox.Message{
-		ID:      id,
-		Topic:   checkoutv1.TopicReplies,
-		Key:     cmd.orderID,
-		Headers: cmd.corr.Headers(),
-		Payload: value,
-	})
-}
-
-// transaction runs fn in a transaction and, if fn reported that it wrote to
-// the outbox and the transaction committed, wakes the relay.
-func (h *Handler) transaction(ctx context.Context, fn func(tx *gorm.DB) (wrote bool, err error)) error {
-	var wrote bool
-	err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
-		wrote, err = fn(tx)
-		return err
-	})
-	if err == nil && wrote {
-		h.relay.Notify()
-	}
-	return err
-}
-
-// headers returns msg's headers as a map, the last of a repeated name winning.
-func headers(msg kafka.Message) map[string]string {
-	h := make(map[string]string, len(msg.Headers))
-	for _, kv := range msg.Headers {
-		h[kv.Key] = string(kv.Value)
-	}
-	return h
 }

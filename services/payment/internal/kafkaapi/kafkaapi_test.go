@@ -1,4 +1,4 @@
-package checkout_test
+package kafkaapi_test
 
 import (
 	"context"
@@ -24,8 +24,8 @@ import (
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/saga"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/payment/internal/checkout"
 	"github.com/microshop/microshop/services/payment/internal/db"
+	"github.com/microshop/microshop/services/payment/internal/kafkaapi"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
 	"github.com/microshop/microshop/services/payment/internal/psp"
@@ -37,7 +37,7 @@ import (
 type fixture struct {
 	db       *database.DB
 	sim      *simulator.Simulator
-	handler  *checkout.Handler
+	handler  *kafkaapi.Handler
 	notified atomic.Int64
 }
 
@@ -59,8 +59,8 @@ func newFixture(t *testing.T, databaseURL string) *fixture {
 	// A short PSP timeout: the hanging card's charge turns ambiguous quickly.
 	client := psp.New(srv.URL, 500*time.Millisecond)
 	t.Cleanup(client.Close)
-	svc := payment.NewService(db.New(f.db.DB), client, time.Now)
-	f.handler = checkout.New(f.db.DB, svc, f, time.Now, log)
+	svc := payment.NewService(db.NewStore(f.db), client, time.Now)
+	f.handler = kafkaapi.NewHandler(f.db, svc, f, time.Now, log)
 	return f
 }
 
@@ -70,20 +70,20 @@ const amount = 1999
 func chargeCommand(order, card string) kafka.Message {
 	return command(order, saga.OpAction, &checkoutv1.Envelope_ChargePayment{ChargePayment: &checkoutv1.ChargePayment{
 		OrderId: order, Amount: &checkoutv1.Money{MinorUnits: amount, Currency: "EUR"},
-		CardNumber: card, IdempotencyKey: checkout.ChargeKey(order),
+		CardNumber: card, IdempotencyKey: checkoutv1.ChargeKey(order),
 	}})
 }
 
 // refundCommand returns the RefundPayment the order service sends for order.
 func refundCommand(order string) kafka.Message {
 	return command(order, saga.OpCompensate, &checkoutv1.Envelope_RefundPayment{RefundPayment: &checkoutv1.RefundPayment{
-		OrderId: order, Amount: &checkoutv1.Money{MinorUnits: amount, Currency: "EUR"}, IdempotencyKey: order + ":refund",
+		OrderId: order, Amount: &checkoutv1.Money{MinorUnits: amount, Currency: "EUR"}, IdempotencyKey: checkoutv1.RefundKey(order),
 	}})
 }
 
 func command(order, op string, payload any) kafka.Message {
 	env := &checkoutv1.Envelope{
-		MessageId: uuid.NewString(), SagaId: order, Step: checkout.StepChargePayment,
+		MessageId: uuid.NewString(), SagaId: order, Step: checkoutv1.StepChargePayment,
 		CorrelationId: order, OccurredAt: timestamppb.Now(),
 	}
 	switch p := payload.(type) {
@@ -96,7 +96,7 @@ func command(order, op string, payload any) kafka.Message {
 	if err != nil {
 		panic(err)
 	}
-	corr := saga.Correlation{SagaID: order, Step: checkout.StepChargePayment, Op: op}
+	corr := saga.Correlation{SagaID: order, Step: checkoutv1.StepChargePayment, Op: op}
 	msg := kafka.Message{Topic: checkoutv1.TopicPaymentCommands, Key: []byte(order), Value: value,
 		Headers: []kafka.Header{{Key: outbox.HeaderMessageID, Value: []byte(env.MessageId)}}}
 	for k, v := range corr.Headers() {
@@ -137,7 +137,7 @@ func (f *fixture) replies(t *testing.T) []reply {
 			t.Fatal(err)
 		}
 		if r.Topic != checkoutv1.TopicReplies || r.Key != checkoutv1.OrderID(env) || env.GetSagaId() != r.Key ||
-			env.GetStep() != checkout.StepChargePayment || env.GetCausationId() == "" {
+			env.GetStep() != checkoutv1.StepChargePayment || env.GetCausationId() == "" {
 			t.Errorf("outbox row %s/%s holds %v: want a reply on %s keyed and correlated by order id", r.Topic, r.Key, env, checkoutv1.TopicReplies)
 		}
 		rep := reply{Payload: checkoutv1.PayloadMessage(env), Headers: map[string]string{}}
@@ -150,7 +150,7 @@ func (f *fixture) replies(t *testing.T) []reply {
 }
 
 func headersOf(order, op string) map[string]string {
-	return saga.Correlation{SagaID: order, Step: checkout.StepChargePayment, Op: op}.Headers()
+	return saga.Correlation{SagaID: order, Step: checkoutv1.StepChargePayment, Op: op}.Headers()
 }
 
 func checkReplies(t *testing.T, f *fixture, want []reply) {
@@ -173,7 +173,7 @@ func checkPSP(t *testing.T, f *fixture, charges, refunds int) {
 
 func paymentOf(t *testing.T, f *fixture, order string) payment.Payment {
 	t.Helper()
-	p, err := db.New(f.db.DB).PaymentByKey(t.Context(), checkout.ChargeKey(order))
+	p, err := db.NewStore(f.db).PaymentByKey(t.Context(), checkoutv1.ChargeKey(order))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func testRefundBeforeCharge(t *testing.T, f *fixture) {
 	f.deliver(t, chargeCommand(order, simulator.CardSucceeds))
 	f.deliver(t, chargeCommand(order, simulator.CardSucceeds))
 	refused := reply{Headers: headersOf(order, saga.OpAction),
-		Payload: &checkoutv1.PaymentFailed{OrderId: order, Reason: checkout.ReasonRefused}}
+		Payload: &checkoutv1.PaymentFailed{OrderId: order, Reason: checkoutv1.ReasonRefused}}
 	checkReplies(t, f, []reply{
 		{Headers: headersOf(order, saga.OpCompensate), Payload: &checkoutv1.PaymentRefunded{OrderId: order}},
 		refused, refused,
@@ -273,7 +273,7 @@ func testRefundBeforeCharge(t *testing.T, f *fixture) {
 func passBarrier(t *testing.T, f *fixture, order string) {
 	t.Helper()
 	err := f.db.Transaction(func(tx *gorm.DB) error {
-		o, err := saga.Barrier(t.Context(), tx, order, checkout.StepChargePayment, saga.OpAction)
+		o, err := saga.Barrier(t.Context(), tx, order, checkoutv1.StepChargePayment, saga.OpAction)
 		if err == nil && o != saga.Proceed {
 			err = errors.New("barrier says " + o.String())
 		}
@@ -294,7 +294,7 @@ func testChargeRedeliveredAfterCompensation(t *testing.T, f *fixture) {
 	f.deliver(t, chargeCommand(order, simulator.CardSucceeds))
 	checkReplies(t, f, []reply{
 		{Headers: headersOf(order, saga.OpCompensate), Payload: &checkoutv1.PaymentRefunded{OrderId: order}},
-		{Headers: headersOf(order, saga.OpAction), Payload: &checkoutv1.PaymentFailed{OrderId: order, Reason: checkout.ReasonRefused}},
+		{Headers: headersOf(order, saga.OpAction), Payload: &checkoutv1.PaymentFailed{OrderId: order, Reason: checkoutv1.ReasonRefused}},
 	})
 	checkPSP(t, f, 0, 0)
 }

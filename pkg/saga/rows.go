@@ -1,0 +1,142 @@
+package saga
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// The orchestrator's rows: saga_instances and saga_steps as GORM reads and
+// writes them, on SQLite and PostgreSQL alike. Every function works through
+// the transaction it is given.
+
+// errConflict reports that another transition changed the instance after
+// it was read: the transaction rolls back and the event is re-read or
+// dropped.
+var errConflict = errors.New("saga changed concurrently")
+
+// dueSQL selects the sagas in flight whose due time has come (one ? for now).
+const dueSQL = "status IN ('RUNNING', 'COMPENSATING') AND due_at <= ?"
+
+// instanceRow is a row of saga_instances.
+type instanceRow struct {
+	ID         string
+	Definition string
+	Data       string
+	Status     string
+	Step       int
+	Attempt    int
+	DueAt      sql.NullTime
+	Reason     string
+	Version    int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+func (r instanceRow) instance() Instance {
+	inst := Instance{
+		ID:         r.ID,
+		Definition: r.Definition,
+		Data:       []byte(r.Data),
+		Status:     Status(r.Status),
+		Step:       r.Step,
+		Attempt:    r.Attempt,
+		Reason:     r.Reason,
+		Version:    r.Version,
+		CreatedAt:  r.CreatedAt.UTC(),
+		UpdatedAt:  r.UpdatedAt.UTC(),
+	}
+	if r.DueAt.Valid {
+		inst.DueAt = r.DueAt.Time.UTC()
+	}
+	return inst
+}
+
+// insertInstance inserts inst unless a saga with its id exists, and reports
+// whether it did. ON CONFLICT rather than a unique violation keeps the
+// caller's PostgreSQL transaction usable.
+func insertInstance(tx *gorm.DB, inst Instance) (bool, error) {
+	res := tx.Exec("INSERT INTO saga_instances (id, definition, data, status, step, attempt, due_at, reason, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+		inst.ID, inst.Definition, string(inst.Data), string(inst.Status), inst.Step, inst.Attempt, nullTime(inst.DueAt),
+		inst.Reason, inst.Version, inst.CreatedAt, inst.UpdatedAt)
+	if res.Error != nil {
+		return false, fmt.Errorf("insert saga: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// updateInstance writes next, the instance after a transition, if the row
+// is still at version was; errConflict if another transition changed it.
+func updateInstance(tx *gorm.DB, next Instance, was int64) error {
+	res := tx.Exec("UPDATE saga_instances SET status = ?, step = ?, attempt = ?, due_at = ?, reason = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?",
+		string(next.Status), next.Step, next.Attempt, nullTime(next.DueAt), next.Reason, next.Version, next.UpdatedAt, next.ID, was)
+	if res.Error != nil {
+		return fmt.Errorf("update saga: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return errConflict
+	}
+	return nil
+}
+
+// selectInstance reads the instance matching where (with its args), if any.
+func selectInstance(tx *gorm.DB, where string, args ...any) (Instance, bool, error) {
+	var rows []instanceRow
+	err := tx.Raw("SELECT id, definition, data, status, step, attempt, due_at, reason, version, created_at, updated_at FROM saga_instances WHERE "+where, args...).
+		Scan(&rows).Error
+	if err != nil {
+		return Instance{}, false, fmt.Errorf("select saga: %w", err)
+	}
+	if len(rows) == 0 {
+		return Instance{}, false, nil
+	}
+	return rows[0].instance(), true, nil
+}
+
+// recordStep writes the step outcome e of saga sagaID to saga_steps: a new
+// row when the operation starts, its outcome when it ends.
+func recordStep(tx *gorm.DB, sagaID string, e stepEvent, name string, now time.Time) error {
+	var err error
+	if e.outcome == StepStarted {
+		err = tx.Exec("INSERT INTO saga_steps (saga_id, step, name, op, status, attempts, reason, started_at) VALUES (?, ?, ?, ?, ?, 1, '', ?)",
+			sagaID, e.step, name, e.op, e.outcome, now).Error
+	} else {
+		err = tx.Exec("UPDATE saga_steps SET status = ?, reason = ?, finished_at = ? WHERE saga_id = ? AND step = ? AND op = ?",
+			e.outcome, e.reason, now, sagaID, e.step, e.op).Error
+	}
+	if err != nil {
+		return fmt.Errorf("record saga step: %w", err)
+	}
+	return nil
+}
+
+// recordAttempt counts a re-send of inst's compensation in flight.
+func recordAttempt(tx *gorm.DB, inst Instance) error {
+	err := tx.Exec("UPDATE saga_steps SET attempts = ? WHERE saga_id = ? AND step = ? AND op = ?",
+		inst.Attempt, inst.ID, inst.Step, OpCompensate).Error
+	if err != nil {
+		return fmt.Errorf("update saga step: %w", err)
+	}
+	return nil
+}
+
+// recordRefusal keeps why inst's compensation in flight was refused, for
+// operators; the instance itself does not change (Run re-sends when due).
+func recordRefusal(tx *gorm.DB, inst Instance, reason string) error {
+	err := tx.Exec("UPDATE saga_steps SET reason = ? WHERE saga_id = ? AND step = ? AND op = ?",
+		reason, inst.ID, inst.Step, OpCompensate).Error
+	if err != nil {
+		return fmt.Errorf("record refused compensation: %w", err)
+	}
+	return nil
+}
+
+// nullTime is t for a nullable column: NULL if zero.
+func nullTime(t time.Time) sql.NullTime { return sql.NullTime{Time: t, Valid: !t.IsZero()} }
+
+// dbTime is t as both engines store it: UTC, to the microsecond. SQLite
+// compares times as text, which orders correctly only in one time zone.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
