@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/microshop/microshop/pkg/poll"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/gateway/apitest"
 )
 
@@ -181,7 +182,7 @@ func shop(t *testing.T, gateway, psp string) {
 	if after.Available != hangStock.Available {
 		t.Errorf("%s available after the hanging card's order was cancelled = %d, want the stock released back to %d", hangStock.SKU, after.Available, hangStock.Available)
 	}
-	captured, refunded := pspNet(t, psp, hanging.ID+":charge")
+	captured, refunded := pspNet(t, psp, checkoutv1.ChargeKey(hanging.ID))
 	if captured != got.Total.Amount || captured-refunded != 0 {
 		t.Errorf("the PSP holds for the hanging card's order: captured %d, refunded %d; want its total %d captured and all of it refunded",
 			captured, refunded, got.Total.Amount)
