@@ -16,7 +16,7 @@ cache="${MICROSHOP_TOOLS_CACHE:-$HOME/.cache/microshop/tools}/$name-$key"
 if [ ! -x "$cache/$name" ]; then
 	echo "building $name ($pkg) once for pins $key into $cache; the first build takes minutes" >&2
 	mkdir -p "$cache.tmp"
-	(cd "$mod" && GOWORK=off go build -trimpath -o "$cache.tmp/$name" "$pkg")
+	(cd "$mod" && GOWORK=off go build -o "$cache.tmp/$name" "$pkg")
 	rm -rf "$cache" && mv "$cache.tmp" "$cache"
 fi
 mkdir -p "$(dirname "$out")"
