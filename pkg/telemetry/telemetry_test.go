@@ -162,15 +162,15 @@ func TestREDMetrics(t *testing.T) {
 		}
 	}
 	want := map[string]uint64{
-		`http_server_request_duration_seconds{http_request_method="GET",http_response_status_class="2xx",http_route="/orders/:id"}`:      2,
-		`http_server_request_duration_seconds{http_request_method="POST",http_response_status_class="4xx",http_route="/orders"}`:        1,
-		`http_server_request_duration_seconds{http_request_method="GET",http_response_status_class="4xx",http_route="unmatched"}`:       1,
-		`http_server_request_duration_seconds{http_request_method="_OTHER",http_response_status_class="4xx",http_route="unmatched"}`:    1,
-		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="2xx",peer_service="order"}`:         2,
-		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="4xx",peer_service="order"}`:         1,
-		`http_client_request_duration_seconds{http_request_method="POST",http_response_status_class="4xx",peer_service="order"}`:        1,
-		`http_client_request_duration_seconds{http_request_method="_OTHER",http_response_status_class="4xx",peer_service="order"}`:      1,
-		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="error",peer_service="order"}`:       1,
+		`http_server_request_duration_seconds{http_request_method="GET",http_response_status_class="2xx",http_route="/orders/:id"}`:  2,
+		`http_server_request_duration_seconds{http_request_method="POST",http_response_status_class="4xx",http_route="/orders"}`:     1,
+		`http_server_request_duration_seconds{http_request_method="GET",http_response_status_class="4xx",http_route="unmatched"}`:    1,
+		`http_server_request_duration_seconds{http_request_method="_OTHER",http_response_status_class="4xx",http_route="unmatched"}`: 1,
+		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="2xx",peer_service="order"}`:      2,
+		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="4xx",peer_service="order"}`:      1,
+		`http_client_request_duration_seconds{http_request_method="POST",http_response_status_class="4xx",peer_service="order"}`:     1,
+		`http_client_request_duration_seconds{http_request_method="_OTHER",http_response_status_class="4xx",peer_service="order"}`:   1,
+		`http_client_request_duration_seconds{http_request_method="GET",http_response_status_class="error",peer_service="order"}`:    1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("histogram counts (-want +got):\n%s", diff)
