@@ -1,6 +1,6 @@
 // Package telemetry is what every microshop process needs to be observed:
-// OpenTelemetry tracing exported over OTLP, one Prometheus registry with RED
-// metrics for HTTP servers and clients, and trace ids on log lines.
+// OpenTelemetry tracing exported over OTLP, and one Prometheus registry with
+// RED metrics for HTTP servers and clients.
 //
 // [Start] configures tracing from the standard OpenTelemetry variables, as
 // any OpenTelemetry SDK does, so that a user who knows OTel needs to learn
@@ -20,8 +20,9 @@
 //
 // With no endpoint (the embedded `make run`) nothing is exported, but spans
 // are still created and the W3C trace context still propagates: over HTTP,
-// through the outbox and Kafka, into the log lines. A trace id in a log line
-// then ties together what five processes logged about one checkout.
+// through the outbox and Kafka, into the log lines (pkg/logging adds
+// trace_id and span_id). A trace id in a log line then ties together what
+// five processes logged about one checkout.
 //
 // OpenTelemetry's instrumentation libraries (otelgin, otelhttp, the GORM
 // plugin) read the tracer provider and propagator from OTel's global state

@@ -3,7 +3,6 @@ package telemetry_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -220,37 +219,6 @@ func labels(m *dto.Metric) string {
 		parts = append(parts, l.GetName()+`="`+l.GetValue()+`"`)
 	}
 	return "{" + strings.Join(parts, ",") + "}"
-}
-
-func TestLogHandler(t *testing.T) {
-	tel := start(t, nil)
-	var buf bytes.Buffer
-	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(&buf, nil))).With(slog.String("service", "order"))
-	ctx, span := tel.TracerProvider.Tracer("test").Start(t.Context(), "handle")
-	log.InfoContext(ctx, "inside")
-	span.End()
-	log.InfoContext(t.Context(), "outside")
-
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("got %d lines, want 2:\n%s", len(lines), buf.String())
-	}
-	type ids struct{ TraceID, SpanID string }
-	var got [2]ids
-	for i, line := range lines {
-		var rec struct {
-			TraceID string `json:"trace_id"`
-			SpanID  string `json:"span_id"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatal(err)
-		}
-		got[i] = ids{rec.TraceID, rec.SpanID}
-	}
-	want := [2]ids{{span.SpanContext().TraceID().String(), span.SpanContext().SpanID().String()}, {}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ids of the lines inside and outside the span (-want +got):\n%s", diff)
-	}
 }
 
 func TestStartRejects(t *testing.T) {

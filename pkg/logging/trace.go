@@ -1,4 +1,4 @@
-package telemetry
+package logging
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// LogHandler wraps next so that a record logged with a context holding a
+// TraceHandler wraps next so that a record logged with a context holding a
 // span (logger.InfoContext(ctx, ...)) carries the span's trace_id and
 // span_id (in the logger's open group, if it has one). A record without a span in its
 // context passes through unchanged. Ids are added whether or not the span is
 // sampled: they tie log lines together even when no trace is exported.
-func LogHandler(next slog.Handler) slog.Handler { return traceHandler{next: next} }
+func TraceHandler(next slog.Handler) slog.Handler { return traceHandler{next: next} }
 
 type traceHandler struct{ next slog.Handler }
 
