@@ -14,7 +14,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos
 
-.PHONY: help build run run-full chaos test test-short lint tools proto proto-check clean bench-checkout prometheus dashboards
+.PHONY: help build run run-full chaos test test-short lint tools slow-tools proto proto-check clean bench-checkout prometheus dashboards
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,8 +25,8 @@ build: ## build every program into .run/bin
 run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
 	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN)
 
-run-full: build ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN)
+run-full: build $(TOOLS)/jaeger prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Jaeger and Prometheus
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus)
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)
@@ -60,6 +60,17 @@ lint: tools proto-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint
 	done
 
 tools: $(TOOLS)/staticcheck $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## build the pinned tools of tools/go.mod into .run/tools
+
+# Consul and Jaeger take minutes to build cold: tools/build-pinned.sh keeps
+# each binary in a cache outside the work tree, keyed by its module's pins,
+# so a fresh clone or `make clean` copies it back instead of rebuilding.
+slow-tools: $(TOOLS)/consul $(TOOLS)/jaeger ## build (once per pin) the Consul agent and Jaeger into .run/tools
+
+$(TOOLS)/consul: tools/consul/go.mod tools/consul/go.sum tools/build-pinned.sh
+	GONOSUMDB=github.com/hashicorp/consul,github.com/hashicorp/hcp-sdk-go tools/build-pinned.sh consul github.com/hashicorp/consul $@
+
+$(TOOLS)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum tools/build-pinned.sh
+	tools/build-pinned.sh jaeger github.com/jaegertracing/jaeger/cmd/jaeger $@
 
 $(TOOLS)/staticcheck: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o ../$(TOOLS)/ honnef.co/go/tools/cmd/staticcheck

@@ -16,6 +16,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/problem"
 )
 
@@ -69,7 +70,9 @@ func startServe(t *testing.T, ctx context.Context, cfg httpserver.Config, h http
 	ln.Close()
 	done := make(chan error, 1)
 	go func() { done <- httpserver.Serve(ctx, discard(), cfg, h, checks) }()
-	waitFor(t, func() bool {
+	wait, stop := context.WithTimeout(t.Context(), 5*time.Second)
+	defer stop()
+	poll.Until(wait, t, "Serve listening", func() bool {
 		c, err := net.Dial("tcp", cfg.Addr)
 		if err == nil {
 			c.Close()
@@ -77,17 +80,6 @@ func startServe(t *testing.T, ctx context.Context, cfg httpserver.Config, h http
 		return err == nil
 	})
 	return cfg.Addr, done
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestServeDrainsInFlightRequests(t *testing.T) {
@@ -121,7 +113,9 @@ func TestServeDrainsInFlightRequests(t *testing.T) {
 	cancel()
 
 	// Shutdown has begun once the listener refuses new connections.
-	waitFor(t, func() bool {
+	wait, stop := context.WithTimeout(t.Context(), 5*time.Second)
+	defer stop()
+	poll.Until(wait, t, "the listener closed", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/microshop/microshop/pkg/kafkatest"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // testTimeout bounds every test, so a hung fetch or rebalance fails the test
@@ -248,19 +249,16 @@ func TestCreatedTopicSurvivesCrash(t *testing.T) {
 func waitStable(ctx context.Context, t *testing.T, addr, group string, n int) {
 	t.Helper()
 	client := &kafka.Client{Addr: kafka.TCP(addr)}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	poll.UntilNil(ctx, t, fmt.Sprintf("group %s stable with %d members", group, n), func() error {
 		resp, err := client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-		if err == nil && len(resp.Groups) == 1 && stable(resp.Groups[0], n) {
-			return
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("group %s not stable with %d members: last response %+v, error %v", group, n, resp, err)
-		case <-tick.C:
+		if len(resp.Groups) != 1 || !stable(resp.Groups[0], n) {
+			return fmt.Errorf("response %+v", resp)
 		}
-	}
+		return nil
+	})
 }
 
 // stable reports whether g is stable with n members that each own partitions.

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 func TestNewConsumerRejectsBadConfig(t *testing.T) {
@@ -380,7 +381,7 @@ func TestDeadLetterWriteFailureHoldsCommit(t *testing.T) {
 			t.Fatalf("SetDeadLetterWriter: %v", err)
 		}
 		r := run(t, c)
-		waitUntil(ctx, t, "poison committed", func() bool { return committed(ctx, t, kc, group, topic, 1)[0] == 2 })
+		poll.Until(ctx, t, "poison committed", func() bool { return committed(ctx, t, kc, group, topic, 1)[0] == 2 })
 		if err := r.stop(t); err != nil {
 			t.Fatalf("Run after stop = %v, want nil", err)
 		}
@@ -419,7 +420,7 @@ func TestDeadLetterWriteFailureHoldsCommit(t *testing.T) {
 			t.Fatalf("SetDeadLetterWriter: %v", err)
 		}
 		r := run(t, c)
-		waitUntil(ctx, t, "a failed dead-letter write", func() bool { calls, _, _ := w.stats(); return calls > 0 })
+		poll.Until(ctx, t, "a failed dead-letter write", func() bool { calls, _, _ := w.stats(); return calls > 0 })
 		if err := r.stop(t); err == nil || errors.Is(err, messaging.ErrClosed) {
 			t.Errorf("Run stopped while the dead-letter write fails = %v, want an error that is not ErrClosed", err)
 		}
@@ -433,7 +434,7 @@ func TestDeadLetterWriteFailureHoldsCommit(t *testing.T) {
 			return poison(ctx, msg)
 		}, nil)
 		again.waitFor(ctx, t, 1)
-		waitUntil(ctx, t, "poison committed", func() bool { return committed(ctx, t, kc, group, topic, 1)[0] == 2 })
+		poll.Until(ctx, t, "poison committed", func() bool { return committed(ctx, t, kc, group, topic, 1)[0] == 2 })
 		if err := next.stop(t); err != nil {
 			t.Fatalf("Run of the next consumer = %v, want nil", err)
 		}
@@ -724,7 +725,7 @@ func TestConsumersInOneGroupSplitPartitions(t *testing.T) {
 	msgs := keyed(8, 0, 5)
 	produce(ctx, t, kc, topic, msgs...)
 
-	waitUntil(ctx, t, "every message handled", func() bool {
+	poll.Until(ctx, t, "every message handled", func() bool {
 		return len(members["a"].deliveries())+len(members["b"].deliveries()) >= len(msgs)
 	})
 	for _, r := range runs {

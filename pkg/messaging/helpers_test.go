@@ -17,6 +17,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/kafkatest"
 	"github.com/microshop/microshop/pkg/messaging"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // testTimeout bounds every test, so a hung fetch or rebalance fails the test
@@ -186,22 +187,8 @@ func (r *recorder) handler(_ context.Context, msg kafka.Message) error {
 // waitFor polls until n messages are recorded and returns them.
 func (r *recorder) waitFor(ctx context.Context, t *testing.T, n int) []delivery {
 	t.Helper()
-	waitUntil(ctx, t, fmt.Sprintf("%d messages handled", n), func() bool { return len(r.deliveries()) >= n })
+	poll.Until(ctx, t, fmt.Sprintf("%d messages handled", n), func() bool { return len(r.deliveries()) >= n })
 	return r.deliveries()
-}
-
-// waitUntil polls cond until it holds, failing t when ctx ends first.
-func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }
 
 // produce writes msgs to topic with the package's writer.
@@ -395,7 +382,7 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[stri
 func waitStable(ctx context.Context, t *testing.T, kc messaging.Config, group string, n int) {
 	t.Helper()
 	c := client(t, kc)
-	waitUntil(ctx, t, fmt.Sprintf("group %s stable with %d members", group, n), func() bool {
+	poll.Until(ctx, t, fmt.Sprintf("group %s stable with %d members", group, n), func() bool {
 		resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		if err != nil || len(resp.Groups) != 1 {
 			return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // TestRelaysUnderLoad adds thousands of messages on 50 keys from many
@@ -68,7 +69,7 @@ func TestRelaysUnderLoad(t *testing.T) {
 						t.Fatalf("writer: %v", err)
 					}
 				}
-				poll(ctx, t, "every message sent", func() bool { return count(t, db, "sent_at IS NULL") == 0 })
+				poll.Until(ctx, t, "every message sent", func() bool { return count(t, db, "sent_at IS NULL") == 0 })
 				stopRelays()
 				relaying.Wait()
 

@@ -284,21 +284,6 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// poll calls cond every few milliseconds until it returns true, and fails
-// the test if ctx ends first.
-func poll(ctx context.Context, t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
 // errRolledBack rolls a transaction back.
 var errRolledBack = errors.New("rolled back")
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 const topic = "inventory.commands"
@@ -176,7 +177,7 @@ func TestRelay(t *testing.T) {
 				done := make(chan struct{})
 				go func() { relay.Run(runCtx); close(done) }()
 				// The pending gauge falls to 0 only after the marks committed.
-				poll(ctx, t, "Run to relay everything", func() bool { return readGauges(t, reg).Pending == 0 })
+				poll.Until(ctx, t, "Run to relay everything", func() bool { return readGauges(t, reg).Pending == 0 })
 				stop()
 				<-done
 
@@ -263,11 +264,11 @@ func TestRelay(t *testing.T) {
 				done := make(chan struct{})
 				go func() { relay.Run(runCtx); close(done) }()
 				defer func() { stop(); <-done }()
-				poll(ctx, t, "the first message", func() bool { return readGauges(t, reg).Published == 1 })
+				poll.Until(ctx, t, "the first message", func() bool { return readGauges(t, reg).Published == 1 })
 				// Run now goes idle for an hour, unless woken.
 				add(ctx, t, db, msgs[1])
 				relay.Notify()
-				poll(ctx, t, "the second message", func() bool { return readGauges(t, reg).Published == 2 })
+				poll.Until(ctx, t, "the second message", func() bool { return readGauges(t, reg).Published == 2 })
 			})
 
 			t.Run("Prune deletes only rows sent more than Retention ago", func(t *testing.T) {

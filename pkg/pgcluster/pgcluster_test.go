@@ -1,7 +1,6 @@
 package pgcluster_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +8,13 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/microshop/microshop/pkg/logtest"
 	"github.com/microshop/microshop/pkg/pgcluster"
 	"github.com/microshop/microshop/pkg/pgcluster/pgtest"
 )
@@ -161,7 +160,7 @@ func TestStartLongDir(t *testing.T) {
 	t.Parallel()
 	requirePostgres(t)
 	dir := sharedTempDir(t, strings.Repeat("d", 90))
-	var log syncBuffer
+	var log logtest.Buffer
 
 	c, err := pgcluster.Start(t.Context(), pgcluster.Options{Dir: dir, Log: &log})
 	if err != nil {
@@ -269,23 +268,4 @@ func insertAndList(t *testing.T, conn *pgx.Conn) []string {
 		t.Fatalf("select: %v", err)
 	}
 	return names
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of
-// Options.Log and reads of the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,14 +4,14 @@
 package servicetest
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/microshop/microshop/pkg/logtest"
 )
 
 // RunFunc is the signature of every service's run (see STYLE.md).
@@ -21,7 +21,7 @@ type RunFunc func(ctx context.Context, getenv func(string) string, stdout io.Wri
 type Service struct {
 	// URL is the service's base URL, e.g. "http://127.0.0.1:41234".
 	URL    string
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -44,7 +44,7 @@ func FreeAddr(t testing.TB) string {
 func Start(t testing.TB, run RunFunc, env map[string]string, addrKey string) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{URL: "http://" + env[addrKey], logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &Service{URL: "http://" + env[addrKey], logs: &logtest.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- run(ctx, func(k string) string { return env[k] }, s.logs) }()
 	t.Cleanup(func() { _ = s.Stop() })
 
@@ -80,21 +80,3 @@ func (s *Service) Stop() error {
 
 // Logs returns everything the service has written to stdout so far.
 func (s *Service) Logs() string { return s.logs.String() }
-
-// syncBuffer is a bytes.Buffer safe for the service and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -7,19 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/services/psp/simulator"
 )
-
-// checkNoServerError fails unless rec is a success or a 4xx problem.
-func checkNoServerError(t *testing.T, c call, code int, contentType string) {
-	t.Helper()
-	if code >= 500 {
-		t.Fatalf("%s %s key %q body %q: status %d, want no 5xx", c.method, c.target, c.key, c.body, code)
-	}
-	if code >= 400 && contentType != "application/problem+json" {
-		t.Fatalf("%s %s body %q: status %d with Content-Type %q, want a problem", c.method, c.target, c.body, code, contentType)
-	}
-}
 
 func FuzzCreateCharge(f *testing.F) {
 	f.Add("k", chargeBody(1999, simulator.CardSucceeds))
@@ -33,7 +23,7 @@ func FuzzCreateCharge(f *testing.F) {
 			c.key = ""
 		}
 		rec := c.do(sim.Handler())
-		checkNoServerError(t, c, rec.Code, rec.Header().Get("Content-Type"))
+		servicetest.CheckNoServerError(t, rec)
 	})
 }
 
@@ -52,7 +42,7 @@ func FuzzCreateRefund(f *testing.F) {
 			c.key = ""
 		}
 		rec := c.do(sim.Handler())
-		checkNoServerError(t, c, rec.Code, rec.Header().Get("Content-Type"))
+		servicetest.CheckNoServerError(t, rec)
 	})
 }
 
@@ -64,7 +54,7 @@ func FuzzPutFaults(f *testing.F) {
 		sim := newSimulator(simulator.Settings{})
 		c := call{method: http.MethodPut, target: "/v1/admin/faults", body: body}
 		rec := c.do(sim.Handler())
-		checkNoServerError(t, c, rec.Code, rec.Header().Get("Content-Type"))
+		servicetest.CheckNoServerError(t, rec)
 		if f := sim.Faults(); f.Latency < 0 || f.Latency > simulator.MaxLatency || f.FailureRate < 0 || f.FailureRate > 1 {
 			t.Fatalf("body %q left faults out of range: %+v", body, f)
 		}
@@ -84,7 +74,7 @@ func FuzzLookups(f *testing.F) {
 		for _, path := range []string{"/v1/charges?", "/v1/refunds?"} {
 			c := call{method: http.MethodGet, target: path + query}
 			rec := c.do(sim.Handler())
-			checkNoServerError(t, c, rec.Code, rec.Header().Get("Content-Type"))
+			servicetest.CheckNoServerError(t, rec)
 		}
 	})
 }

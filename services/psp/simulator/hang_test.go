@@ -3,11 +3,13 @@ package simulator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
@@ -32,21 +34,19 @@ func startHangingCharge(ctx context.Context, url, key string) <-chan result {
 // waitForCharge polls GET /v1/charges?idempotency_key=key until it answers 200.
 func waitForCharge(t *testing.T, url, key string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	poll.UntilNil(ctx, t, fmt.Sprintf("charge %q visible", key), func() error {
 		resp, err := http.Get(url + "/v1/charges?idempotency_key=" + key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("charge %q not visible within 10s (last status %d)", key, resp.StatusCode)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestHangingCardIsChargedWhileTheClientWaits(t *testing.T) {

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/microshop/microshop/pkg/logtest"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // testTimeout bounds each test, so a broker that never starts or never
@@ -34,7 +36,7 @@ func TestRun(t *testing.T) {
 	sent := kafka.Message{Key: []byte("order-1"), Value: []byte("created")}
 
 	first := startRun(ctx, t, args)
-	poll(ctx, t, "produce", func() error {
+	poll.UntilNil(ctx, t, "produce", func() error {
 		w := &kafka.Writer{
 			Addr:                   kafka.TCP(first.addr),
 			Topic:                  topic,
@@ -216,7 +218,7 @@ func startRun(ctx context.Context, t *testing.T, args []string) *runningBroker {
 	t.Helper()
 	runCtx, cancel := context.WithCancel(ctx)
 	b := &runningBroker{cancel: cancel, done: make(chan struct{})}
-	var stdout syncBuffer
+	var stdout logtest.Buffer
 	go func() {
 		b.err = run(runCtx, args, noEnv, &stdout)
 		close(b.done)
@@ -226,7 +228,7 @@ func startRun(ctx context.Context, t *testing.T, args []string) *runningBroker {
 		<-b.done
 	})
 
-	poll(ctx, t, "broker listening", func() error {
+	poll.UntilNil(ctx, t, "broker listening", func() error {
 		select {
 		case <-b.done:
 			t.Fatalf("run returned %v before listening; output:\n%s", b.err, stdout.String())
@@ -279,25 +281,6 @@ func findLog(t *testing.T, out, msg string) (logLine, bool) {
 	return logLine{}, false
 }
 
-// poll calls try every 20ms until it returns nil, failing the test when ctx
-// is done first.
-func poll(ctx context.Context, t *testing.T, what string, try func() error) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := try()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: gave up: %v", what, err)
-		case <-tick.C:
-		}
-	}
-}
-
 // newGroupReader returns a consumer-group reader that starts at the oldest
 // record, commits synchronously and is closed in t.Cleanup.
 func newGroupReader(t *testing.T, addr, topic, group string) *kafka.Reader {
@@ -328,21 +311,3 @@ func message(m kafka.Message) map[string]any {
 }
 
 func noEnv(string) string { return "" }
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/services/gateway/apitest"
 )
 
@@ -100,19 +102,21 @@ func shop(t *testing.T, gateway, psp string) {
 
 	// final polls order id until it is no longer PENDING, for 30s at most.
 	final := func(id string) (orderView, []byte) {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		var got orderView
+		var body []byte
+		poll.Until(ctx, t, "order "+id+" no longer PENDING", func() bool {
 			resp := c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/orders/" + id, Header: apitest.Bearer(alice)})
 			if resp.Status != http.StatusOK {
 				t.Fatalf("alice reads her order = %d %s", resp.Status, resp.Body)
 			}
-			var got orderView
+			got = orderView{}
 			resp.Decode(t, &got)
-			if got.Status != "PENDING" || time.Now().After(deadline) {
-				return got, resp.Body
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			body = resp.Body
+			return got.Status != "PENDING"
+		})
+		return got, body
 	}
 	if got, body := final(o.ID); got.Status != "CONFIRMED" || len(got.History) < 3 {
 		t.Errorf("order with a good card ended %s; want CONFIRMED with the saga's steps in its history: %s", got.Status, body)

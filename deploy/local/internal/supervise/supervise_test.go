@@ -1,37 +1,21 @@
 package supervise_test
 
 import (
-	"bytes"
+	"context"
+	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
+	"github.com/microshop/microshop/pkg/logtest"
+	"github.com/microshop/microshop/pkg/poll"
 )
-
-// syncBuffer is a bytes.Buffer safe for the output goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestKillAndRestart: Kill ends a running process as a crash would, and the
 // same Process starts again; Stop of a process that exits 0 is no error.
 func TestKillAndRestart(t *testing.T) {
-	var buf syncBuffer
+	var buf logtest.Buffer
 	var lines []string // appended by the hook, one call at a time; read after the processes exited
 	out := supervise.NewOutput(&buf, func(name, text string) { lines = append(lines, name+":"+text) })
 	p := &supervise.Process{Name: "sleeper", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 60"}}
@@ -40,12 +24,11 @@ func TestKillAndRestart(t *testing.T) {
 			t.Fatalf("round %d: Start: %v", round, err)
 		}
 		// Kill once it has written its line, so that both rounds show it.
-		for deadline := time.Now().Add(10 * time.Second); strings.Count(buf.String(), "sleeper   | up") <= round; {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no output line:\n%s", round, buf.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+		poll.Until(wait, t, fmt.Sprintf("round %d's output line", round), func() bool {
+			return strings.Count(buf.String(), "sleeper   | up") > round
+		})
+		stop()
 		if !p.Kill() {
 			t.Fatalf("round %d: Kill of a running process = false", round)
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/microshop/microshop/pkg/clocktest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/services/inventory/internal/db/dbtest"
 	"github.com/microshop/microshop/services/inventory/internal/inventory"
 	"github.com/microshop/microshop/services/inventory/internal/inventory/inventorytest"
@@ -23,29 +25,11 @@ const ttl = 15 * time.Minute
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a clock the test moves by hand; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newService returns a Service on a fresh database of engine holding
 // catalog, and its clock, at start.
-func newService(t *testing.T, engine dbtest.Engine, catalog ...inventory.ProductWithStock) (*inventory.Service, *clock) {
+func newService(t *testing.T, engine dbtest.Engine, catalog ...inventory.ProductWithStock) (*inventory.Service, *clocktest.Clock) {
 	t.Helper()
-	c := &clock{now: start}
+	c := clocktest.New(start)
 	return inventory.NewService(engine.NewStore(t, catalog...), c.Now, ttl), c
 }
 
@@ -339,17 +323,17 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	type op func(*inventory.Service, context.Context, string) (inventory.Reservation, error)
 	commit, release := (*inventory.Service).Commit, (*inventory.Service).Release
 	// reach brings order "o-1"'s reservation from PENDING to a status.
-	reach := map[inventory.Status]func(*inventory.Service, *clock) error{
-		inventory.StatusPending: func(*inventory.Service, *clock) error { return nil },
-		inventory.StatusCommitted: func(svc *inventory.Service, _ *clock) error {
+	reach := map[inventory.Status]func(*inventory.Service, *clocktest.Clock) error{
+		inventory.StatusPending: func(*inventory.Service, *clocktest.Clock) error { return nil },
+		inventory.StatusCommitted: func(svc *inventory.Service, _ *clocktest.Clock) error {
 			_, err := svc.Commit(t.Context(), "o-1")
 			return err
 		},
-		inventory.StatusReleased: func(svc *inventory.Service, _ *clock) error {
+		inventory.StatusReleased: func(svc *inventory.Service, _ *clocktest.Clock) error {
 			_, err := svc.Release(t.Context(), "o-1")
 			return err
 		},
-		inventory.StatusExpired: func(svc *inventory.Service, clk *clock) error {
+		inventory.StatusExpired: func(svc *inventory.Service, clk *clocktest.Clock) error {
 			clk.Advance(ttl)
 			_, err := svc.ExpireStale(t.Context())
 			return err
@@ -520,11 +504,9 @@ func testExpirer(t *testing.T, engine dbtest.Engine) {
 		expirer.Run(ctx)
 		close(done)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); stockOf(t, svc, "A").Reserved != 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the expirer did not expire the reservation within 10s")
-		}
-	}
+	wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	defer stop()
+	poll.Until(wait, t, "the expirer to expire the reservation", func() bool { return stockOf(t, svc, "A").Reserved == 0 })
 	cancel()
 	<-done
 	for _, want := range []string{`"msg":"reservation expirer started","interval":"1ms"`, `"msg":"reservations expired","expired":1`, `"msg":"reservation expirer stopped"`} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/microshop/microshop/pkg/clocktest"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/services/order/internal/order"
 	"github.com/microshop/microshop/services/order/internal/order/ordertest"
@@ -17,7 +18,7 @@ import (
 var now = time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)
 
 func newService() *order.Service {
-	return order.NewService(ordertest.NewMemoryStore(), ordertest.NewClock(now).Now)
+	return order.NewService(ordertest.NewMemoryStore(), clocktest.New(now).Now)
 }
 
 func eur(minor int64) money.Amount { return money.Amount{Minor: minor, Currency: "EUR"} }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/microshop/microshop/pkg/health"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
 )
 
@@ -58,7 +60,9 @@ func TestRun(t *testing.T) {
 		resp.Body.Close()
 		held <- resp.StatusCode
 	}()
-	waitFor(t, func() bool {
+	wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	defer stop()
+	poll.Until(wait, t, "the held charge recorded", func() bool {
 		resp, err := http.Get(svc.URL + "/v1/charges?idempotency_key=wiring-hang")
 		if err != nil {
 			return false
@@ -90,17 +94,6 @@ func getJSON(t *testing.T, url string, wantStatus int, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
