@@ -15,6 +15,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // TestTraceContinuesThroughKafka: a message added inside a trace is
@@ -71,19 +72,11 @@ func TestTraceContinuesThroughKafka(t *testing.T) {
 			runCtx, stop := context.WithCancel(ctx)
 			done := make(chan error, 1)
 			go func() { done <- consumer.Run(runCtx) }()
-			for {
+			poll.Until(ctx, t, "both messages handled", func() bool {
 				mu.Lock()
-				n := len(handled)
-				mu.Unlock()
-				if n == 2 {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					t.Fatalf("handled %d messages before the timeout, want 2", n)
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
+				defer mu.Unlock()
+				return len(handled) == 2
+			})
 			stop()
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)

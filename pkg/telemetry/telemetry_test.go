@@ -66,7 +66,9 @@ func TestExportToJaeger(t *testing.T) {
 			if name := tt.vars["OTEL_SERVICE_NAME"]; name != "" {
 				want = name
 			}
-			tr := j.WaitTrace(t, traceID, 30*time.Second, func(tr jaegertest.Trace) bool { return len(tr) == 1 })
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			tr := j.WaitTrace(ctx, t, traceID, func(tr jaegertest.Trace) bool { return len(tr) == 1 })
 			if got := tr[0].Service + " " + tr[0].Name; got != want+" place order" {
 				t.Errorf("span = %q, want %q", got, want+" place order")
 			}

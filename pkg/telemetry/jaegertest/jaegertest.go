@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/microshop/microshop/pkg/poll"
 )
 
 // Jaeger is a running Jaeger.
@@ -127,19 +129,17 @@ func Start(t testing.TB) *Jaeger {
 		logs.stop()
 	})
 	j := &Jaeger{OTLPHTTP: "http://" + addr(0), OTLPGRPC: "http://" + addr(1), QueryURL: "http://" + addr(2)}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if err := j.ready(t.Context()); err == nil {
-			return j
-		} else if time.Now().After(deadline) {
-			t.Fatalf("jaeger not ready after a minute: %v", err)
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	poll.UntilNil(ctx, t, "jaeger to answer", func() error {
 		select {
 		case err := <-exited:
 			t.Fatalf("jaeger exited while starting: %v", err)
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-	}
+		return j.ready(ctx)
+	})
+	return j
 }
 
 // ready reports whether both the query API and the OTLP/HTTP receiver answer.
@@ -156,21 +156,22 @@ func (j *Jaeger) ready(ctx context.Context) error {
 }
 
 // WaitTrace polls the query API for the trace of traceID (32 hex digits)
-// until done returns true for it, and returns it; it fails the test after
-// timeout. Spans reach the query API some time after their export.
-func (j *Jaeger) WaitTrace(t testing.TB, traceID string, timeout time.Duration, done func(Trace) bool) Trace {
+// until done returns true for it, and returns it; it fails the test when ctx
+// ends first. Spans reach the query API some time after their export.
+func (j *Jaeger) WaitTrace(ctx context.Context, t testing.TB, traceID string, done func(Trace) bool) Trace {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		tr, err := j.Trace(t.Context(), traceID)
-		if err == nil && done(tr) {
-			return tr
+	var tr Trace
+	poll.UntilNil(ctx, t, "trace "+traceID+" in jaeger", func() error {
+		var err error
+		if tr, err = j.Trace(ctx, traceID); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("trace %s not as expected after %s (error %v), last seen:\n%s", traceID, timeout, err, tr)
+		if !done(tr) {
+			return fmt.Errorf("not complete yet:\n%s", tr)
 		}
-		time.Sleep(200 * time.Millisecond) // polling Jaeger, nothing to wait on
-	}
+		return nil
+	})
+	return tr
 }
 
 // Trace returns the spans of the trace of traceID; an unknown trace is an
