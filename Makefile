@@ -9,14 +9,14 @@ TOOLS   := $(RUN_DIR)/tools
 
 # Go modules in go.work; `./...` at the root matches none of them.
 MODULES  := pkg proto services/gateway services/order services/inventory services/payment services/psp deploy/local \
-            observability/ebpf
+            observability observability/ebpf
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short lint tools slow-tools proto proto-check clean bench-checkout \
+.PHONY: help build run run-full chaos test test-short lint tools slow-tools proto proto-check clean bench-checkout prometheus dashboards \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -28,8 +28,8 @@ build: ## build every program into .run/bin
 run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
 	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN)
 
-run-full: build ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN)
+run-full: build $(TOOLS)/jaeger prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Jaeger and Prometheus
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus)
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)
@@ -48,7 +48,7 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 
-test: lint ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker), wiring, end-to-end
+test: lint prometheus ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)
 
 test-short: ## unit, integration and wiring tests; skips the end-to-end stack
@@ -90,6 +90,15 @@ proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## lint proto/*.proto and regenerate 
 proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/'s committed Go code is not what make proto generates
 	cd proto && ../$(TOOLS)/buf lint
 	proto/check-generated.sh proto
+
+# Prometheus and promtool come from Debian's package (2.42); the rules'
+# tests, the configs' checks and make run-full need them.
+prometheus: ## install Debian's prometheus package (Prometheus, promtool) if missing
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+		{ apt-get update -qq && apt-get install -y --no-install-recommends prometheus; }
+
+dashboards: ## regenerate observability/grafana/dashboards/*.json from the Go code in observability/dashboards
+	$(GO) test ./observability/dashboards -run TestJSONIsCurrent -update
 
 EBPF := observability/ebpf
 

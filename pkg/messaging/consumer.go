@@ -14,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler handles one consumed message. It returns nil when the message is
@@ -115,6 +116,12 @@ type ConsumerConfig struct {
 	// Concurrency beyond the partitions this member owns leaves workers
 	// idle. Default 1.
 	Concurrency int
+
+	// TracerProvider creates the span of each message's handling, a child
+	// of the trace context in the message's headers (see
+	// [ExtractTraceContext]); the handler's ctx holds it. Nil means OTel's
+	// global provider, which telemetry.Start sets.
+	TracerProvider trace.TracerProvider
 
 	// AfterHandle, if set, is called with each message the handler handled
 	// successfully, after the handler returned and before the message is
@@ -248,6 +255,7 @@ type Consumer struct {
 	handler Handler
 	log     *slog.Logger
 	metrics *metrics
+	tracer  trace.Tracer
 	dlq     messageWriter
 
 	mu     sync.Mutex
@@ -312,6 +320,7 @@ func NewConsumer(cfg ConsumerConfig, h Handler, log *slog.Logger, reg prometheus
 		handler: h,
 		log:     log,
 		metrics: m,
+		tracer:  tracerOf(cfg.TracerProvider),
 		dlq:     dlq,
 	}, nil
 }
@@ -497,10 +506,12 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader) (kafka.Message, e
 // commits it. It returns nil without committing if ctx is done between two
 // attempts, and an error if the dead-letter write or the commit failed and
 // ctx is done or the consumer closed.
-func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Message) error {
-	attempts, err := c.handle(ctx, msg)
+func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Message) (err error) {
+	ctx, span := c.startProcessSpan(ctx, msg)
+	attempts, handleErr := c.handle(ctx, msg)
 	outcome := outcomeOK
-	switch {
+	defer func() { endProcessSpan(span, outcome, attempts, errors.Join(handleErr, err)) }()
+	switch err := handleErr; {
 	case err == nil:
 		if attempts > 1 {
 			outcome = outcomeRetried
@@ -516,8 +527,9 @@ func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Messa
 	default:
 		// handle gives up early only when ctx is done or the consumer
 		// closed: leave msg to its next delivery.
-		c.log.Info("stopped before the message was handled; it will be delivered again",
+		c.log.InfoContext(ctx, "stopped before the message was handled; it will be delivered again",
 			messageAttr(msg), slog.Int("attempts", attempts), slog.Any("error", err))
+		outcome = outcomeInterrupted
 		return nil
 	}
 	if err := c.commit(ctx, r, msg); err != nil {
@@ -539,7 +551,7 @@ func (c *Consumer) handle(ctx context.Context, msg kafka.Message) (attempts int,
 		}
 		return struct{}{}, err
 	}, func(err error, wait time.Duration) {
-		c.log.Warn("handle message failed; will retry", messageAttr(msg),
+		c.log.WarnContext(ctx, "handle message failed; will retry", messageAttr(msg),
 			slog.Int("attempt", attempts), slog.Duration("retry_in", wait), slog.Any("error", err))
 	})
 	return attempts, err
@@ -555,7 +567,7 @@ func (c *Consumer) call(ctx context.Context, msg kafka.Message) (err error) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("message handler panicked", messageAttr(msg),
+			c.log.ErrorContext(ctx, "message handler panicked", messageAttr(msg),
 				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			err = Permanent(fmt.Errorf("handler panicked: %v", p))
 		}
@@ -576,7 +588,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, attempts i
 		return err
 	}
 	c.metrics.deadLettered.WithLabelValues(msg.Topic).Inc()
-	c.log.Error("message dead-lettered", messageAttr(msg), slog.String("dead_letter_topic", c.cfg.DeadLetterTopic),
+	c.log.ErrorContext(ctx, "message dead-lettered", messageAttr(msg), slog.String("dead_letter_topic", c.cfg.DeadLetterTopic),
 		slog.Int("attempts", attempts), slog.Any("error", cause))
 	return nil
 }

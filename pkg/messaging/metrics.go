@@ -13,6 +13,10 @@ const (
 	outcomeOK           = "ok"            // handled at the first attempt
 	outcomeRetried      = "retried"       // handled after failed attempts
 	outcomeDeadLettered = "dead_lettered" // written to the dead-letter topic
+	// outcomeInterrupted is not a label value: the consumer stopped before
+	// the message was handled, and it is left to its next delivery. Only
+	// its span says so.
+	outcomeInterrupted = "interrupted"
 )
 
 // metrics are a consumer's Prometheus collectors.

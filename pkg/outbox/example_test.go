@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
@@ -52,13 +53,18 @@ func Example() {
 		return
 	}
 
+	// The context of the request being served, inside its trace: here
+	// made from the caller's traceparent header, which otelgin does in a
+	// service.
+	ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	})
 	err = db.Transaction(func(tx *gorm.DB) error {
 		// ... insert the order here, with tx ...
 		return outbox.Add(ctx, tx, outbox.Message{
 			ID:      "5f0c7c8e-3b1a-4f0e-9d57-2f4a8f3b9c11",
 			Topic:   "inventory.commands",
 			Key:     "order-42",
-			Headers: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 			Payload: []byte(`{"reserve":"MUG-BLUE"}`),
 		})
 	})
@@ -109,6 +115,12 @@ func ExampleRelay_Run() {
 	go func() { relay.Run(ctx); close(done) }()
 
 	// In a request handler:
+	// The context of the request being served, inside its trace: here
+	// made from the caller's traceparent header, which otelgin does in a
+	// service.
+	ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	})
 	err = db.Transaction(func(tx *gorm.DB) error {
 		// ... the business change ...
 		return outbox.Add(ctx, tx, outbox.Message{ID: uuid.NewString(), Topic: "inventory.commands", Key: "order-42"})

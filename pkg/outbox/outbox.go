@@ -63,10 +63,11 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/messaging"
 )
 
 // HeaderMessageID is the Kafka header carrying Message.ID.
-const HeaderMessageID = "message-id"
+const HeaderMessageID = messaging.HeaderMessageID
 
 // MaxMessageBytes bounds the bytes of a message that Add accepts: ID, key,
 // headers and payload together. It stays below the 1 MiB that kafka-go
@@ -106,10 +107,10 @@ type Message struct {
 	// Key is the Kafka key and the ordering key (the order id): messages of
 	// one key are published in the order they were added. Required.
 	Key string
-	// Headers are extra Kafka headers, such as the W3C trace context
-	// ("traceparent", "tracestate"), kept with the row so the trace continues
-	// at the consumer. Names must not be empty or HeaderMessageID; names
-	// and values must be valid UTF-8.
+	// Headers are extra Kafka headers. Names must not be empty,
+	// HeaderMessageID or a trace context header (messaging.HeaderTraceParent,
+	// messaging.HeaderTraceState: Add takes the trace context from its ctx);
+	// names and values must be valid UTF-8.
 	Headers map[string]string
 	// Payload is the message value; nil is published as empty.
 	Payload []byte
@@ -120,7 +121,9 @@ type Message struct {
 // writes none if one is invalid (ErrInvalidMessage). tx must be a
 // transaction (gorm's db.Transaction or Begin), or Add returns
 // ErrNoTransaction. It is as safe for concurrent use as tx is; ctx bounds the
-// inserts. After the commit, Relay.Notify wakes an idle relay of the same
+// inserts. The trace context of the span in ctx, if any, is kept with each
+// row: the relay publishes it as the messages' traceparent, so the consumer
+// continues the trace of this transaction. After the commit, Relay.Notify wakes an idle relay of the same
 // process.
 func Add(ctx context.Context, tx *gorm.DB, msgs ...Message) error {
 	if _, ok := tx.Statement.ConnPool.(gorm.TxCommitter); !ok {
@@ -128,6 +131,15 @@ func Add(ctx context.Context, tx *gorm.DB, msgs ...Message) error {
 	}
 	rows := make([]row, len(msgs))
 	createdAt := dbTime(tx.NowFunc())
+	var trace struct{ parent, state string }
+	for _, h := range messaging.InjectTraceContext(ctx, nil) {
+		switch h.Key {
+		case messaging.HeaderTraceParent:
+			trace.parent = string(h.Value)
+		case messaging.HeaderTraceState:
+			trace.state = string(h.Value)
+		}
+	}
 	for i, m := range msgs {
 		if err := m.validate(); err != nil {
 			return fmt.Errorf("add message %d (id %q): %w", i, m.ID, err)
@@ -140,12 +152,13 @@ func Add(ctx context.Context, tx *gorm.DB, msgs ...Message) error {
 		if payload == nil {
 			payload = []byte{} // the column is NOT NULL
 		}
-		rows[i] = row{ID: m.ID, Topic: m.Topic, Key: m.Key, Headers: string(headers), Payload: payload, CreatedAt: createdAt}
+		rows[i] = row{ID: m.ID, Topic: m.Topic, Key: m.Key, Headers: string(headers), Payload: payload,
+			TraceParent: trace.parent, TraceState: trace.state, CreatedAt: createdAt}
 	}
 	tx = tx.WithContext(ctx)
 	for _, r := range rows {
-		err := tx.Exec("INSERT INTO outbox (id, topic, key, headers, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-			r.ID, r.Topic, r.Key, r.Headers, r.Payload, r.CreatedAt).Error
+		err := tx.Exec("INSERT INTO outbox (id, topic, key, headers, payload, traceparent, tracestate, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			r.ID, r.Topic, r.Key, r.Headers, r.Payload, r.TraceParent, r.TraceState, r.CreatedAt).Error
 		if err != nil {
 			return fmt.Errorf("insert outbox message %q: %w", r.ID, err)
 		}
@@ -156,9 +169,10 @@ func Add(ctx context.Context, tx *gorm.DB, msgs ...Message) error {
 // validate reports, wrapping ErrInvalidMessage, why m could never be
 // published. Such a row would hold back every later message of its key.
 func (m Message) validate() error {
-	size := len(m.ID) + len(m.Key) + len(m.Payload) + len(HeaderMessageID)
+	// The trace context headers take at most 55 + 512 bytes (W3C).
+	size := len(m.ID) + len(m.Key) + len(m.Payload) + len(HeaderMessageID) + maxTraceContextBytes
 	for name, value := range m.Headers {
-		if name == "" || strings.EqualFold(name, HeaderMessageID) {
+		if name == "" || reservedHeader(name) {
 			return fmt.Errorf("%w: header name %q is empty or reserved", ErrInvalidMessage, name)
 		}
 		// Stored as JSON, which would replace invalid UTF-8 without a word.
@@ -178,6 +192,20 @@ func (m Message) validate() error {
 		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidMessage, size, MaxMessageBytes)
 	}
 	return nil
+}
+
+// maxTraceContextBytes bounds the trace context headers: traceparent's 55
+// characters and tracestate's 512, with their names.
+const maxTraceContextBytes = len(messaging.HeaderTraceParent) + 55 + len(messaging.HeaderTraceState) + 512
+
+// reservedHeader reports whether name is a header the outbox sets itself.
+func reservedHeader(name string) bool {
+	for _, r := range []string{HeaderMessageID, messaging.HeaderTraceParent, messaging.HeaderTraceState} {
+		if strings.EqualFold(name, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // validTopic reports whether Kafka accepts topic as a topic name.
@@ -212,17 +240,21 @@ func Migrate(ctx context.Context, db *database.DB, log *slog.Logger) error {
 
 // row is a row of the outbox table.
 type row struct {
-	Seq       int64
-	ID        string
-	Topic     string
-	Key       string
-	Headers   string
-	Payload   []byte
-	CreatedAt time.Time
+	Seq     int64
+	ID      string
+	Topic   string
+	Key     string
+	Headers string
+	Payload []byte
+	// TraceParent and TraceState are the W3C trace context of the
+	// transaction that added the row; empty outside a trace.
+	TraceParent string `gorm:"column:traceparent"`
+	TraceState  string `gorm:"column:tracestate"`
+	CreatedAt   time.Time
 }
 
 // message returns r as the Kafka message to publish: HeaderMessageID first,
-// then the extra headers sorted by name.
+// then the extra headers sorted by name, then the trace context, if any.
 func (r row) message() (kafka.Message, error) {
 	var extra map[string]string
 	if err := json.Unmarshal([]byte(r.Headers), &extra); err != nil {
@@ -232,6 +264,12 @@ func (r row) message() (kafka.Message, error) {
 	headers = append(headers, kafka.Header{Key: HeaderMessageID, Value: []byte(r.ID)})
 	for _, name := range slices.Sorted(maps.Keys(extra)) {
 		headers = append(headers, kafka.Header{Key: name, Value: []byte(extra[name])})
+	}
+	if r.TraceParent != "" {
+		headers = append(headers, kafka.Header{Key: messaging.HeaderTraceParent, Value: []byte(r.TraceParent)})
+		if r.TraceState != "" {
+			headers = append(headers, kafka.Header{Key: messaging.HeaderTraceState, Value: []byte(r.TraceState)})
+		}
 	}
 	return kafka.Message{
 		Topic:   r.Topic,

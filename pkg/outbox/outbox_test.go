@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
 )
 
@@ -28,6 +29,10 @@ func TestAdd(t *testing.T) {
 		{"topic ..", func(m *outbox.Message) { m.Topic = ".." }},
 		{"topic too long", func(m *outbox.Message) { m.Topic = strings.Repeat("t", 250) }},
 		{"message-id header", func(m *outbox.Message) { m.Headers = map[string]string{"Message-ID": "x"} }},
+		{"traceparent header", func(m *outbox.Message) {
+			m.Headers = map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+		}},
+		{"tracestate header", func(m *outbox.Message) { m.Headers = map[string]string{"TraceState": "shop=checkout"} }},
 		{"empty header name", func(m *outbox.Message) { m.Headers = map[string]string{"": "x"} }},
 		{"header not UTF-8", func(m *outbox.Message) { m.Headers = map[string]string{"tracestate": "\xff"} }},
 		{"too large", func(m *outbox.Message) { m.Payload = make([]byte, outbox.MaxMessageBytes) }},
@@ -56,7 +61,10 @@ func TestAdd(t *testing.T) {
 			t.Run("largest message", func(t *testing.T) {
 				db := newDB(t)
 				m := valid
-				m.Payload = make([]byte, outbox.MaxMessageBytes-len(m.ID)-len(m.Key)-len(outbox.HeaderMessageID))
+				// Room is kept for the largest W3C trace context: a
+				// traceparent of 55 bytes, a tracestate of 512.
+				traceContext := len(messaging.HeaderTraceParent) + 55 + len(messaging.HeaderTraceState) + 512
+				m.Payload = make([]byte, outbox.MaxMessageBytes-len(m.ID)-len(m.Key)-len(outbox.HeaderMessageID)-traceContext)
 				add(ctx, t, db, m)
 			})
 			t.Run("needs a transaction", func(t *testing.T) {
@@ -107,7 +115,7 @@ func TestAdd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if diff := cmp.Diff([]int64{1}, versions); diff != "" {
+				if diff := cmp.Diff([]int64{1, 2}, versions); diff != "" {
 					t.Errorf("outbox versions (-want +got):\n%s", diff)
 				}
 			})

@@ -13,9 +13,15 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/messaging"
 )
 
 // Defaults of RelayOptions.
@@ -70,6 +76,11 @@ type RelayOptions struct {
 	// Now tells the time: of sent_at, of the age gauge, of pruning. Nil
 	// means time.Now.
 	Now func() time.Time
+	// TracerProvider creates a producer span for each message that was
+	// added inside a trace, a child of the adding transaction's span; the
+	// message's traceparent header is that span. Nil means OTel's global
+	// provider, which telemetry.Start sets.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.
@@ -88,6 +99,9 @@ func (o RelayOptions) withDefaults() RelayOptions {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
 	}
 	return o
 }
@@ -108,6 +122,7 @@ type Relay struct {
 	// a call made while Run is busy.
 	wake    chan struct{}
 	metrics metrics
+	tracer  trace.Tracer
 }
 
 // NewRelay returns a Relay publishing the outbox of db, a database migrated
@@ -122,6 +137,7 @@ func NewRelay(db *database.DB, pub Publisher, opts RelayOptions, log *slog.Logge
 		wake:    make(chan struct{}, 1),
 		metrics: newMetrics(),
 	}
+	r.tracer = r.opts.TracerProvider.Tracer("github.com/microshop/microshop/pkg/outbox")
 	if db.Dialect() == database.Postgres {
 		r.lockClause = " FOR UPDATE OF o SKIP LOCKED"
 	}
@@ -205,7 +221,7 @@ func (r *Relay) Run(ctx context.Context) {
 // sent, which is after the broker acknowledged it. On Postgres, a head
 // locked by another relay is skipped, and its key's later rows still see it
 // pending, so they are not taken either.
-const headsQuery = `SELECT o.seq, o.id, o.topic, o.key, o.headers, o.payload, o.created_at
+const headsQuery = `SELECT o.seq, o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.tracestate, o.created_at
 FROM outbox AS o
 WHERE o.sent_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)
@@ -295,21 +311,27 @@ func (r *Relay) publishTopic(ctx context.Context, topic string, rows []row) ([]i
 	var errs []error
 	msgs := make([]kafka.Message, 0, len(rows))
 	seqs := make([]int64, 0, len(rows))
+	spans := make([]trace.Span, 0, len(rows))
 	for _, row := range rows {
 		m, err := row.message()
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		var span trace.Span
+		m, span = r.startSendSpan(ctx, row, m)
 		msgs = append(msgs, m)
 		seqs = append(seqs, row.Seq)
+		spans = append(spans, span)
 	}
 	err := r.pub.WriteMessages(ctx, msgs...)
 	var perMessage kafka.WriteErrors
 	switch {
 	case err == nil:
+		endSendSpans(spans, nil)
 		return seqs, errors.Join(errs...)
 	case errors.As(err, &perMessage) && len(perMessage) == len(msgs):
+		endSendSpans(spans, perMessage)
 		var acked []int64
 		var first error
 		for i, err := range perMessage {
@@ -323,8 +345,49 @@ func (r *Relay) publishTopic(ctx context.Context, topic string, rows []row) ([]i
 			topic, len(msgs)-len(acked), len(msgs), first))
 		return acked, errors.Join(errs...)
 	default:
+		all := make([]error, len(spans))
+		for i := range all {
+			all[i] = err
+		}
+		endSendSpans(spans, all)
 		errs = append(errs, fmt.Errorf("publish %d messages to topic %s: %w", len(msgs), topic, err))
 		return nil, errors.Join(errs...)
+	}
+}
+
+// startSendSpan starts the producer span of publishing m, the message of
+// row, as a child of the trace context row was added in, and returns m with
+// its traceparent header set to the new span. A row added outside a trace
+// gets no span: the relay's own rounds start no traces.
+func (r *Relay) startSendSpan(ctx context.Context, row row, m kafka.Message) (kafka.Message, trace.Span) {
+	parent := messaging.ExtractTraceContext(ctx, m)
+	if !trace.SpanContextFromContext(parent).IsValid() {
+		return m, trace.SpanFromContext(ctx) // a no-op span
+	}
+	ctx, span := r.tracer.Start(parent, "send "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingDestinationName(m.Topic),
+			semconv.MessagingMessageID(row.ID),
+			semconv.MessagingKafkaMessageKey(row.Key),
+			semconv.MessagingMessageBodySize(len(m.Value)),
+			attribute.Float64("messaging.microshop.outbox_wait_seconds", r.opts.Now().Sub(row.CreatedAt).Seconds()),
+		))
+	m.Headers = messaging.InjectTraceContext(ctx, m.Headers)
+	return m, span
+}
+
+// endSendSpans ends the spans of a WriteMessages call; errs, if not nil,
+// holds each message's error.
+func endSendSpans(spans []trace.Span, errs []error) {
+	for i, span := range spans {
+		if errs != nil && errs[i] != nil {
+			span.RecordError(errs[i])
+			span.SetStatus(codes.Error, errs[i].Error())
+		}
+		span.End()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"gorm.io/gorm"
 
+	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/poll"
 )
@@ -42,14 +43,22 @@ func TestRelay(t *testing.T) {
 				defer cancel()
 				db, addr := newDB(t), startBroker(ctx, t, topic)
 				relay, reg := newRelay(t, db, newWriter(t, addr), outbox.RelayOptions{})
+				// The trace context of the adding transaction, from a
+				// caller; without a tracer provider installed the relay
+				// passes it on as it is.
 				trace := map[string]string{
 					"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 					"tracestate":  "shop=checkout",
 				}
-				committed := outbox.Message{ID: "m-1", Topic: topic, Key: "order-1", Headers: trace, Payload: []byte(`{"sku":"MUG"}`)}
+				traced := messaging.ExtractTraceContext(ctx, kafka.Message{Headers: []kafka.Header{
+					{Key: "traceparent", Value: []byte(trace["traceparent"])},
+					{Key: "tracestate", Value: []byte(trace["tracestate"])},
+				}})
+				headers := map[string]string{"content-type": "application/x-protobuf"}
+				committed := outbox.Message{ID: "m-1", Topic: topic, Key: "order-1", Headers: headers, Payload: []byte(`{"sku":"MUG"}`)}
 				rolledBack := outbox.Message{ID: "m-2", Topic: topic, Key: "order-2", Payload: []byte(`{"sku":"CAP"}`)}
 
-				add(ctx, t, db, committed)
+				add(traced, t, db, committed)
 				errDeclined := errors.New("declined")
 				err := db.Transaction(func(tx *gorm.DB) error {
 					if err := outbox.Add(ctx, tx, rolledBack); err != nil {
@@ -69,6 +78,7 @@ func TestRelay(t *testing.T) {
 					Value: `{"sku":"MUG"}`,
 					Headers: map[string]string{
 						outbox.HeaderMessageID: "m-1",
+						"content-type":         headers["content-type"],
 						"traceparent":          trace["traceparent"],
 						"tracestate":           trace["tracestate"],
 					},

@@ -12,6 +12,11 @@
 // directory and points each service at its own database there; in the
 // default -mode=embedded the services use SQLite files.
 //
+// Given -jaeger and -prometheus (make run-full gives both), it also starts
+// Jaeger, before the services, which then export their traces to it
+// (OTEL_EXPORTER_OTLP_ENDPOINT), and Prometheus, after them, scraping every
+// process; their URLs are printed with the others.
+//
 // The supervision (start in order, readiness, graceful stop in reverse) is
 // package supervise, which the chaos harness (cmd/chaos) shares.
 package main
@@ -56,6 +61,7 @@ type options struct {
 	brokerPort   int
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
+	obs          observability
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -69,6 +75,12 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.brokerPort, "broker-port", 9092, "Kafka broker port")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long each process may take to become ready")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 20*time.Second, "how long each process may take to stop before it is killed")
+	fs.StringVar(&o.obs.jaegerBin, "jaeger", "", "Jaeger v2 binary to start, the services exporting traces to it (empty: no Jaeger, nothing exported)")
+	fs.StringVar(&o.obs.prometheusBin, "prometheus", "", "Prometheus binary to start, scraping every process (empty: no Prometheus)")
+	fs.StringVar(&o.obs.configDir, "observability", "observability", "the repository's observability/ directory: Jaeger config, Prometheus rules")
+	fs.IntVar(&o.obs.jaegerQueryPort, "jaeger-port", 16686, "Jaeger query port (HTTP API); its gRPC query port is the one below")
+	fs.IntVar(&o.obs.otlpPort, "otlp-port", 4318, "Jaeger's OTLP/HTTP port; OTLP/gRPC is the one below")
+	fs.IntVar(&o.obs.prometheusPort, "prometheus-port", 9090, "Prometheus port")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -81,6 +93,12 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-port-base: %d is not a port from 1 to %d", o.portBase, 65535-pspOffset)
 	case o.brokerPort < 1 || o.brokerPort > 65535:
 		return o, fmt.Errorf("-broker-port: %d is not a port from 1 to 65535", o.brokerPort)
+	case !validPort(o.obs.jaegerQueryPort-1) || !validPort(o.obs.jaegerQueryPort):
+		return o, fmt.Errorf("-jaeger-port: %d and the port below must be ports from 1 to 65535", o.obs.jaegerQueryPort)
+	case !validPort(o.obs.otlpPort-1) || !validPort(o.obs.otlpPort):
+		return o, fmt.Errorf("-otlp-port: %d and the port below must be ports from 1 to 65535", o.obs.otlpPort)
+	case !validPort(o.obs.prometheusPort):
+		return o, fmt.Errorf("-prometheus-port: %d is not a port from 1 to 65535", o.obs.prometheusPort)
 	case o.readyTimeout <= 0:
 		return o, fmt.Errorf("-ready-timeout: must be positive")
 	case o.stopTimeout <= 0:
@@ -88,6 +106,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	}
 	return o, nil
 }
+
+func validPort(p int) bool { return p >= 1 && p <= 65535 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	o, err := parseFlags(args, stdout)
@@ -98,6 +118,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	if o.bin, err = filepath.Abs(o.bin); err != nil {
+		return err
+	}
+	if o.obs.configDir, err = filepath.Abs(o.obs.configDir); err != nil {
 		return err
 	}
 	out := supervise.NewOutput(stdout, nil)
@@ -129,11 +152,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	broker := "127.0.0.1:" + strconv.Itoa(o.brokerPort)
 	addr := func(offset int) string { return "127.0.0.1:" + strconv.Itoa(o.portBase+offset) }
+	var telemetryEnv []string
+	if o.obs.jaegerBin != "" {
+		telemetryEnv = append(telemetryEnv, "OTEL_EXPORTER_OTLP_ENDPOINT="+o.obs.otlpEndpoint())
+	}
+	var scrape []scrapeTarget
 	service := func(name, envPrefix string, offset int, env ...string) *supervise.Process {
+		scrape = append(scrape, scrapeTarget{job: name, addr: addr(offset)})
 		return &supervise.Process{
 			Name: name,
 			Path: filepath.Join(o.bin, name),
-			Env:  append(env, envPrefix+"_HTTP_ADDR="+addr(offset)),
+			Env:  append(append(env, telemetryEnv...), envPrefix+"_HTTP_ADDR="+addr(offset)),
 			URL:  "http://" + addr(offset),
 		}
 	}
@@ -152,6 +181,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
 		service("gateway", "GATEWAY", 0,
 			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
+	}
+	if o.obs.jaegerBin != "" {
+		procs = append([]*supervise.Process{o.obs.jaeger()}, procs...)
+	}
+	if o.obs.prometheusBin != "" {
+		prom, err := o.obs.prometheus(o.dir, scrape)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, prom)
 	}
 	return supervise.Run(ctx, out, procs, o.readyTimeout, o.stopTimeout)
 }

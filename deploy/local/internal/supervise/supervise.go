@@ -39,9 +39,12 @@ type Process struct {
 	Args []string
 	// Env is added to the supervisor's own environment.
 	Env []string
-	// URL is where the process serves: http:// URLs are probed at /readyz,
-	// kafka:// ones with a Kafka request.
+	// URL is where the process serves: http:// URLs are probed at
+	// ReadyPath, kafka:// ones with a Kafka request.
 	URL string
+	// ReadyPath is the path of an http:// URL that answers 200 once the
+	// process is ready. Empty means /readyz, the services' readiness check.
+	ReadyPath string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -190,7 +193,11 @@ func (p *Process) probe(ctx context.Context) error {
 	if broker, ok := strings.CutPrefix(p.URL, "kafka://"); ok {
 		return messaging.Config{Brokers: []string{broker}, ClientID: "launcher"}.Ping(ctx)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/readyz", nil)
+	path := p.ReadyPath
+	if path == "" {
+		path = "/readyz"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+path, nil)
 	if err != nil {
 		return err
 	}
@@ -200,7 +207,7 @@ func (p *Process) probe(ctx context.Context) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /readyz: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return nil
 }
