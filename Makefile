@@ -8,13 +8,16 @@ BIN     := $(RUN_DIR)/bin
 TOOLS   := $(RUN_DIR)/tools
 
 # Go modules in go.work; `./...` at the root matches none of them.
-MODULES  := pkg proto services/gateway services/order services/inventory services/payment services/psp deploy/local
+MODULES  := pkg proto services/gateway services/order services/inventory services/payment services/psp deploy/local \
+            observability/ebpf
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
-            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos
+            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
+            ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short lint tools proto proto-check clean bench-checkout
+.PHONY: help build run run-full chaos test test-short lint tools slow-tools proto proto-check clean bench-checkout \
+        ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +54,7 @@ test: lint ## lint, then every test: unit, integration (SQLite, PostgreSQL, brok
 test-short: ## unit, integration and wiring tests; skips the end-to-end stack
 	$(GO) test -short $(PACKAGES)
 
-lint: tools proto-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint and current generated code
+lint: tools proto-check ebpf-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint and current generated code
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PACKAGES)
 	$(TOOLS)/staticcheck $(PACKAGES)
@@ -60,6 +63,17 @@ lint: tools proto-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint
 	done
 
 tools: $(TOOLS)/staticcheck $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## build the pinned tools of tools/go.mod into .run/tools
+
+# Consul and Jaeger take minutes to build cold: tools/build-pinned.sh keeps
+# each binary in a cache outside the work tree, keyed by its module's pins,
+# so a fresh clone or `make clean` copies it back instead of rebuilding.
+slow-tools: $(TOOLS)/consul $(TOOLS)/jaeger ## build (once per pin) the Consul agent and Jaeger into .run/tools
+
+$(TOOLS)/consul: tools/consul/go.mod tools/consul/go.sum tools/build-pinned.sh
+	GONOSUMDB=github.com/hashicorp/consul,github.com/hashicorp/hcp-sdk-go tools/build-pinned.sh consul github.com/hashicorp/consul $@
+
+$(TOOLS)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum tools/build-pinned.sh
+	tools/build-pinned.sh jaeger github.com/jaegertracing/jaeger/cmd/jaeger $@
 
 $(TOOLS)/staticcheck: tools/go.mod tools/go.sum
 	cd tools && GOWORK=off $(GO) build -o ../$(TOOLS)/ honnef.co/go/tools/cmd/staticcheck
@@ -76,6 +90,40 @@ proto: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## lint proto/*.proto and regenerate 
 proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/'s committed Go code is not what make proto generates
 	cd proto && ../$(TOOLS)/buf lint
 	proto/check-generated.sh proto
+
+EBPF := observability/ebpf
+
+bench-ebpf: build ## the eBPF probe's cost: the gateway's throughput and CPU per request without and with it, ns per BPF event (root)
+	$(GO) build -o $(BIN)/ ./$(EBPF)/cmd/probe-bench
+	$(BIN)/probe-bench -target $(BIN)/gateway -probe $(BIN)/probe -path /healthz -rounds 5 -phase 5s
+
+ebpf-tools: ## install clang, llvm, libbpf-dev and bpftool from apt when missing (needs root)
+	@missing=""; \
+	command -v clang >/dev/null || missing+=" clang"; \
+	command -v llvm-strip >/dev/null || missing+=" llvm"; \
+	command -v bpftool >/dev/null || missing+=" bpftool"; \
+	[ -f /usr/include/bpf/bpf_helpers.h ] || missing+=" libbpf-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# vmlinux.h is committed: the generated objects then depend only on committed
+# files, so ebpf-check gives the same answer on every machine, and CO-RE
+# relocates the kernel types at load time, so any kernel with BTF runs them.
+# Refresh it (make ebpf-vmlinux) only when a program needs newer kernel types.
+$(EBPF)/bpf/vmlinux.h:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+ebpf-vmlinux: ebpf-tools ## replace observability/ebpf/bpf/vmlinux.h by this kernel's types (bpftool btf dump)
+	rm -f $(EBPF)/bpf/vmlinux.h
+	$(MAKE) $(EBPF)/bpf/vmlinux.h
+
+ebpf-generate: ebpf-tools $(EBPF)/bpf/vmlinux.h ## compile the eBPF probe's programs and regenerate their Go bindings (commit them)
+	$(EBPF)/generate.sh
+
+ebpf-check: ebpf-tools ## fail if the eBPF probe's committed objects and Go bindings are not what ebpf-generate makes
+	$(EBPF)/check-generated.sh
 
 clean: ## remove .run/ (databases, broker data, binaries)
 	rm -rf $(RUN_DIR)

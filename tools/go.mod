@@ -1,5 +1,7 @@
 // Module tools pins the programs microshop builds from the Go module proxy
-// (linters, buf and protoc-gen-go for proto/, and, later, Consul, Jaeger, k6).
+// (linters, buf and protoc-gen-go for proto/). Consul and Jaeger have a module
+// each (tools/consul, tools/jaeger): one module would force their dependency
+// graphs onto each other's versions.
 // It is outside go.work so their dependencies never mix with the services'.
 // Run one with
 //   go tool -modfile=tools/go.mod <name>
