@@ -130,36 +130,42 @@ func TestService(t *testing.T) {
 
 func testChargeOutcomes(t *testing.T) {
 	f := newFixture(t, options{})
-	tests := []struct {
+	charged := []struct { // the PSP made a charge, succeeded or declined
 		name       string
 		card       string
 		wantStatus payment.Status
 		wantReason string
-		wantCharge bool // a charge (succeeded or declined) exists at the PSP
 	}{
-		{"captured", simulator.CardSucceeds, payment.StatusCaptured, "", true},
-		{"declined", simulator.CardDeclined, payment.StatusFailed, "card_declined", true},
-		{"insufficient funds", simulator.CardInsufficientFunds, payment.StatusFailed, "insufficient_funds", true},
-		{"rejected by the PSP", "4242424242424241", payment.StatusFailed, "rejected: card_number: must be 12 to 19 digits passing the Luhn check", false},
+		{"captured", simulator.CardSucceeds, payment.StatusCaptured, ""},
+		{"declined", simulator.CardDeclined, payment.StatusFailed, "card_declined"},
+		{"insufficient funds", simulator.CardInsufficientFunds, payment.StatusFailed, "insufficient_funds"},
 	}
-	for _, tt := range tests {
+	for _, tt := range charged {
 		t.Run(tt.name, func(t *testing.T) {
 			req := chargeRequest(tt.name, tt.card, 1999)
 			got, err := f.svc.Charge(t.Context(), req)
 			if err != nil {
 				t.Fatalf("Charge = %v, want a final payment and no error", err)
 			}
-			ref := ""
-			if tt.wantCharge {
-				ref = f.chargeRef(t, req.IdempotencyKey)
-			}
-			want := wantPayment(req, got.ID, tt.wantStatus, ref, tt.wantReason)
+			want := wantPayment(req, got.ID, tt.wantStatus, f.chargeRef(t, req.IdempotencyKey), tt.wantReason)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Charge (-want +got):\n%s", diff)
 			}
 			f.checkStored(t, want)
 		})
 	}
+	t.Run("rejected by the PSP", func(t *testing.T) { // no charge at the PSP
+		req := chargeRequest("rejected by the PSP", "4242424242424241", 1999)
+		got, err := f.svc.Charge(t.Context(), req)
+		if err != nil {
+			t.Fatalf("Charge = %v, want a final payment and no error", err)
+		}
+		want := wantPayment(req, got.ID, payment.StatusFailed, "", "rejected: card_number: must be 12 to 19 digits passing the Luhn check")
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Charge (-want +got):\n%s", diff)
+		}
+		f.checkStored(t, want)
+	})
 	f.checkCharges(t, 3)
 }
 
@@ -410,19 +416,20 @@ func testRefunds(t *testing.T, f *fixture) {
 		t.Errorf("Refund (-want +got):\n%s", diff)
 	}
 
-	tests := []struct {
-		name    string
-		req     payment.RefundRequest
-		wantErr error
+	tests := []struct { // in order: each row sees the refunds the previous ones made
+		name       string
+		req        payment.RefundRequest
+		wantErr    error
+		wantStatus payment.RefundStatus // "" with an error: no refund is returned
 	}{
-		{"more than is left", refund("r2", 500), payment.ErrRefundExceedsPayment},
-		{"exactly what is left", refund("r3", 400), nil},
-		{"one cent more", refund("r4", 1), payment.ErrRefundExceedsPayment},
-		{"a replay, limits aside", refund("r1", 600), nil},
-		{"a key reused with another amount", refund("r1", 100), payment.ErrIdempotencyConflict},
-		{"another currency", payment.RefundRequest{PaymentID: p.ID, Amount: money.Amount{Minor: 1, Currency: "USD"}, IdempotencyKey: "r5"}, payment.ErrInvalid},
-		{"a failed payment", payment.RefundRequest{PaymentID: declined.ID, Amount: eur(1), IdempotencyKey: "r6"}, payment.ErrNotCaptured},
-		{"an unknown payment", payment.RefundRequest{PaymentID: "0190a0a0-0000-7000-8000-000000000000", Amount: eur(1), IdempotencyKey: "r7"}, payment.ErrNotFound},
+		{"more than is left", refund("r2", 500), payment.ErrRefundExceedsPayment, ""},
+		{"exactly what is left", refund("r3", 400), nil, payment.RefundSucceeded},
+		{"one cent more", refund("r4", 1), payment.ErrRefundExceedsPayment, ""},
+		{"a replay, limits aside", refund("r1", 600), nil, payment.RefundSucceeded},
+		{"a key reused with another amount", refund("r1", 100), payment.ErrIdempotencyConflict, ""},
+		{"another currency", payment.RefundRequest{PaymentID: p.ID, Amount: money.Amount{Minor: 1, Currency: "USD"}, IdempotencyKey: "r5"}, payment.ErrInvalid, ""},
+		{"a failed payment", payment.RefundRequest{PaymentID: declined.ID, Amount: eur(1), IdempotencyKey: "r6"}, payment.ErrNotCaptured, ""},
+		{"an unknown payment", payment.RefundRequest{PaymentID: "0190a0a0-0000-7000-8000-000000000000", Amount: eur(1), IdempotencyKey: "r7"}, payment.ErrNotFound, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -430,8 +437,8 @@ func testRefunds(t *testing.T, f *fixture) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Refund = %+v, %v; want %v", r, err, tt.wantErr)
 			}
-			if err == nil && r.Status != payment.RefundSucceeded {
-				t.Errorf("refund status = %s, want SUCCEEDED", r.Status)
+			if r.Status != tt.wantStatus {
+				t.Errorf("refund status = %q, want %q", r.Status, tt.wantStatus)
 			}
 		})
 	}
