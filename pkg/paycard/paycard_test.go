@@ -8,9 +8,15 @@ import (
 
 func TestValid(t *testing.T) {
 	tests := map[string]bool{
-		"4242424242424242":     true,  // the simulator's succeeding card
-		"4000000000000002":     true,  // declines, but is a valid number
-		"4000000000000259":     true,  // hangs
+		"4242424242424242":     true, // the simulator's succeeding card
+		"4000000000000002":     true, // declines, but is a valid number
+		"4000000000000259":     true, // hangs
+		"4000000000009995":     true, // insufficient funds
+		"5555555555554444":     true,
+		"4242424242424242428":  true,  // 19 digits, the longest
+		"42424242424242424284": false, // 20 digits
+		"42424242426":          false, // 11 digits
+		"424242424242424a":     false,
 		"4242424242424241":     false, // one digit off
 		"2424242424242424":     false, // not Luhn
 		"424242424242":         true,  // 12 digits, valid checksum

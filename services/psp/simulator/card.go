@@ -25,28 +25,3 @@ func declineCode(card string) string {
 		return ""
 	}
 }
-
-// validCardNumber reports whether n is 12 to 19 digits passing the Luhn
-// checksum, which catches any single mistyped digit.
-func validCardNumber(n string) bool {
-	if len(n) < 12 || len(n) > 19 {
-		return false
-	}
-	sum := 0
-	double := false
-	for i := len(n) - 1; i >= 0; i-- {
-		d := int(n[i]) - '0'
-		if d < 0 || d > 9 {
-			return false
-		}
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}

@@ -29,42 +29,54 @@ func TestFaultsEndpoints(t *testing.T) {
 		t.Errorf("initial faults (-want +got):\n%s", diff)
 	}
 
-	tests := []struct {
-		name       string
-		body       string
-		wantStatus int
-		want       faultsJSON // the faults in force afterwards
-		wantFields []string
+	accepted := []struct {
+		name string
+		body string
+		want faultsJSON // the faults in force afterwards
 	}{
-		{"set both", `{"latency":"250ms","failure_rate":0.2}`, 200, faultsJSON{"250ms", 0.2}, nil},
-		{"back to none", `{"latency":"0s","failure_rate":0}`, 200, faultsJSON{"0s", 0}, nil},
-		{"certain failure", `{"latency":"0s","failure_rate":1}`, 200, faultsJSON{"0s", 1}, nil},
-		{"unparsable latency", `{"latency":"soon","failure_rate":0}`, 422, faultsJSON{"0s", 1}, []string{"latency"}},
-		{"negative latency", `{"latency":"-1s","failure_rate":0}`, 422, faultsJSON{"0s", 1}, []string{"latency"}},
-		{"latency above the maximum", `{"latency":"11m","failure_rate":0}`, 422, faultsJSON{"0s", 1}, []string{"latency"}},
-		{"rate above 1", `{"latency":"0s","failure_rate":1.5}`, 422, faultsJSON{"0s", 1}, []string{"failure_rate"}},
-		{"negative rate", `{"latency":"0s","failure_rate":-0.1}`, 422, faultsJSON{"0s", 1}, []string{"failure_rate"}},
-		{"both bad", `{"latency":"x","failure_rate":2}`, 422, faultsJSON{"0s", 1}, []string{"latency", "failure_rate"}},
-		{"fields missing", `{}`, 422, faultsJSON{"0s", 1}, []string{"latency", "failure_rate"}},
-		{"rate is a string", `{"latency":"0s","failure_rate":"0.5"}`, 422, faultsJSON{"0s", 1}, []string{"failure_rate"}},
-		{"latency is a number", `{"latency":250,"failure_rate":0}`, 422, faultsJSON{"0s", 1}, []string{"latency"}},
+		{"set both", `{"latency":"250ms","failure_rate":0.2}`, faultsJSON{"250ms", 0.2}},
+		{"back to none", `{"latency":"0s","failure_rate":0}`, faultsJSON{"0s", 0}},
+		{"certain failure", `{"latency":"0s","failure_rate":1}`, faultsJSON{"0s", 1}},
 	}
-	for _, tt := range tests { // in order: each row sees the faults the previous ones left
+	for _, tt := range accepted { // in order: each row changes what the previous one set
 		t.Run(tt.name, func(t *testing.T) {
 			rec := call{method: http.MethodPut, target: "/v1/admin/faults", body: tt.body}.do(h)
-			if tt.wantStatus == http.StatusOK {
-				if diff := cmp.Diff(tt.want, decode[faultsJSON](t, rec, http.StatusOK)); diff != "" {
-					t.Errorf("PUT answer (-want +got):\n%s", diff)
-				}
-			} else {
-				if rec.Code != tt.wantStatus {
-					t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
-				}
-				if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
-					t.Errorf("problem fields (-want +got):\n%s", diff)
-				}
+			if diff := cmp.Diff(tt.want, decode[faultsJSON](t, rec, http.StatusOK)); diff != "" {
+				t.Errorf("PUT answer (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.want, decode[faultsJSON](t, get.do(h), http.StatusOK)); diff != "" {
+				t.Errorf("faults in force (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A refused PUT leaves the last accepted faults in force.
+	inForce := accepted[len(accepted)-1].want
+	refused := []struct {
+		name       string
+		body       string
+		wantFields []string
+	}{
+		{"unparsable latency", `{"latency":"soon","failure_rate":0}`, []string{"latency"}},
+		{"negative latency", `{"latency":"-1s","failure_rate":0}`, []string{"latency"}},
+		{"latency above the maximum", `{"latency":"11m","failure_rate":0}`, []string{"latency"}},
+		{"rate above 1", `{"latency":"0s","failure_rate":1.5}`, []string{"failure_rate"}},
+		{"negative rate", `{"latency":"0s","failure_rate":-0.1}`, []string{"failure_rate"}},
+		{"both bad", `{"latency":"x","failure_rate":2}`, []string{"latency", "failure_rate"}},
+		{"fields missing", `{}`, []string{"latency", "failure_rate"}},
+		{"rate is a string", `{"latency":"0s","failure_rate":"0.5"}`, []string{"failure_rate"}},
+		{"latency is a number", `{"latency":250,"failure_rate":0}`, []string{"latency"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := call{method: http.MethodPut, target: "/v1/admin/faults", body: tt.body}.do(h)
+			if rec.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, http.StatusUnprocessableEntity, rec.Body)
+			}
+			if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
+				t.Errorf("problem fields (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(inForce, decode[faultsJSON](t, get.do(h), http.StatusOK)); diff != "" {
 				t.Errorf("faults in force (-want +got):\n%s", diff)
 			}
 		})

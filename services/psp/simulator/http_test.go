@@ -20,27 +20,51 @@ var ignoreIDs = cmp.Options{
 
 func TestCreateCharge(t *testing.T) {
 	tests := []struct {
+		name string
+		key  string
+		body string
+		want simulator.Charge
+	}{
+		{name: "succeeds", key: "k", body: chargeBody(1999, simulator.CardSucceeds),
+			want: simulator.Charge{Status: "succeeded", Amount: 1999, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+		{name: "any other valid card succeeds", key: "k", body: chargeBody(1, "5555555555554444"),
+			want: simulator.Charge{Status: "succeeded", Amount: 1, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+		{name: "declined", key: "k", body: chargeBody(500, simulator.CardDeclined),
+			want: simulator.Charge{Status: "declined", DeclineCode: "card_declined", Amount: 500, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+		{name: "insufficient funds", key: "k", body: chargeBody(500, simulator.CardInsufficientFunds),
+			want: simulator.Charge{Status: "declined", DeclineCode: "insufficient_funds", Amount: 500, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+		{name: "12 digits", key: "k", body: chargeBody(7, "424242424242"),
+			want: simulator.Charge{Status: "succeeded", Amount: 7, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+		{name: "19 digits", key: "k", body: chargeBody(7, "4242424242424242428"),
+			want: simulator.Charge{Status: "succeeded", Amount: 7, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := newSimulator(simulator.Settings{})
+			rec := call{method: http.MethodPost, target: "/v1/charges", key: tt.key, body: tt.body}.do(sim.Handler())
+			got := decode[simulator.Charge](t, rec, http.StatusCreated)
+			if diff := cmp.Diff(tt.want, got, ignoreIDs); diff != "" {
+				t.Errorf("charge (-want +got):\n%s", diff)
+			}
+			if !strings.HasPrefix(got.ID, "ch_") {
+				t.Errorf("id = %q, want a ch_ prefix", got.ID)
+			}
+			if diff := cmp.Diff([]simulator.Charge{got}, sim.Charges()); diff != "" {
+				t.Errorf("recorded charges (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCreateChargeRefused(t *testing.T) {
+	tests := []struct {
 		name        string
 		key         string
 		contentType string
 		body        string
 		wantStatus  int
-		want        simulator.Charge // for 201
-		wantFields  []string         // for problems
+		wantFields  []string
 	}{
-		{name: "succeeds", key: "k", body: chargeBody(1999, simulator.CardSucceeds), wantStatus: 201,
-			want: simulator.Charge{Status: "succeeded", Amount: 1999, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-		{name: "any other valid card succeeds", key: "k", body: chargeBody(1, "5555555555554444"), wantStatus: 201,
-			want: simulator.Charge{Status: "succeeded", Amount: 1, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-		{name: "declined", key: "k", body: chargeBody(500, simulator.CardDeclined), wantStatus: 201,
-			want: simulator.Charge{Status: "declined", DeclineCode: "card_declined", Amount: 500, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-		{name: "insufficient funds", key: "k", body: chargeBody(500, simulator.CardInsufficientFunds), wantStatus: 201,
-			want: simulator.Charge{Status: "declined", DeclineCode: "insufficient_funds", Amount: 500, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-		{name: "12 digits", key: "k", body: chargeBody(7, "424242424242"), wantStatus: 201,
-			want: simulator.Charge{Status: "succeeded", Amount: 7, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-		{name: "19 digits", key: "k", body: chargeBody(7, "4242424242424242428"), wantStatus: 201,
-			want: simulator.Charge{Status: "succeeded", Amount: 7, Currency: "EUR", IdempotencyKey: "k", CreatedAt: epoch}},
-
 		{name: "luhn fails", key: "k", body: chargeBody(1, "4242424242424241"), wantStatus: 422, wantFields: []string{"card_number"}},
 		{name: "11 digits", key: "k", body: chargeBody(1, "42424242426"), wantStatus: 422, wantFields: []string{"card_number"}},
 		{name: "20 digits", key: "k", body: chargeBody(1, "42424242424242424284"), wantStatus: 422, wantFields: []string{"card_number"}},
@@ -60,27 +84,14 @@ func TestCreateCharge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sim := newSimulator(simulator.Settings{})
 			rec := call{method: http.MethodPost, target: "/v1/charges", key: tt.key, contentType: tt.contentType, body: tt.body}.do(sim.Handler())
-			if tt.wantStatus != http.StatusCreated {
-				if rec.Code != tt.wantStatus {
-					t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
-				}
-				if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
-					t.Errorf("problem fields (-want +got):\n%s", diff)
-				}
-				if got := sim.Charges(); len(got) != 0 {
-					t.Errorf("charges after a refused request = %v, want none", got)
-				}
-				return
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
 			}
-			got := decode[simulator.Charge](t, rec, http.StatusCreated)
-			if diff := cmp.Diff(tt.want, got, ignoreIDs); diff != "" {
-				t.Errorf("charge (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
+				t.Errorf("problem fields (-want +got):\n%s", diff)
 			}
-			if !strings.HasPrefix(got.ID, "ch_") {
-				t.Errorf("id = %q, want a ch_ prefix", got.ID)
-			}
-			if diff := cmp.Diff([]simulator.Charge{got}, sim.Charges()); diff != "" {
-				t.Errorf("recorded charges (-want +got):\n%s", diff)
+			if got := sim.Charges(); len(got) != 0 {
+				t.Errorf("charges after a refused request = %v, want none", got)
 			}
 		})
 	}
@@ -171,13 +182,23 @@ func TestGetChargeByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec := call{method: http.MethodGet, target: "/v1/charges?idempotency_key=known"}.do(sim.Handler())
+	if diff := cmp.Diff(want, decode[simulator.Charge](t, rec, http.StatusOK)); diff != "" {
+		t.Errorf("charge (-want +got):\n%s", diff)
+	}
+}
+
+func TestGetChargeByKeyRefused(t *testing.T) {
+	sim := newSimulator(simulator.Settings{})
+	if _, _, err := sim.Charge("known", simulator.ChargeRequest{Amount: 300, Currency: "EUR", CardNumber: simulator.CardSucceeds}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		target     string
 		wantStatus int
 		wantFields []string
 	}{
-		{"found", "/v1/charges?idempotency_key=known", 200, nil},
 		{"unknown key", "/v1/charges?idempotency_key=unknown", 404, nil},
 		{"no key", "/v1/charges", 400, []string{"idempotency_key"}},
 		{"empty key", "/v1/charges?idempotency_key=", 400, []string{"idempotency_key"}},
@@ -185,12 +206,6 @@ func TestGetChargeByKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := call{method: http.MethodGet, target: tt.target}.do(sim.Handler())
-			if tt.wantStatus == http.StatusOK {
-				if diff := cmp.Diff(want, decode[simulator.Charge](t, rec, http.StatusOK)); diff != "" {
-					t.Errorf("charge (-want +got):\n%s", diff)
-				}
-				return
-			}
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d", rec.Code, tt.wantStatus)
 			}
@@ -201,18 +216,53 @@ func TestGetChargeByKey(t *testing.T) {
 	}
 }
 
+// chargedAndDeclined returns a simulator holding a charge of 1000 EUR that
+// succeeded and one that was declined.
+func chargedAndDeclined(t *testing.T) (sim *simulator.Simulator, charged, declined simulator.Charge) {
+	t.Helper()
+	sim = newSimulator(simulator.Settings{})
+	charged, _, err := sim.Charge("c", simulator.ChargeRequest{Amount: 1000, Currency: "EUR", CardNumber: simulator.CardSucceeds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	declined, _, err = sim.Charge("d", simulator.ChargeRequest{Amount: 1000, Currency: "EUR", CardNumber: simulator.CardDeclined})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, charged, declined
+}
+
 func TestCreateRefund(t *testing.T) {
+	tests := []struct {
+		name   string
+		amount int64
+		want   simulator.Refund // ChargeID filled in
+	}{
+		{name: "part", amount: 400, want: simulator.Refund{Status: "succeeded", Amount: 400, Currency: "EUR", IdempotencyKey: "r", CreatedAt: epoch}},
+		{name: "all", amount: 1000, want: simulator.Refund{Status: "succeeded", Amount: 1000, Currency: "EUR", IdempotencyKey: "r", CreatedAt: epoch}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, charged, _ := chargedAndDeclined(t)
+			got := decode[simulator.Refund](t, postRefund("r", charged.ID, tt.amount).do(sim.Handler()), http.StatusCreated)
+			tt.want.ChargeID = charged.ID
+			if diff := cmp.Diff(tt.want, got, ignoreIDs); diff != "" {
+				t.Errorf("refund (-want +got):\n%s", diff)
+			}
+			if !strings.HasPrefix(got.ID, "re_") {
+				t.Errorf("id = %q, want a re_ prefix", got.ID)
+			}
+		})
+	}
+}
+
+func TestCreateRefundRefused(t *testing.T) {
 	tests := []struct {
 		name       string
 		call       func(charged, declined string) call
 		wantStatus int
-		want       simulator.Refund // for 201; ChargeID filled in
 		wantFields []string
 	}{
-		{name: "part", call: func(c, _ string) call { return postRefund("r", c, 400) }, wantStatus: 201,
-			want: simulator.Refund{Status: "succeeded", Amount: 400, Currency: "EUR", IdempotencyKey: "r", CreatedAt: epoch}},
-		{name: "all", call: func(c, _ string) call { return postRefund("r", c, 1000) }, wantStatus: 201,
-			want: simulator.Refund{Status: "succeeded", Amount: 1000, Currency: "EUR", IdempotencyKey: "r", CreatedAt: epoch}},
 		{name: "more than charged", call: func(c, _ string) call { return postRefund("r", c, 1001) }, wantStatus: 422, wantFields: []string{"amount"}},
 		{name: "unknown charge", call: func(string, string) call { return postRefund("r", "ch_nope", 1) }, wantStatus: 404},
 		{name: "declined charge", call: func(_, d string) call { return postRefund("r", d, 1) }, wantStatus: 422, wantFields: []string{"charge_id"}},
@@ -225,35 +275,16 @@ func TestCreateRefund(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim := newSimulator(simulator.Settings{})
-			charged, _, err := sim.Charge("c", simulator.ChargeRequest{Amount: 1000, Currency: "EUR", CardNumber: simulator.CardSucceeds})
-			if err != nil {
-				t.Fatal(err)
-			}
-			declined, _, err := sim.Charge("d", simulator.ChargeRequest{Amount: 1000, Currency: "EUR", CardNumber: simulator.CardDeclined})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sim, charged, declined := chargedAndDeclined(t)
 			rec := tt.call(charged.ID, declined.ID).do(sim.Handler())
-			if tt.wantStatus != http.StatusCreated {
-				if rec.Code != tt.wantStatus {
-					t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
-				}
-				if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
-					t.Errorf("problem fields (-want +got):\n%s", diff)
-				}
-				if got := sim.Refunds(); len(got) != 0 {
-					t.Errorf("refunds after a refused request = %v, want none", got)
-				}
-				return
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.wantStatus, rec.Body)
 			}
-			got := decode[simulator.Refund](t, rec, http.StatusCreated)
-			tt.want.ChargeID = charged.ID
-			if diff := cmp.Diff(tt.want, got, ignoreIDs); diff != "" {
-				t.Errorf("refund (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.wantFields, problemFields(t, rec)); diff != "" {
+				t.Errorf("problem fields (-want +got):\n%s", diff)
 			}
-			if !strings.HasPrefix(got.ID, "re_") {
-				t.Errorf("id = %q, want a re_ prefix", got.ID)
+			if got := sim.Refunds(); len(got) != 0 {
+				t.Errorf("refunds after a refused request = %v, want none", got)
 			}
 		})
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/money"
+	"github.com/microshop/microshop/pkg/paycard"
 	"github.com/microshop/microshop/pkg/problem"
 )
 
@@ -399,7 +400,7 @@ func validateCharge(key string, req ChargeRequest) error {
 	if !money.ValidCurrency(req.Currency) {
 		errs = append(errs, problem.FieldError{Field: "currency", Message: "must be an ISO 4217 code such as EUR"})
 	}
-	if !validCardNumber(req.CardNumber) {
+	if !paycard.Valid(req.CardNumber) {
 		errs = append(errs, problem.FieldError{Field: "card_number", Message: "must be 12 to 19 digits passing the Luhn check"})
 	}
 	if len(errs) > 0 {

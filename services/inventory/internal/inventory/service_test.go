@@ -16,7 +16,6 @@ import (
 
 	"github.com/microshop/microshop/pkg/clocktest"
 	"github.com/microshop/microshop/pkg/poll"
-	"github.com/microshop/microshop/services/inventory/internal/db/dbtest"
 	"github.com/microshop/microshop/services/inventory/internal/inventory"
 	"github.com/microshop/microshop/services/inventory/internal/inventory/inventorytest"
 )
@@ -25,12 +24,13 @@ const ttl = 15 * time.Minute
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// newService returns a Service on a fresh database of engine holding
-// catalog, and its clock, at start.
-func newService(t *testing.T, engine dbtest.Engine, catalog ...inventory.ProductWithStock) (*inventory.Service, *clocktest.Clock) {
+// newService returns a Service on an in-memory store holding catalog, and
+// its clock, at start. The store keeps the contract the database stores
+// keep (inventorytest.RunStoreContract runs on all of them).
+func newService(t *testing.T, catalog ...inventory.ProductWithStock) (*inventory.Service, *clocktest.Clock) {
 	t.Helper()
 	c := clocktest.New(start)
-	return inventory.NewService(engine.NewStore(t, catalog...), c.Now, ttl), c
+	return inventory.NewService(inventorytest.NewMemoryStore(catalog...), c.Now, ttl), c
 }
 
 func stockOf(t *testing.T, svc *inventory.Service, sku string) inventory.Stock {
@@ -52,24 +52,20 @@ func fieldErrors(t *testing.T, err error) []inventory.FieldError {
 }
 
 func TestService(t *testing.T) {
-	for _, engine := range dbtest.Engines(t) {
-		t.Run(engine.Name, func(t *testing.T) {
-			t.Run("ListProducts pages through the catalog", func(t *testing.T) { testListProducts(t, engine) })
-			t.Run("GetProduct", func(t *testing.T) { testGetProduct(t, engine) })
-			t.Run("AdjustStock", func(t *testing.T) { testAdjustStock(t, engine) })
-			t.Run("Reserve", func(t *testing.T) { testReserve(t, engine) })
-			t.Run("Commit and Release", func(t *testing.T) { testCommitAndRelease(t, engine) })
-			t.Run("ExpireStale", func(t *testing.T) { testExpireStale(t, engine) })
-			t.Run("Reservation and WithStore", func(t *testing.T) { testReservation(t, engine) })
-			t.Run("Expirer", func(t *testing.T) { testExpirer(t, engine) })
-			t.Run("concurrent Reserve never oversells", func(t *testing.T) { testConcurrentReserve(t, engine) })
-			t.Run("concurrent Commit, Release and ExpireStale", func(t *testing.T) { testConcurrentSettle(t, engine) })
-		})
-	}
+	t.Run("ListProducts pages through the catalog", func(t *testing.T) { testListProducts(t) })
+	t.Run("GetProduct", func(t *testing.T) { testGetProduct(t) })
+	t.Run("AdjustStock", func(t *testing.T) { testAdjustStock(t) })
+	t.Run("Reserve", func(t *testing.T) { testReserve(t) })
+	t.Run("Commit and Release", func(t *testing.T) { testCommitAndRelease(t) })
+	t.Run("ExpireStale", func(t *testing.T) { testExpireStale(t) })
+	t.Run("Reservation and WithStore", func(t *testing.T) { testReservation(t) })
+	t.Run("Expirer", func(t *testing.T) { testExpirer(t) })
+	t.Run("concurrent Reserve never oversells", func(t *testing.T) { testConcurrentReserve(t) })
+	t.Run("concurrent Commit, Release and ExpireStale", func(t *testing.T) { testConcurrentSettle(t) })
 }
 
-func testListProducts(t *testing.T, engine dbtest.Engine) {
-	svc, _ := newService(t, engine,
+func testListProducts(t *testing.T) {
+	svc, _ := newService(t,
 		inventorytest.Product("E", 0), inventorytest.Product("A", 1), inventorytest.Product("D", 4),
 		inventorytest.Product("B", 0), inventorytest.Product("C", 3))
 	tests := []struct {
@@ -150,9 +146,9 @@ func testListProducts(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
-func testGetProduct(t *testing.T, engine dbtest.Engine) {
+func testGetProduct(t *testing.T) {
 	want := inventorytest.Product("MUG-CLASSIC", 3)
-	svc, _ := newService(t, engine, want)
+	svc, _ := newService(t, want)
 	got, err := svc.GetProduct(t.Context(), "MUG-CLASSIC")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +163,7 @@ func testGetProduct(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
-func testAdjustStock(t *testing.T, engine dbtest.Engine) {
+func testAdjustStock(t *testing.T) {
 	deltaError := []inventory.FieldError{{Field: "delta", Message: "must be a non-zero integer from -1000000 to 1000000"}}
 	tests := []struct {
 		name      string
@@ -188,7 +184,7 @@ func testAdjustStock(t *testing.T, engine dbtest.Engine) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, _ := newService(t, engine, inventorytest.Product("A", 5))
+			svc, _ := newService(t, inventorytest.Product("A", 5))
 			got, err := svc.AdjustStock(t.Context(), tt.sku, tt.delta)
 			if diff := cmp.Diff(tt.wantErr, err, inventorytest.EquateErrors); diff != "" {
 				t.Errorf("AdjustStock(%q, %d) error mismatch (-want +got):\n%s", tt.sku, tt.delta, diff)
@@ -200,9 +196,9 @@ func testAdjustStock(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
-func testReserve(t *testing.T, engine dbtest.Engine) {
+func testReserve(t *testing.T) {
 	t.Run("holds stock until the TTL", func(t *testing.T) {
-		svc, _ := newService(t, engine, inventorytest.Product("A", 5), inventorytest.Product("B", 5))
+		svc, _ := newService(t, inventorytest.Product("A", 5), inventorytest.Product("B", 5))
 		got, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "B", Quantity: 1}, {SKU: "A", Quantity: 2}})
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +225,7 @@ func testReserve(t *testing.T, engine dbtest.Engine) {
 	})
 
 	t.Run("again for the order returns the reservation unchanged", func(t *testing.T) {
-		svc, clk := newService(t, engine, inventorytest.Product("A", 5))
+		svc, clk := newService(t, inventorytest.Product("A", 5))
 		first, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "A", Quantity: 2}})
 		if err != nil {
 			t.Fatal(err)
@@ -285,7 +281,7 @@ func testReserve(t *testing.T, engine dbtest.Engine) {
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, _ := newService(t, engine, inventorytest.Product("A", 5))
+			svc, _ := newService(t, inventorytest.Product("A", 5))
 			got, err := svc.Reserve(t.Context(), tt.orderID, tt.lines)
 			if diff := cmp.Diff(tt.wantErr, err, inventorytest.EquateErrors); diff != "" {
 				t.Errorf("Reserve error mismatch (-want +got):\n%s", diff)
@@ -303,7 +299,7 @@ func testReserve(t *testing.T, engine dbtest.Engine) {
 		for _, l := range manyLines(50) {
 			catalog = append(catalog, inventorytest.Product(l.SKU, 1))
 		}
-		svc, _ := newService(t, engine, catalog...)
+		svc, _ := newService(t, catalog...)
 		if _, err := svc.Reserve(t.Context(), "o-1", manyLines(50)); err != nil {
 			t.Errorf("Reserve with 50 lines: %v", err)
 		}
@@ -319,7 +315,7 @@ func manyLines(n int) []inventory.Line {
 	return lines
 }
 
-func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
+func testCommitAndRelease(t *testing.T) {
 	type op func(*inventory.Service, context.Context, string) (inventory.Reservation, error)
 	commit, release := (*inventory.Service).Commit, (*inventory.Service).Release
 	// reach brings order "o-1"'s reservation from PENDING to a status.
@@ -358,7 +354,7 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc, clk := newService(t, engine, inventorytest.Product("A", 5))
+			svc, clk := newService(t, inventorytest.Product("A", 5))
 			if _, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "A", Quantity: 2}}); err != nil {
 				t.Fatal(err)
 			}
@@ -379,7 +375,7 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	}
 
 	t.Run("a sale undone is not sold again", func(t *testing.T) {
-		svc, _ := newService(t, engine, inventorytest.Product("A", 5))
+		svc, _ := newService(t, inventorytest.Product("A", 5))
 		if _, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "A", Quantity: 2}}); err != nil {
 			t.Fatal(err)
 		}
@@ -407,7 +403,7 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	})
 
 	t.Run("unknown order", func(t *testing.T) {
-		svc, _ := newService(t, engine, inventorytest.Product("A", 5))
+		svc, _ := newService(t, inventorytest.Product("A", 5))
 		for name, op := range map[string]op{"Commit": commit, "Release": release} {
 			if _, err := op(svc, t.Context(), "o-404"); !errors.Is(err, inventory.ErrReservationNotFound) {
 				t.Errorf("%s error = %v, want ErrReservationNotFound", name, err)
@@ -416,7 +412,7 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	})
 
 	t.Run("the settling time is recorded", func(t *testing.T) {
-		svc, clk := newService(t, engine, inventorytest.Product("A", 5))
+		svc, clk := newService(t, inventorytest.Product("A", 5))
 		if _, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "A", Quantity: 2}}); err != nil {
 			t.Fatal(err)
 		}
@@ -431,9 +427,9 @@ func testCommitAndRelease(t *testing.T, engine dbtest.Engine) {
 	})
 }
 
-func testExpireStale(t *testing.T, engine dbtest.Engine) {
+func testExpireStale(t *testing.T) {
 	t.Run("expires when due and returns the stock", func(t *testing.T) {
-		svc, clk := newService(t, engine, inventorytest.Product("A", 10))
+		svc, clk := newService(t, inventorytest.Product("A", 10))
 		reserve := func(orderID string, n int64) {
 			t.Helper()
 			if _, err := svc.Reserve(t.Context(), orderID, []inventory.Line{{SKU: "A", Quantity: n}}); err != nil {
@@ -473,7 +469,7 @@ func testExpireStale(t *testing.T, engine dbtest.Engine) {
 
 	t.Run("more than one batch", func(t *testing.T) {
 		const orders = 130
-		svc, clk := newService(t, engine, inventorytest.Product("A", orders))
+		svc, clk := newService(t, inventorytest.Product("A", orders))
 		for i := range orders {
 			if _, err := svc.Reserve(t.Context(), fmt.Sprintf("o-%d", i), []inventory.Line{{SKU: "A", Quantity: 1}}); err != nil {
 				t.Fatal(err)
@@ -489,8 +485,8 @@ func testExpireStale(t *testing.T, engine dbtest.Engine) {
 	})
 }
 
-func testExpirer(t *testing.T, engine dbtest.Engine) {
-	svc, clk := newService(t, engine, inventorytest.Product("A", 5))
+func testExpirer(t *testing.T) {
+	svc, clk := newService(t, inventorytest.Product("A", 5))
 	if _, err := svc.Reserve(t.Context(), "o-1", []inventory.Line{{SKU: "A", Quantity: 2}}); err != nil {
 		t.Fatal(err)
 	}
@@ -516,9 +512,9 @@ func testExpirer(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
-func testConcurrentReserve(t *testing.T, engine dbtest.Engine) {
+func testConcurrentReserve(t *testing.T) {
 	const orders, inStock = 40, 10
-	svc, _ := newService(t, engine, inventorytest.Product("A", inStock))
+	svc, _ := newService(t, inventorytest.Product("A", inStock))
 	errs := make([]error, orders)
 	var wg sync.WaitGroup
 	for i := range orders {
@@ -549,9 +545,9 @@ func testConcurrentReserve(t *testing.T, engine dbtest.Engine) {
 // of several replicas would: Release always wins in the end (from PENDING,
 // or undoing the commit), unless ExpireStale took the reservation first,
 // and no unit stays held or sold.
-func testConcurrentSettle(t *testing.T, engine dbtest.Engine) {
+func testConcurrentSettle(t *testing.T) {
 	const orders, expirers, initial = 20, 3, 100
-	svc, clk := newService(t, engine, inventorytest.Product("A", initial), inventorytest.Product("B", initial))
+	svc, clk := newService(t, inventorytest.Product("A", initial), inventorytest.Product("B", initial))
 	lines := []inventory.Line{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}
 	for i := range orders {
 		if _, err := svc.Reserve(t.Context(), fmt.Sprintf("o-%d", i), lines); err != nil {
@@ -620,8 +616,8 @@ func testConcurrentSettle(t *testing.T, engine dbtest.Engine) {
 	}
 }
 
-func testReservation(t *testing.T, engine dbtest.Engine) {
-	svc, _ := newService(t, engine, inventorytest.Product("MUG", 5))
+func testReservation(t *testing.T) {
+	svc, _ := newService(t, inventorytest.Product("MUG", 5))
 	if _, err := svc.Reservation(t.Context(), "o-1"); !errors.Is(err, inventory.ErrReservationNotFound) {
 		t.Errorf("Reservation before Reserve: error %v, want ErrReservationNotFound", err)
 	}
@@ -642,7 +638,7 @@ func testReservation(t *testing.T, engine dbtest.Engine) {
 	}
 
 	// A Service on another store keeps the clock and TTL but not the data.
-	other := svc.WithStore(engine.NewStore(t, inventorytest.Product("MUG", 5)))
+	other := svc.WithStore(inventorytest.NewMemoryStore(inventorytest.Product("MUG", 5)))
 	if _, err := other.Reservation(t.Context(), "o-1"); !errors.Is(err, inventory.ErrReservationNotFound) {
 		t.Errorf("Reservation on another store: error %v, want ErrReservationNotFound", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/problem"
+	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/httpapi"
 	"github.com/microshop/microshop/services/payment/internal/payment"
@@ -54,17 +55,6 @@ func addPayment(t testing.TB, store *db.Store, id, orderID string) {
 	}
 	if _, err := store.SettlePayment(t.Context(), id, payment.Outcome{Succeeded: true, PSPReference: "ch_1", At: created.Add(time.Second)}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// checkNoServerError fails unless rec is a success or a 4xx problem.
-func checkNoServerError(t *testing.T, rec *httptest.ResponseRecorder) {
-	t.Helper()
-	if rec.Code >= 500 {
-		t.Fatalf("status %d, want no 5xx; body %s", rec.Code, rec.Body)
-	}
-	if rec.Code >= 400 && rec.Header().Get("Content-Type") != problem.ContentType {
-		t.Fatalf("status %d with Content-Type %q, want a problem", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
 
@@ -240,7 +230,7 @@ func FuzzListQuery(f *testing.F) {
 	addPayment(f, store, "0190a0a0-0000-7000-8000-000000000001", "order-1")
 	f.Fuzz(func(t *testing.T, orderID, limit, cursor string) {
 		q := url.Values{"order_id": {orderID}, "limit": {limit}, "cursor": {cursor}}
-		checkNoServerError(t, get(h, "/v1/payments?"+q.Encode()))
+		servicetest.CheckNoServerError(t, get(h, "/v1/payments?"+q.Encode()))
 	})
 }
 
@@ -252,6 +242,6 @@ func FuzzGetPayment(f *testing.F) {
 	h, store := newAPI(f)
 	addPayment(f, store, "0190a0a0-0000-7000-8000-000000000001", "order-1")
 	f.Fuzz(func(t *testing.T, id string) {
-		checkNoServerError(t, get(h, "/v1/payments/"+url.PathEscape(id)))
+		servicetest.CheckNoServerError(t, get(h, "/v1/payments/"+url.PathEscape(id)))
 	})
 }

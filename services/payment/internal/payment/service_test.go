@@ -11,9 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/money"
-	"github.com/microshop/microshop/services/payment/internal/db"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
 	"github.com/microshop/microshop/services/payment/internal/psp"
@@ -25,12 +23,12 @@ var now = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func eur(minor int64) money.Amount { return money.Amount{Minor: minor, Currency: "EUR"} }
 
-// fixture is a Service on a real database, charging through a real
-// simulator served over HTTP.
+// fixture is a Service on an in-memory store, charging through a real
+// simulator served over HTTP. The store keeps the contract the database
+// store keeps (paymenttest.StoreContract runs on both).
 type fixture struct {
 	sim   *simulator.Simulator
-	db    *database.DB
-	store *db.Store
+	store *paymenttest.MemoryStore
 	svc   *payment.Service
 }
 
@@ -40,7 +38,7 @@ type options struct {
 	pspTimeout time.Duration // the client's timeout (default 5s)
 }
 
-func newFixture(t *testing.T, databaseURL string, o options) *fixture {
+func newFixture(t *testing.T, o options) *fixture {
 	t.Helper()
 	if o.hang == 0 {
 		o.hang = time.Hour
@@ -49,15 +47,14 @@ func newFixture(t *testing.T, databaseURL string, o options) *fixture {
 		o.pspTimeout = 5 * time.Second
 	}
 	f := &fixture{sim: simulator.New(simulator.Settings{Hang: o.hang})}
-	f.db = paymenttest.Open(t, databaseURL)
-	f.store = db.NewStore(f.db)
+	f.store = paymenttest.NewMemoryStore()
 	srv := httptest.NewServer(f.sim.Handler())
 	t.Cleanup(srv.Close)
 	f.svc = f.serviceAt(t, srv.URL, o.pspTimeout)
 	return f
 }
 
-// serviceAt returns another Service on the fixture's database, charging
+// serviceAt returns another Service on the fixture's store, charging
 // through the PSP at url: a second replica, or the first one after the PSP
 // moved.
 func (f *fixture) serviceAt(t *testing.T, url string, timeout time.Duration) *payment.Service {
@@ -116,57 +113,59 @@ func (f *fixture) chargeRef(t *testing.T, key string) string {
 }
 
 func TestService(t *testing.T) {
-	for engine, newDatabase := range paymenttest.Databases(t) {
-		t.Run(engine, func(t *testing.T) {
-			t.Run("charge outcomes", func(t *testing.T) { testChargeOutcomes(t, newDatabase) })
-			t.Run("invalid requests", func(t *testing.T) { testInvalidRequests(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("hang is ambiguous, Status settles it", func(t *testing.T) {
-				testHang(t, newFixture(t, newDatabase(t), options{pspTimeout: 500 * time.Millisecond}))
-			})
-			t.Run("PSP down, then back", func(t *testing.T) { testPSPDown(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("injected 503s", func(t *testing.T) { testInjectedFailures(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("retries never charge twice", func(t *testing.T) { testRetries(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("concurrent charges with one key", func(t *testing.T) { testConcurrentCharges(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("refunds", func(t *testing.T) { testRefunds(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("ambiguous refunds", func(t *testing.T) { testAmbiguousRefunds(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("concurrent refunds", func(t *testing.T) { testConcurrentRefunds(t, newFixture(t, newDatabase(t), options{})) })
-			t.Run("card numbers are not stored", func(t *testing.T) { testNoCardNumbers(t, newFixture(t, newDatabase(t), options{})) })
-		})
-	}
+	t.Run("charge outcomes", func(t *testing.T) { testChargeOutcomes(t) })
+	t.Run("invalid requests", func(t *testing.T) { testInvalidRequests(t, newFixture(t, options{})) })
+	t.Run("hang is ambiguous, Status settles it", func(t *testing.T) {
+		testHang(t, newFixture(t, options{pspTimeout: 500 * time.Millisecond}))
+	})
+	t.Run("PSP down, then back", func(t *testing.T) { testPSPDown(t, newFixture(t, options{})) })
+	t.Run("injected 503s", func(t *testing.T) { testInjectedFailures(t, newFixture(t, options{})) })
+	t.Run("retries never charge twice", func(t *testing.T) { testRetries(t, newFixture(t, options{})) })
+	t.Run("concurrent charges with one key", func(t *testing.T) { testConcurrentCharges(t, newFixture(t, options{})) })
+	t.Run("refunds", func(t *testing.T) { testRefunds(t, newFixture(t, options{})) })
+	t.Run("ambiguous refunds", func(t *testing.T) { testAmbiguousRefunds(t, newFixture(t, options{})) })
+	t.Run("concurrent refunds", func(t *testing.T) { testConcurrentRefunds(t, newFixture(t, options{})) })
+	t.Run("card numbers are not stored", func(t *testing.T) { testNoCardNumbers(t, newFixture(t, options{})) })
 }
 
-func testChargeOutcomes(t *testing.T, newDatabase func(t *testing.T) string) {
-	f := newFixture(t, newDatabase(t), options{})
-	tests := []struct {
+func testChargeOutcomes(t *testing.T) {
+	f := newFixture(t, options{})
+	charged := []struct { // the PSP made a charge, succeeded or declined
 		name       string
 		card       string
 		wantStatus payment.Status
 		wantReason string
-		wantCharge bool // a charge (succeeded or declined) exists at the PSP
 	}{
-		{"captured", simulator.CardSucceeds, payment.StatusCaptured, "", true},
-		{"declined", simulator.CardDeclined, payment.StatusFailed, "card_declined", true},
-		{"insufficient funds", simulator.CardInsufficientFunds, payment.StatusFailed, "insufficient_funds", true},
-		{"rejected by the PSP", "4242424242424241", payment.StatusFailed, "rejected: card_number: must be 12 to 19 digits passing the Luhn check", false},
+		{"captured", simulator.CardSucceeds, payment.StatusCaptured, ""},
+		{"declined", simulator.CardDeclined, payment.StatusFailed, "card_declined"},
+		{"insufficient funds", simulator.CardInsufficientFunds, payment.StatusFailed, "insufficient_funds"},
 	}
-	for _, tt := range tests {
+	for _, tt := range charged {
 		t.Run(tt.name, func(t *testing.T) {
 			req := chargeRequest(tt.name, tt.card, 1999)
 			got, err := f.svc.Charge(t.Context(), req)
 			if err != nil {
 				t.Fatalf("Charge = %v, want a final payment and no error", err)
 			}
-			ref := ""
-			if tt.wantCharge {
-				ref = f.chargeRef(t, req.IdempotencyKey)
-			}
-			want := wantPayment(req, got.ID, tt.wantStatus, ref, tt.wantReason)
+			want := wantPayment(req, got.ID, tt.wantStatus, f.chargeRef(t, req.IdempotencyKey), tt.wantReason)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Charge (-want +got):\n%s", diff)
 			}
 			f.checkStored(t, want)
 		})
 	}
+	t.Run("rejected by the PSP", func(t *testing.T) { // no charge at the PSP
+		req := chargeRequest("rejected by the PSP", "4242424242424241", 1999)
+		got, err := f.svc.Charge(t.Context(), req)
+		if err != nil {
+			t.Fatalf("Charge = %v, want a final payment and no error", err)
+		}
+		want := wantPayment(req, got.ID, payment.StatusFailed, "", "rejected: card_number: must be 12 to 19 digits passing the Luhn check")
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Charge (-want +got):\n%s", diff)
+		}
+		f.checkStored(t, want)
+	})
 	f.checkCharges(t, 3)
 }
 
@@ -417,19 +416,20 @@ func testRefunds(t *testing.T, f *fixture) {
 		t.Errorf("Refund (-want +got):\n%s", diff)
 	}
 
-	tests := []struct {
-		name    string
-		req     payment.RefundRequest
-		wantErr error
+	tests := []struct { // in order: each row sees the refunds the previous ones made
+		name       string
+		req        payment.RefundRequest
+		wantErr    error
+		wantStatus payment.RefundStatus // "" with an error: no refund is returned
 	}{
-		{"more than is left", refund("r2", 500), payment.ErrRefundExceedsPayment},
-		{"exactly what is left", refund("r3", 400), nil},
-		{"one cent more", refund("r4", 1), payment.ErrRefundExceedsPayment},
-		{"a replay, limits aside", refund("r1", 600), nil},
-		{"a key reused with another amount", refund("r1", 100), payment.ErrIdempotencyConflict},
-		{"another currency", payment.RefundRequest{PaymentID: p.ID, Amount: money.Amount{Minor: 1, Currency: "USD"}, IdempotencyKey: "r5"}, payment.ErrInvalid},
-		{"a failed payment", payment.RefundRequest{PaymentID: declined.ID, Amount: eur(1), IdempotencyKey: "r6"}, payment.ErrNotCaptured},
-		{"an unknown payment", payment.RefundRequest{PaymentID: "0190a0a0-0000-7000-8000-000000000000", Amount: eur(1), IdempotencyKey: "r7"}, payment.ErrNotFound},
+		{"more than is left", refund("r2", 500), payment.ErrRefundExceedsPayment, ""},
+		{"exactly what is left", refund("r3", 400), nil, payment.RefundSucceeded},
+		{"one cent more", refund("r4", 1), payment.ErrRefundExceedsPayment, ""},
+		{"a replay, limits aside", refund("r1", 600), nil, payment.RefundSucceeded},
+		{"a key reused with another amount", refund("r1", 100), payment.ErrIdempotencyConflict, ""},
+		{"another currency", payment.RefundRequest{PaymentID: p.ID, Amount: money.Amount{Minor: 1, Currency: "USD"}, IdempotencyKey: "r5"}, payment.ErrInvalid, ""},
+		{"a failed payment", payment.RefundRequest{PaymentID: declined.ID, Amount: eur(1), IdempotencyKey: "r6"}, payment.ErrNotCaptured, ""},
+		{"an unknown payment", payment.RefundRequest{PaymentID: "0190a0a0-0000-7000-8000-000000000000", Amount: eur(1), IdempotencyKey: "r7"}, payment.ErrNotFound, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -437,8 +437,8 @@ func testRefunds(t *testing.T, f *fixture) {
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Refund = %+v, %v; want %v", r, err, tt.wantErr)
 			}
-			if err == nil && r.Status != payment.RefundSucceeded {
-				t.Errorf("refund status = %s, want SUCCEEDED", r.Status)
+			if r.Status != tt.wantStatus {
+				t.Errorf("refund status = %q, want %q", r.Status, tt.wantStatus)
 			}
 		})
 	}
@@ -546,20 +546,20 @@ func testConcurrentRefunds(t *testing.T, f *fixture) {
 }
 
 func testNoCardNumbers(t *testing.T, f *fixture) {
-	for i, card := range []string{simulator.CardSucceeds, simulator.CardDeclined, "4242424242424241"} {
+	cards := []string{simulator.CardSucceeds, simulator.CardDeclined, "4242424242424241"}
+	for i, card := range cards {
 		if _, err := f.svc.Charge(t.Context(), chargeRequest(fmt.Sprint("k", i), card, 100)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var rows []map[string]any
-	if err := f.db.Raw("SELECT * FROM payments").Scan(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
-	for _, row := range rows {
-		for column, v := range row {
-			if s := fmt.Sprint(v); strings.Contains(s, "4242424242") || strings.Contains(s, "4000000000") {
-				t.Errorf("column %s holds %q: card numbers must not be stored", column, s)
-			}
+	// Every field the service hands the store, failure reasons included.
+	for i := range cards {
+		p, err := f.store.PaymentByKey(t.Context(), fmt.Sprint("k", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprintf("%+v", p); strings.Contains(s, "4242424242") || strings.Contains(s, "4000000000") {
+			t.Errorf("stored payment %s: card numbers must not be stored", s)
 		}
 	}
 }
