@@ -48,7 +48,9 @@ func LimitBody(max int64) gin.HandlerFunc {
 		}
 		if c.Request.ContentLength > max {
 			c.Header("Connection", "close")
-			problem.Write(c.Writer, tooLarge(max))
+			p := tooLarge(max)
+			p.Instance = c.Request.URL.Path
+			problem.Write(c.Writer, p)
 			c.Abort()
 			// A client waiting for 100 Continue has sent nothing: reading
 			// would ask it for the body we refuse.
@@ -110,7 +112,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, &http.MaxBytesError{Limit: b.limit}
 }
 
-func (b *limitedBody) Close() error { return b.raw.Close() }
+// Close leaves the raw body open for drain; the server closes it once the
+// handler returns. (kin-openapi, for one, closes a body it has read.)
+func (b *limitedBody) Close() error { return nil }
 
 // tighten lowers the limit to max if that is smaller.
 func (b *limitedBody) tighten(max int64) {

@@ -28,7 +28,7 @@ type fakeProduct struct {
 func fakeInventory() http.Handler {
 	var mu sync.Mutex
 	products := map[string]*fakeProduct{
-		"MUG-CLASSIC": {SKU: "MUG-CLASSIC", Name: "Classic mug", Price: money.Amount{Minor: 1200, Currency: "EUR"}, Available: 10},
+		"MUG-CLASSIC": {SKU: "MUG-CLASSIC", Name: "Classic mug", Price: money.Amount{Minor: 1200, Currency: "EUR"}, Available: 10, ImageRef: "/images/MUG-CLASSIC.svg"},
 		"TEE-LOGO":    {SKU: "TEE-LOGO", Name: "Logo tee", Price: money.Amount{Minor: 2500, Currency: "EUR"}, Available: 3},
 	}
 	mux := http.NewServeMux()
@@ -152,7 +152,9 @@ func fakeOrders() http.Handler {
 				return
 			}
 		}
-		problem.Write(w, problem.New(http.StatusNotFound, "no such order"))
+		p := problem.New(http.StatusNotFound, "no order at "+r.URL.Path)
+		p.Instance = r.URL.Path // as the real service does: its own, internal path
+		problem.Write(w, p)
 	})
 	return mux
 }
