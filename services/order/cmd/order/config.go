@@ -34,6 +34,9 @@ type Config struct {
 	// committed: a fault injected by the chaos harness so that duplicate
 	// deliveries really happen. 0, the default, never crashes.
 	CrashAfterHandle float64
+	// CardHashKey keys the HMAC of the card number in an Idempotency-Key's
+	// request fingerprint (order.WithCardKey).
+	CardHashKey string
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -59,10 +62,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	cfg.ConsumerConcurrency = env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency)
 	cfg.CrashAfterHandle = env.Probability("CHAOS_CRASH_AFTER_HANDLE", 0)
+	cfg.CardHashKey = env.String("CARD_HASH_KEY", "")
 	return cfg, env.Err()
 }
 
-// LogValue prints the configuration with the database password masked.
+// LogValue prints the configuration with the database password masked and
+// the card hash key left out.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTP.Addr),
@@ -79,5 +84,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("saga_batch_size", c.Saga.BatchSize),
 		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
 		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
+		slog.Bool("card_hash_key_set", c.CardHashKey != ""),
 	)
 }

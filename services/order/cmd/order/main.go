@@ -105,7 +105,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	orders := order.NewService(db.NewStore(orderDB, sagas), time.Now)
+	orders := order.NewService(db.NewStore(orderDB, sagas), time.Now, order.WithCardKey([]byte(cfg.CardHashKey)))
 
 	checks := health.New(2 * time.Second)
 	checks.Add("database", orderDB.Ping)
