@@ -78,8 +78,8 @@ func TestHandlersRequireWhatTheContractRequires(t *testing.T) {
 	customer, _, _ := tokens.Issue(auth.User{ID: "cus_alice", Role: auth.RoleCustomer})
 	admin, _, _ := tokens.Issue(auth.User{ID: "adm", Role: auth.RoleAdmin})
 	valid := map[string]struct{ token, body string }{
-		"POST /login":                                  {"", `{"username":"alice","password":"alice-demo"}`},
-		"POST /orders":                                 {customer, `{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`},
+		"POST /login":  {"", `{"username":"alice","password":"alice-demo"}`},
+		"POST /orders": {customer, `{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`},
 		"POST /admin/products/{sku}/stock-adjustments": {admin, `{"delta":1}`},
 		"PUT /admin/psp/faults":                        {admin, `{"latency":"1s","failure_rate":0.5}`},
 	}
