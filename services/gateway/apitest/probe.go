@@ -104,10 +104,10 @@ func ValidRequests(tok Tokens, known Known) []Request {
 	reqs := []Request{
 		{Method: "GET", Path: "/api/v1/openapi.json"},
 		{Method: "POST", Path: "/api/v1/login", Body: `{"username":"alice","password":"alice-demo"}`},
-		{Method: "GET", Path: "/api/v1/products?limit=5&q=a&in_stock=true"},
+		{Method: "GET", Path: "/api/v1/products?limit=5&q=a&in_stock=true&cursor="},
 		{Method: "GET", Path: "/api/v1/products/" + known.SKU},
 		{Method: "POST", Path: "/api/v1/orders", Header: order, Body: `{"card_number":"` + GoodCard + `","lines":[{"sku":"` + known.SKU + `","quantity":1}]}`},
-		{Method: "GET", Path: "/api/v1/orders?limit=5", Header: cust},
+		{Method: "GET", Path: "/api/v1/orders?limit=5&cursor=", Header: cust},
 		{Method: "POST", Path: "/api/v1/admin/products/" + known.SKU + "/stock-adjustments", Header: admin, Body: `{"delta":1}`},
 		{Method: "GET", Path: "/api/v1/admin/psp/faults", Header: admin},
 		{Method: "PUT", Path: "/api/v1/admin/psp/faults", Header: admin, Body: `{"latency":"0s","failure_rate":0}`},
