@@ -54,10 +54,14 @@ func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
 		LimitBody(DefaultMaxBody),
 	)
 	r.NoRoute(func(c *gin.Context) {
-		problem.Write(c.Writer, problem.New(http.StatusNotFound, "no route for "+c.Request.URL.Path))
+		p := problem.New(http.StatusNotFound, "no route for "+c.Request.URL.Path)
+		p.Instance = c.Request.URL.Path
+		problem.Write(c.Writer, p)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		problem.Write(c.Writer, problem.New(http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+		p := problem.New(http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+		p.Instance = c.Request.URL.Path
+		problem.Write(c.Writer, p)
 	})
 	r.GET("/healthz", gin.WrapF(checks.Live))
 	r.GET("/readyz", gin.WrapF(checks.Ready))
