@@ -2,7 +2,6 @@ package servicetest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,9 +39,11 @@ type UploadResult struct {
 	// Err is the error that kept the client from reading the answer, such
 	// as a connection reset; nil when the answer was read.
 	Err error
-	// AfterAnswer is what reading the connection after the answer
-	// returned: io.EOF when the server closed it cleanly, nil when it kept
-	// it open for another request.
+	// Close reports that the answer said Connection: close.
+	Close bool
+	// AfterAnswer is, when Close, what reading the connection after the
+	// answer returned: io.EOF when the server closed it cleanly, a reset
+	// error when it did not.
 	AfterAnswer error
 }
 
@@ -105,21 +106,14 @@ func (u Upload) Send(t testing.TB, addr string) UploadResult {
 			}
 			continue
 		}
-		res.Status, res.Header = resp.StatusCode, resp.Header
+		res.Status, res.Header, res.Close = resp.StatusCode, resp.Header, resp.Close
 		res.Body, res.Err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		break
 	}
 	sendOnce(goAhead, false)
-	if res.Err == nil {
-		// Wait a little for a close: a server keeping the connection has
-		// nothing more to say.
-		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if res.Err == nil && res.Close {
 		_, res.AfterAnswer = br.ReadByte()
-		var netErr net.Error
-		if errors.As(res.AfterAnswer, &netErr) && netErr.Timeout() {
-			res.AfterAnswer = nil
-		}
 	}
 	conn.Close()
 	<-written

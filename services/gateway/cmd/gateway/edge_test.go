@@ -60,7 +60,7 @@ func TestBodiesOverTheLimitAre413OverRealSockets(t *testing.T) {
 					if !slices.Equal(got.Interim, up.wantInterim) {
 						t.Errorf("interim answers = %v, want %v", got.Interim, up.wantInterim)
 					}
-					if !errors.Is(got.AfterAnswer, io.EOF) {
+					if !got.Close || !errors.Is(got.AfterAnswer, io.EOF) {
 						t.Errorf("after the answer: %v, want a clean close (EOF)", got.AfterAnswer)
 					}
 				})
