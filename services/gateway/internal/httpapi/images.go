@@ -68,8 +68,11 @@ func (a *API) productImage(c *gin.Context) {
 }
 
 // productSVG draws a 400×400 tile in a colour of the SKU's own, with the
-// product's name and SKU.
+// product's name (cut to what fits) and SKU.
 func productSVG(sku, name string) []byte {
+	if r := []rune(name); len(r) > 28 {
+		name = string(r[:27]) + "…"
+	}
 	h := fnv.New32a()
 	h.Write([]byte(sku))
 	hue := h.Sum32() % 360
