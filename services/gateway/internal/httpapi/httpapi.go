@@ -123,6 +123,12 @@ func (a *API) fail(c *gin.Context, err error) {
 		a.log.ErrorContext(c, "internal error", slog.Any("error", err), slog.String("path", c.Request.URL.Path))
 		p = problem.New(http.StatusInternalServerError, "")
 	}
+	writeProblem(c, p)
+}
+
+// writeProblem answers p, naming the public path as its instance, and ends
+// the request's handler chain.
+func writeProblem(c *gin.Context, p problem.Details) {
 	p.Instance = c.Request.URL.Path
 	problem.Write(c.Writer, p)
 	c.Abort()
@@ -141,22 +147,20 @@ func relay(c *gin.Context, resp upstream.Response, internalPath string) {
 		ct = "application/json"
 	}
 	if mediaType, _, _ := mime.ParseMediaType(ct); mediaType == problem.ContentType {
-		p := publicProblem(resp, internalPath, c.Request.URL.Path)
-		problem.Write(c.Writer, p)
+		writeProblem(c, publicProblem(resp, internalPath, c.Request.URL.Path))
 		return
 	}
 	c.Data(resp.Status, ct, resp.Body)
 }
 
-// publicProblem is an upstream's problem as the public API tells it: its
-// instance is the public path, and no text names the internal path. A
-// problem that cannot be read keeps only its status.
+// publicProblem is an upstream's problem as the public API tells it: no
+// text names the internal path (writeProblem sets the instance). A problem
+// that cannot be read keeps only its status.
 func publicProblem(resp upstream.Response, internalPath, publicPath string) problem.Details {
 	var p problem.Details
 	if err := json.Unmarshal(resp.Body, &p); err != nil || p.Status != resp.Status {
 		p = problem.New(resp.Status, "")
 	}
-	p.Instance = publicPath
 	p.Detail = strings.ReplaceAll(p.Detail, internalPath, publicPath)
 	for i, e := range p.Errors {
 		p.Errors[i].Message = strings.ReplaceAll(e.Message, internalPath, publicPath)
@@ -187,10 +191,7 @@ func (a *API) authenticate(c *gin.Context) {
 
 func unauthorized(c *gin.Context, detail string) {
 	c.Header("WWW-Authenticate", `Bearer realm="microshop"`)
-	p := problem.New(http.StatusUnauthorized, detail)
-	p.Instance = c.Request.URL.Path
-	problem.Write(c.Writer, p)
-	c.Abort()
+	writeProblem(c, problem.New(http.StatusUnauthorized, detail))
 }
 
 func require(roles ...string) gin.HandlerFunc {
@@ -201,10 +202,7 @@ func require(roles ...string) gin.HandlerFunc {
 				return
 			}
 		}
-		p := problem.New(http.StatusForbidden, "this route is not for the "+u.Role+" role")
-		p.Instance = c.Request.URL.Path
-		problem.Write(c.Writer, p)
-		c.Abort()
+		writeProblem(c, problem.New(http.StatusForbidden, "this route is not for the "+u.Role+" role"))
 	}
 }
 
