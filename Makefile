@@ -62,7 +62,7 @@ fuzz: ## fuzz every decoder of untrusted input and the token parser, FUZZTIME (1
 	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES)); do \
 		dir=./$$(dirname $$file); \
 		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-			log=$(RUN_DIR)/fuzz/$$(echo $$dir | tr / _)_$$target.log; \
+			log=$(RUN_DIR)/fuzz/$$(echo $${dir#./} | tr / _)_$$target.log; \
 			echo "== $$dir $$target"; \
 			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$dir > $$log 2>&1; rc=$$?; \
 			echo "$$dir $$target: $$(grep -o 'execs: [0-9]*' $$log | tail -1), exit $$rc" | tee -a $(RUN_DIR)/fuzz/summary; \
