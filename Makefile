@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short lint tools slow-tools proto proto-check clean bench-checkout prometheus dashboards \
+.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout prometheus dashboards \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -53,6 +53,26 @@ test: lint prometheus $(TOOLS)/jaeger ## lint, then every test: unit, integratio
 
 test-short: ## unit, integration and wiring tests; skips the end-to-end stack
 	$(GO) test -short $(PACKAGES)
+
+# fuzz runs every Fuzz function of every module, one after the other (go
+# test fuzzes one target at a time), each for FUZZTIME; each target's output
+# is kept in $(RUN_DIR)/fuzz/, and the last progress line of each (its
+# execution count) is printed at the end. CPU-heavy: not part of make test.
+FUZZTIME ?= 1000000x
+
+fuzz: ## fuzz every decoder of untrusted input and the token parser, FUZZTIME (1000000x) executions each
+	@mkdir -p $(RUN_DIR)/fuzz; rm -f $(RUN_DIR)/fuzz/summary; \
+	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES)); do \
+		dir=./$$(dirname $$file); \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			log=$(RUN_DIR)/fuzz/$$(echo $${dir#./} | tr / _)_$$target.log; \
+			echo "== $$dir $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$dir > $$log 2>&1; rc=$$?; \
+			echo "$$dir $$target: $$(grep -o 'execs: [0-9]*' $$log | tail -1), exit $$rc" | tee -a $(RUN_DIR)/fuzz/summary; \
+			if [ $$rc -ne 0 ]; then cat $$log; exit 1; fi; \
+		done; \
+	done; \
+	echo "== summary"; cat $(RUN_DIR)/fuzz/summary
 
 lint: tools proto-check ebpf-check ## gofmt, go vet, staticcheck, go.mod tidiness, buf lint and current generated code
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi

@@ -19,7 +19,8 @@ const DefaultMaxBody = 64 << 10
 // returns a *problem.Details error a handler can send as it is:
 //
 //   - 415 unless Content-Type is application/json (parameters such as charset=utf-8 allowed);
-//   - 413 when the body exceeds maxBytes (0 means DefaultMaxBody);
+//   - 413 when the body exceeds maxBytes (0 means DefaultMaxBody) or the
+//     limit of LimitBody, whichever is smaller;
 //   - 400 for malformed JSON, trailing data, or a body that is not valid UTF-8 JSON;
 //   - 422 for a field of the wrong type or an unknown field, naming the field.
 //
@@ -33,10 +34,16 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64)
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBody
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	body := r.Body
+	if limited, ok := body.(*limitedBody); ok {
+		limited.tighten(maxBytes) // LimitBody's reader also drains and closes after a 413
+	} else {
+		body = http.MaxBytesReader(w, body, maxBytes)
+	}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return decodeProblem(err, maxBytes)
+		return decodeProblem(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		p := problem.New(http.StatusBadRequest, "body must hold exactly one JSON value")
@@ -45,7 +52,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, dst any, maxBytes int64)
 	return nil
 }
 
-func decodeProblem(err error, maxBytes int64) error {
+func decodeProblem(err error) error {
 	var (
 		tooBig    *http.MaxBytesError
 		typeErr   *json.UnmarshalTypeError
@@ -53,7 +60,7 @@ func decodeProblem(err error, maxBytes int64) error {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		p := problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", maxBytes))
+		p := tooLarge(tooBig.Limit)
 		return &p
 	case errors.As(err, &typeErr):
 		field := typeErr.Field

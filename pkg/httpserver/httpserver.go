@@ -34,8 +34,10 @@ type Config struct {
 }
 
 // NewRouter returns a Gin engine with the shared behaviour of every service:
-// panics and unknown routes answer problem+json, requests are logged, and
-// GET /healthz and /readyz are served by checks.
+// every request gets an id (X-Request-Id) and one access log line, panics
+// and unknown routes answer problem+json, bodies are bounded before they
+// are read (LimitBody with DefaultMaxBody), and GET /healthz and /readyz
+// are served by checks.
 func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
 	// Gin's mode is process-global; release mode only silences its debug
 	// printing of routes, so every router setting the same value is harmless.
@@ -43,35 +45,27 @@ func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true // c.Request.Context() flows through c as a context.Context
-	r.Use(logRequests(log), recoverProblem(log))
+	// In order, outermost first: the id and the log see every answer,
+	// including a recovered panic's and a refused body's.
+	r.Use(
+		requestID,
+		accessLog(log),
+		recoverProblem(log),
+		LimitBody(DefaultMaxBody),
+	)
 	r.NoRoute(func(c *gin.Context) {
-		problem.Write(c.Writer, problem.New(http.StatusNotFound, "no route for "+c.Request.URL.Path))
+		p := problem.New(http.StatusNotFound, "no route for "+c.Request.URL.Path)
+		p.Instance = c.Request.URL.Path
+		problem.Write(c.Writer, p)
 	})
 	r.NoMethod(func(c *gin.Context) {
-		problem.Write(c.Writer, problem.New(http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path))
+		p := problem.New(http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+		p.Instance = c.Request.URL.Path
+		problem.Write(c.Writer, p)
 	})
 	r.GET("/healthz", gin.WrapF(checks.Live))
 	r.GET("/readyz", gin.WrapF(checks.Ready))
 	return r
-}
-
-// logRequests logs every request: server errors at Error, the rest at Debug
-// (Info would flood logs under load tests).
-func logRequests(log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		c.Next()
-		level := slog.LevelDebug
-		if c.Writer.Status() >= http.StatusInternalServerError {
-			level = slog.LevelError
-		}
-		log.LogAttrs(c.Request.Context(), level, "http request",
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", time.Since(start)),
-		)
-	}
 }
 
 // recoverProblem turns a panic in a handler into a logged 500 problem, so one

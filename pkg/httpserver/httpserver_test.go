@@ -176,3 +176,82 @@ func TestServeReportsListenError(t *testing.T) {
 		t.Fatalf("Serve = %v, want a listen error naming the address", err)
 	}
 }
+
+func TestRouterLogsEveryRequestOnce(t *testing.T) {
+	var buf strings.Builder
+	r := httpserver.NewRouter(slog.New(slog.NewJSONHandler(&buf, nil)), health.New(0))
+	r.GET("/orders/:id", func(c *gin.Context) {
+		httpserver.AddLogAttrs(c, slog.String("customer_id", "cus_alice"))
+		c.String(http.StatusOK, "hello")
+	})
+	r.GET("/boom", func(*gin.Context) { panic("bug") })
+
+	tests := []struct {
+		name, target, requestID string
+		wantEcho                bool           // the request's id is kept
+		want                    map[string]any // of the log line; request_id checked apart
+	}{
+		{"route template, added attrs", "/orders/o-123?token=secret-token", "req-1", true,
+			map[string]any{"level": "INFO", "msg": "http request", "method": "GET", "route": "/orders/:id", "status": 200.0, "bytes": 5.0, "customer_id": "cus_alice"}},
+		{"no route", "/nowhere/secret-token", "", false,
+			map[string]any{"level": "INFO", "msg": "http request", "method": "GET", "route": "(no route)", "status": 404.0}},
+		{"panic", "/boom", "bad id with spaces", false,
+			map[string]any{"level": "ERROR", "msg": "http request", "method": "GET", "route": "/boom", "status": 500.0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buf.Reset()
+			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			if tt.requestID != "" {
+				req.Header.Set(httpserver.RequestIDHeader, tt.requestID)
+			}
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+
+			var lines []map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(l), &m); err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				if m["msg"] == "http request" {
+					lines = append(lines, m)
+				}
+			}
+			if len(lines) != 1 {
+				t.Fatalf("access log lines = %d, want 1:\n%s", len(lines), buf.String())
+			}
+			got := lines[0]
+			id := rec.Header().Get(httpserver.RequestIDHeader)
+			if id == "" || (id == tt.requestID) != tt.wantEcho {
+				t.Errorf("response %s = %q for a request with %q; want it kept: %v", httpserver.RequestIDHeader, id, tt.requestID, tt.wantEcho)
+			}
+			if got["request_id"] != id {
+				t.Errorf("logged request_id = %v, want the response's %q", got["request_id"], id)
+			}
+			if d, ok := got["duration"].(float64); !ok || d < 0 {
+				t.Errorf("duration = %v, want a non-negative number", got["duration"])
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+			if strings.Contains(buf.String(), "secret-token") {
+				t.Errorf("the raw path or query leaked into the log:\n%s", buf.String())
+			}
+		})
+	}
+}
+
+func TestRequestIDReachesTheHandlersContext(t *testing.T) {
+	r := httpserver.NewRouter(discard(), health.New(0))
+	r.GET("/id", func(c *gin.Context) { c.String(http.StatusOK, httpserver.RequestID(c.Request.Context())) })
+	req := httptest.NewRequest(http.MethodGet, "/id", nil)
+	req.Header.Set(httpserver.RequestIDHeader, "0190-abc_d.e")
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	if got := rec.Body.String(); got != "0190-abc_d.e" {
+		t.Errorf("RequestID in the handler = %q, want the header's", got)
+	}
+}

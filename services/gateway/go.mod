@@ -6,6 +6,7 @@ require (
 	github.com/getkin/kin-openapi v0.133.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/golang-jwt/jwt/v5 v5.3.0
+	github.com/google/go-cmp v0.7.0
 	github.com/microshop/microshop/pkg v0.0.0
 	golang.org/x/crypto v0.57.0
 	golang.org/x/sync v0.23.0

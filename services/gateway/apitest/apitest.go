@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -146,6 +147,8 @@ type Tokens struct {
 type Known struct {
 	// SKU exists and has less than 1,000,000 units available.
 	SKU string
+	// OrderID is an order of the customer's; "" if there is none.
+	OrderID string
 }
 
 // BadInputs returns, per endpoint, inputs that must be answered with the
@@ -278,7 +281,7 @@ func BadInputs(tok Tokens, known Known) []Case {
 }
 
 // RunBadInputs sends every case and checks it gets exactly its status and a
-// problem document.
+// problem document whose instance is the public path asked for.
 func RunBadInputs(t *testing.T, c *Client, cases []Case) {
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -293,6 +296,60 @@ func RunBadInputs(t *testing.T, c *Client, cases []Case) {
 			if err := json.NewDecoder(bytes.NewReader(resp.Body)).Decode(&p); err != nil || p.Status != resp.Status {
 				t.Errorf("body %s is not a problem with status %d", resp.Body, resp.Status)
 			}
+			if u, err := url.Parse(tc.Path); err != nil || p.Instance != u.Path {
+				t.Errorf("instance = %q, want the public path %q", p.Instance, tc.Path)
+			}
 		})
+	}
+}
+
+// CheckProductImage fetches the image the catalog advertises for sku: it
+// must be an SVG the browser may cache.
+func CheckProductImage(t *testing.T, c *Client, sku string) {
+	t.Helper()
+	var p struct {
+		ImageRef string `json:"image_ref"`
+	}
+	c.Do(t, Request{Method: "GET", Path: "/api/v1/products/" + sku}).Decode(t, &p)
+	resp, err := http.Get(c.BaseURL + p.ImageRef)
+	if err != nil {
+		t.Fatalf("GET %s: %v", p.ImageRef, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/svg+xml" ||
+		!bytes.HasPrefix(b, []byte("<svg ")) || resp.Header.Get("Cache-Control") == "" {
+		t.Errorf("GET %q (image_ref of %s) = %d %q, Cache-Control %q, %d bytes (%v); want a cacheable SVG",
+			p.ImageRef, sku, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"), len(b), err)
+	}
+}
+
+// CheckIdempotency places an order of one unit each of two SKUs under a new
+// key, then checks
+// the rule of POST /orders: the same lines in another order return the same
+// order (200), the same key with another card is a 409.
+func CheckIdempotency(t *testing.T, c *Client, customerToken, key, skuA, skuB string) {
+	t.Helper()
+	h := map[string]string{"Authorization": "Bearer " + customerToken, "Idempotency-Key": key}
+	body := func(card, first, second string) string {
+		return `{"card_number":"` + card + `","lines":[{"sku":"` + first + `","quantity":1},{"sku":"` + second + `","quantity":1}]}`
+	}
+	swapped := `{"card_number":"` + GoodCard + `","lines":[{"sku":"` + skuB + `","quantity":1},{"sku":"` + skuA + `","quantity":1}]}`
+	first := c.Do(t, Request{Method: "POST", Path: "/api/v1/orders", Header: h, Body: body(GoodCard, skuA, skuB)})
+	if first.Status != http.StatusAccepted {
+		t.Fatalf("first order = %d %s, want 202", first.Status, first.Body)
+	}
+	var want, got struct{ ID string }
+	first.Decode(t, &want)
+	replay := c.Do(t, Request{Method: "POST", Path: "/api/v1/orders", Header: h, Body: swapped})
+	if replay.Status != http.StatusOK {
+		t.Fatalf("same lines in another order = %d %s, want 200 with the first order", replay.Status, replay.Body)
+	}
+	if replay.Decode(t, &got); got.ID != want.ID {
+		t.Errorf("same lines in another order returned order %s, want %s", got.ID, want.ID)
+	}
+	const otherCard = "4000000000000002" // the PSP simulator's declined card: a valid number
+	if other := c.Do(t, Request{Method: "POST", Path: "/api/v1/orders", Header: h, Body: body(otherCard, skuA, skuB)}); other.Status != http.StatusConflict {
+		t.Errorf("same key, another card = %d %s, want 409", other.Status, other.Body)
 	}
 }

@@ -191,6 +191,16 @@ func shop(t *testing.T, gateway, psp string) {
 	t.Run("bad inputs", func(t *testing.T) {
 		apitest.RunBadInputs(t, c, apitest.BadInputs(apitest.Tokens{Customer: alice, Admin: admin}, apitest.Known{SKU: inStock.SKU}))
 	})
+	t.Run("product image", func(t *testing.T) { apitest.CheckProductImage(t, c, inStock.SKU) })
+	t.Run("idempotency", func(t *testing.T) {
+		apitest.CheckIdempotency(t, c, alice, "e2e-idempotency-"+t.Name(), inStock.SKU, hangStock.SKU)
+	})
+	t.Run("mutation probe", func(t *testing.T) {
+		tok, known := apitest.Tokens{Customer: alice, Admin: admin}, apitest.Known{SKU: inStock.SKU, OrderID: o.ID}
+		for _, req := range apitest.ValidRequests(tok, known) {
+			t.Run(req.Method+" "+req.Path, func(t *testing.T) { apitest.Probe(t, c, req) })
+		}
+	})
 }
 
 // pspNet reads the payment provider simulator's records at psp and returns

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -28,7 +29,7 @@ type fakeProduct struct {
 func fakeInventory() http.Handler {
 	var mu sync.Mutex
 	products := map[string]*fakeProduct{
-		"MUG-CLASSIC": {SKU: "MUG-CLASSIC", Name: "Classic mug", Price: money.Amount{Minor: 1200, Currency: "EUR"}, Available: 10},
+		"MUG-CLASSIC": {SKU: "MUG-CLASSIC", Name: "Classic mug", Price: money.Amount{Minor: 1200, Currency: "EUR"}, Available: 10, ImageRef: "/images/MUG-CLASSIC.svg"},
 		"TEE-LOGO":    {SKU: "TEE-LOGO", Name: "Logo tee", Price: money.Amount{Minor: 2500, Currency: "EUR"}, Available: 3},
 	}
 	mux := http.NewServeMux()
@@ -73,15 +74,17 @@ func fakeInventory() http.Handler {
 	return mux
 }
 
+type fakeLine struct {
+	SKU       string       `json:"sku"`
+	Quantity  int64        `json:"quantity"`
+	UnitPrice money.Amount `json:"unit_price"`
+}
+
 type fakeOrder struct {
-	ID         string `json:"id"`
-	CustomerID string `json:"customer_id"`
-	Status     string `json:"status"`
-	Lines      []struct {
-		SKU       string       `json:"sku"`
-		Quantity  int64        `json:"quantity"`
-		UnitPrice money.Amount `json:"unit_price"`
-	} `json:"lines"`
+	ID         string       `json:"id"`
+	CustomerID string       `json:"customer_id"`
+	Status     string       `json:"status"`
+	Lines      []fakeLine   `json:"lines"`
 	Total      money.Amount `json:"total"`
 	CardNumber string       `json:"card_number,omitempty"`
 	CreatedAt  string       `json:"created_at"`
@@ -101,7 +104,10 @@ func fakeOrders() http.Handler {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		o.key, o.body = r.Header.Get("Idempotency-Key"), fmt.Sprint(o.CustomerID, o.Lines)
+		// The fingerprint of the real service: lines as a set, and the card.
+		lines := slices.Clone(o.Lines)
+		slices.SortFunc(lines, func(a, b fakeLine) int { return strings.Compare(a.SKU, b.SKU) })
+		o.key, o.body = r.Header.Get("Idempotency-Key"), fmt.Sprint(o.CustomerID, lines, o.CardNumber)
 		for _, prev := range orders {
 			if prev.CustomerID == o.CustomerID && prev.key == o.key {
 				if prev.body != o.body {
@@ -152,7 +158,9 @@ func fakeOrders() http.Handler {
 				return
 			}
 		}
-		problem.Write(w, problem.New(http.StatusNotFound, "no such order"))
+		p := problem.New(http.StatusNotFound, "no order at "+r.URL.Path)
+		p.Instance = r.URL.Path // as the real service does: its own, internal path
+		problem.Write(w, p)
 	})
 	return mux
 }

@@ -52,20 +52,19 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("configuration: GATEWAY_JWT_SECRET: %w", err)
 	}
-	var up httpapi.Upstreams
-	for _, u := range []struct {
-		client **upstream.Client
-		name   string
-		url    string
-	}{
-		{&up.Inventory, "inventory", cfg.InventoryURL},
-		{&up.Orders, "order", cfg.OrderURL},
-		{&up.PSP, "psp", cfg.PSPURL},
-	} {
-		if *u.client, err = upstream.New(u.name, u.url, cfg.UpstreamTimeout); err != nil {
-			return fmt.Errorf("configuration: %w", err)
-		}
+	inventory, err := upstream.New("inventory", cfg.InventoryURL, cfg.UpstreamTimeout)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
 	}
+	orders, err := upstream.New("order", cfg.OrderURL, cfg.UpstreamTimeout)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	psp, err := upstream.New("psp", cfg.PSPURL, cfg.UpstreamTimeout)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	up := httpapi.Upstreams{Inventory: inventory, Orders: orders, PSP: psp}
 	api, err := httpapi.New(ctx, log, auth.DemoDirectory(), tokens, up)
 	if err != nil {
 		return err

@@ -108,6 +108,12 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestIdempotency(t *testing.T) {
+	svc := startGateway(t)
+	c := apitest.NewClient(t, svc.URL)
+	apitest.CheckIdempotency(t, c, c.Login(t, "alice", "alice-demo"), "idem-1", "MUG-CLASSIC", "TEE-LOGO")
+}
+
 // TestBadInputs sends the table of bad inputs: each must get its 4xx problem.
 func TestBadInputs(t *testing.T) {
 	svc := startGateway(t)

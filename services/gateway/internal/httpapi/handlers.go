@@ -163,7 +163,7 @@ func (a *API) forward(c *gin.Context, to *upstream.Client, method, path string, 
 		a.fail(c, err)
 		return
 	}
-	relay(c, resp)
+	relay(c, resp, path)
 }
 
 type orderRequest struct {
@@ -344,9 +344,11 @@ func (a *API) adjustStock(c *gin.Context) {
 	a.forward(c, a.inventory, http.MethodPost, "/v1/products/"+sku+"/stock-adjustments", nil, nil, req)
 }
 
+// faults are the PSP simulator's; both fields are required, as the
+// OpenAPI document says: a missing one is not taken for zero.
 type faults struct {
-	Latency     string  `json:"latency"`
-	FailureRate float64 `json:"failure_rate"`
+	Latency     *string  `json:"latency"`
+	FailureRate *float64 `json:"failure_rate"`
 }
 
 func (a *API) getFaults(c *gin.Context) {
@@ -360,10 +362,16 @@ func (a *API) setFaults(c *gin.Context) {
 		return
 	}
 	var errs []problem.FieldError
-	if d, err := time.ParseDuration(req.Latency); err != nil || d < 0 || d > maxFaultWait {
+	switch d, err := time.ParseDuration(deref(req.Latency)); {
+	case req.Latency == nil:
+		errs = append(errs, problem.FieldError{Field: "latency", Message: "is required"})
+	case err != nil || d < 0 || d > maxFaultWait:
 		errs = append(errs, problem.FieldError{Field: "latency", Message: "must be a duration from 0s to 30s, e.g. 250ms"})
 	}
-	if !(req.FailureRate >= 0 && req.FailureRate <= 1) { // also false for NaN
+	switch {
+	case req.FailureRate == nil:
+		errs = append(errs, problem.FieldError{Field: "failure_rate", Message: "is required"})
+	case !(*req.FailureRate >= 0 && *req.FailureRate <= 1): // also true for NaN
 		errs = append(errs, problem.FieldError{Field: "failure_rate", Message: "must be from 0 to 1"})
 	}
 	if len(errs) > 0 {
@@ -371,4 +379,12 @@ func (a *API) setFaults(c *gin.Context) {
 		return
 	}
 	a.forward(c, a.psp, http.MethodPut, "/v1/admin/faults", nil, nil, req)
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/microshop/microshop/pkg/httpserver"
 )
 
 // ErrUnavailable wraps a failure to get any answer from the upstream
@@ -47,7 +49,8 @@ type Response struct {
 }
 
 // Do sends method path?query with body JSON-encoded (nil sends none) and
-// reads the whole answer. Any answer, whatever its status, is a Response; an
+// reads the whole answer. The request id in ctx (httpserver.RequestID), if
+// any, goes along as X-Request-Id. Any answer, whatever its status, is a Response; an
 // error wraps ErrUnavailable.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, header http.Header, body any) (Response, error) {
 	u := c.base.JoinPath(path)
@@ -66,6 +69,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	for k, vs := range header {
 		req.Header[k] = vs
+	}
+	if id := httpserver.RequestID(ctx); id != "" {
+		req.Header.Set(httpserver.RequestIDHeader, id) // one id in every access log the request crosses
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -23,6 +23,9 @@ type Config struct {
 	// Saga tunes the orchestrator's background round (Now stays nil: the
 	// real clock).
 	Saga saga.Options
+	// CardHashKey keys the HMAC of the card number in an Idempotency-Key's
+	// request fingerprint (order.WithCardKey).
+	CardHashKey string
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -39,10 +42,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 			BatchSize:       env.Int("SAGA_BATCH_SIZE", 100, 1, 10000),
 		},
 	}
+	cfg.CardHashKey = env.String("CARD_HASH_KEY", "")
 	return cfg, env.Err()
 }
 
-// LogValue prints the configuration with the database password masked.
+// LogValue prints the configuration with the database password masked and
+// the card hash key left out.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(append(c.LogAttrs(),
 		slog.String("reserve_timeout", c.ReserveTimeout.String()),
@@ -52,5 +57,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("saga_retry_min", c.Saga.RetryBackoffMin.String()),
 		slog.String("saga_retry_max", c.Saga.RetryBackoffMax.String()),
 		slog.Int("saga_batch_size", c.Saga.BatchSize),
+		slog.Bool("card_hash_key_set", c.CardHashKey != ""),
 	)...)
 }

@@ -75,7 +75,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err := svc.Consume(checkoutv1.TopicReplies, checkoutv1.DLQTopic(checkoutv1.TopicReplies), sagas.HandleReply); err != nil {
 		return err
 	}
-	httpapi.Register(svc.Router, order.NewService(store, sagas, time.Now), log)
+	httpapi.Register(svc.Router, order.NewService(store, sagas, time.Now, order.WithCardKey([]byte(cfg.CardHashKey))), log)
 
 	return svc.Run(ctx, lifecycle.Task{Name: "saga orchestrator", Run: lifecycle.NoError(sagas.Run)})
 }

@@ -192,7 +192,7 @@ func (h *handler) writeError(c *gin.Context, err error) {
 	case errors.Is(err, order.ErrOrderNotFound):
 		p = problem.New(http.StatusNotFound, "no such order")
 	case errors.Is(err, order.ErrIdempotencyConflict):
-		p = problem.New(http.StatusConflict, IdempotencyKeyHeader+" was already used for a request with other lines")
+		p = problem.New(http.StatusConflict, IdempotencyKeyHeader+" was already used for a request with other lines or another card")
 	case errors.Is(err, order.ErrInvalidCursor):
 		p = problem.New(http.StatusBadRequest, "cursor is not one this API returned")
 		p.Errors = []problem.FieldError{{Field: "cursor", Message: "is not a next_cursor this API returned"}}

@@ -92,7 +92,7 @@ var (
 	// ErrOrderNotFound: no such order, or it belongs to another customer.
 	ErrOrderNotFound = errors.New("order not found")
 	// ErrIdempotencyConflict: the customer already used the idempotency key
-	// for a request with other lines.
+	// for a request with other lines or another card.
 	ErrIdempotencyConflict = errors.New("idempotency key already used for a different request")
 	// ErrInvalidCursor: the list cursor is not one List returned.
 	ErrInvalidCursor = errors.New("invalid cursor")

@@ -15,37 +15,55 @@ type Service struct {
 	store     Store
 	checkouts Transactor
 	now       func() time.Time
+	cardKey   []byte
 }
 
 // NewService returns a Service reading orders from store, placing new ones
 // and starting their checkout through checkouts, and reading the time from
 // now (time.Now in production).
-func NewService(store Store, checkouts Transactor, now func() time.Time) *Service {
-	return &Service{store: store, checkouts: checkouts, now: now}
+func NewService(store Store, checkouts Transactor, now func() time.Time, opts ...Option) *Service {
+	s := &Service{store: store, checkouts: checkouts, now: now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithCardKey sets the HMAC key under which the card number enters a
+// request's idempotency fingerprint. Every replica must share it, and it
+// must not change while retries of earlier requests may arrive. Without it
+// the HMAC key is empty: the fingerprint still never holds the card in
+// clear, but anyone with the database could test card numbers against it.
+func WithCardKey(key []byte) Option {
+	return func(s *Service) { s.cardKey = key }
 }
 
 // CreateRequest asks for a new order.
 type CreateRequest struct {
 	CustomerID string
 	// IdempotencyKey is the client's key for this request: retrying with the
-	// same key and lines returns the first order instead of creating another.
+	// same key, lines (in any order) and card returns the first order
+	// instead of creating another.
 	IdempotencyKey string
 	// Lines carry the unit prices the caller read from the catalog.
 	Lines []Line
 	// CardNumber pays for the order: 12 to 19 digits passing the Luhn
-	// check. It is not part of the request's fingerprint: a retry with
-	// another card is still the same order, paid with the first card. It
-	// is never stored with the order nor returned: it goes only to the
+	// check. It is part of the request's fingerprint, keyed (see
+	// WithCardKey): the same key with another card is a conflict. It is
+	// never stored with the order nor returned: it goes only to the
 	// checkout (see Payment).
 	CardNumber string
 }
 
 // Create places a PENDING order and starts its checkout, in one
-// transaction, and reports created=true. A retry (same
-// customer, key and lines — prices may differ) returns the order the key
-// already made, as it is now, with created=false. Errors: *ValidationError
-// naming every invalid field, ErrIdempotencyConflict when the key was used
-// for other lines.
+// transaction, and reports created=true. A retry (same customer, key, set of
+// lines and card — prices may differ) returns the order the key already
+// made, as it is now, with created=false. Errors: *ValidationError naming
+// every invalid field, ErrIdempotencyConflict when the key was used for other
+// lines or another card.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (o Order, created bool, err error) {
 	total, err := req.validate()
 	if err != nil {
@@ -66,7 +84,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (o Order, creat
 		UpdatedAt:  now,
 		History:    []StatusChange{{Status: StatusPending, Reason: "order placed", At: now}},
 	}
-	idem := Idempotency{Key: req.IdempotencyKey, RequestHash: requestHash(req.CustomerID, req.Lines)}
+	idem := Idempotency{Key: req.IdempotencyKey, RequestHash: requestHash(s.cardKey, req)}
 
 	var (
 		stored     Order

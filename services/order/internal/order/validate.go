@@ -1,10 +1,12 @@
 package order
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -177,17 +179,25 @@ func total(lines []Line) (money.Amount, error) {
 	return sum, nil
 }
 
-// requestHash fingerprints what a create request asks for: who, and which
-// quantities of which SKUs, in the given order. Prices are left out on
-// purpose: a retry may carry a newer catalog price and is still the same
-// request. Every string is length-prefixed so that no two requests encode
-// alike.
-func requestHash(customerID string, lines []Line) string {
-	buf := appendString(nil, customerID)
+// requestHash fingerprints what a create request means: who, which
+// quantities of which SKUs, and which card pays. Lines are a set: sorted by
+// SKU first, so their order does not matter (validate refuses a SKU on two
+// lines, so no two lines sort alike). Prices are left out on purpose: a
+// retry may carry a newer catalog price and is still the same request. The
+// card enters as HMAC-SHA256 under cardKey, so the stored fingerprint
+// cannot be reversed to it by trying every card number. Every string is
+// length-prefixed so that no two requests encode alike.
+func requestHash(cardKey []byte, r CreateRequest) string {
+	lines := slices.SortedFunc(slices.Values(r.Lines), func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
+	buf := appendString(nil, r.CustomerID)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(len(lines)))
 	for _, l := range lines {
 		buf = appendString(buf, l.SKU)
 		buf = binary.BigEndian.AppendUint64(buf, uint64(l.Quantity))
 	}
+	card := hmac.New(sha256.New, cardKey)
+	card.Write([]byte(r.CardNumber))
+	buf = card.Sum(buf)
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:])
 }
