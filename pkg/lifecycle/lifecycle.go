@@ -25,8 +25,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 )
 
 // ErrTaskEnded is matched by the error of [Run] when a task's Run returned
@@ -107,4 +111,23 @@ func Run(ctx context.Context, log *slog.Logger, serve func(ctx context.Context) 
 		errs = append(errs, <-r.done)
 	}
 	return errors.Join(errs...)
+}
+
+// RunFunc is a program's run function: it does the program's work until ctx
+// ends, reading its configuration through getenv and logging to stdout.
+type RunFunc func(ctx context.Context, getenv func(string) string, stdout io.Writer) error
+
+// Main is the body of every microshop program's main: it calls run with a
+// context cancelled on SIGINT or SIGTERM, the process environment and
+// standard output, prints run's error on standard error as "<name>: <error>",
+// and returns the exit status for main to pass to os.Exit (0, or 1 after an
+// error). Keeping the exit in main lets deferred calls in run finish first.
+func Main(name string, run RunFunc) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return 1
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -242,5 +243,31 @@ func TestNoError(t *testing.T) {
 	}
 	if got != ctx {
 		t.Errorf("f called with %v, want the context passed", got)
+	}
+}
+
+func TestMainExitStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"run succeeded", nil, 0},
+		{"run failed", errors.New("boom"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gotCtx context.Context
+			got := lifecycle.Main("test", func(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+				gotCtx = ctx
+				return tt.err
+			})
+			if got != tt.want {
+				t.Errorf("Main = %d, want %d", got, tt.want)
+			}
+			if gotCtx.Err() == nil {
+				t.Error("run's context is still live after Main returned: its signal handler was not stopped")
+			}
+		})
 	}
 }

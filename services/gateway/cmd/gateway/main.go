@@ -12,27 +12,18 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/httpapi"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(lifecycle.Main("gateway", run)) }
 
 // run serves until ctx ends, then drains in-flight requests.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

@@ -10,8 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,15 +26,7 @@ import (
 	"github.com/microshop/microshop/services/inventory/migrations"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "inventory:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(lifecycle.Main("inventory", run)) }
 
 // run opens the service's parts (sagaservice.Open), adds its own — the
 // reservation expirer, the consumer of the checkout saga's stock commands,

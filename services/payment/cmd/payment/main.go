@@ -10,10 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
@@ -26,15 +25,7 @@ import (
 	"github.com/microshop/microshop/services/payment/migrations"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "payment:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(lifecycle.Main("payment", run)) }
 
 // run opens the service's parts (sagaservice.Open), adds its own — the PSP
 // client, the consumer of the checkout saga's payment commands, the payments

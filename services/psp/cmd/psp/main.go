@@ -10,24 +10,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
+	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "psp:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(lifecycle.Main("psp", run)) }
 
 // run serves the simulator until ctx ends, then drains HTTP.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
