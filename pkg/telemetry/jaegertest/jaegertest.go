@@ -1,5 +1,5 @@
 // Package jaegertest gives tests a real Jaeger v2: Start runs the binary
-// built by `make tools` (.run/tools/jaeger) with the native stack's
+// built by `make slow-tools` (.run/tools/jaeger) with the native stack's
 // configuration (observability/jaeger/native.yaml) on free loopback ports,
 // and [Jaeger.WaitTrace] reads a trace back through Jaeger's query API, the
 // way a user looks one up.
@@ -97,7 +97,7 @@ func Start(t testing.TB) *Jaeger {
 	}
 	if err != nil {
 		if os.Getenv("CI") == "" {
-			t.Skipf("jaeger unavailable (run make tools; set CI=true to fail instead): %v", err)
+			t.Skipf("jaeger unavailable (run make slow-tools; set CI=true to fail instead): %v", err)
 		}
 		t.Fatalf("jaeger unavailable: %v", err)
 	}
