@@ -12,7 +12,7 @@ import (
 // code under test at its OTLP endpoint, then wait for the trace.
 func testTrace(t *testing.T) {
 	jaeger := jaegertest.Start(t) // skips without the binary, fails under CI=true
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+jaeger.OTLPHTTP)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.OTLPHTTP)
 	traceID := "..." // the trace id of what the test did
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
