@@ -37,8 +37,9 @@ type Config struct {
 // every request gets an id (X-Request-Id) and one access log line, panics
 // and unknown routes answer problem+json, bodies are bounded before they
 // are read (LimitBody with DefaultMaxBody), and GET /healthz and /readyz
-// are served by checks.
-func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
+// are served by checks. The outer middleware, if any, runs first, around
+// all of that: tracing there puts the trace id in the access log line.
+func NewRouter(log *slog.Logger, checks *health.Checks, outer ...gin.HandlerFunc) *gin.Engine {
 	// Gin's mode is process-global; release mode only silences its debug
 	// printing of routes, so every router setting the same value is harmless.
 	gin.SetMode(gin.ReleaseMode)
@@ -47,6 +48,7 @@ func NewRouter(log *slog.Logger, checks *health.Checks) *gin.Engine {
 	r.ContextWithFallback = true // c.Request.Context() flows through c as a context.Context
 	// In order, outermost first: the id and the log see every answer,
 	// including a recovered panic's and a refused body's.
+	r.Use(outer...)
 	r.Use(
 		requestID,
 		accessLog(log),

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/clocktest"
@@ -233,22 +236,29 @@ type env struct {
 	db    *database.DB
 	clock *clocktest.Clock
 	reg   *prometheus.Registry
-	o     *saga.Orchestrator
+	// spans records the orchestrator's ended spans; tracer starts the
+	// test's own.
+	spans  *tracetest.SpanRecorder
+	tracer trace.Tracer
+	o      *saga.Orchestrator
 }
 
 func newEnv(t *testing.T, db *database.DB, clock *clocktest.Clock) *env {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	o, err := saga.NewOrchestrator(db, outboxSender{}, definitions(), recordingHooks(), saga.Options{
 		Now:             clock.Now,
 		PollInterval:    10 * time.Millisecond,
 		RetryBackoffMin: backoffMin,
 		RetryBackoffMax: backoffMax,
+		TracerProvider:  tp,
 	}, discard(), reg)
 	if err != nil {
 		t.Fatalf("NewOrchestrator: %v", err)
 	}
-	return &env{db: db, clock: clock, reg: reg, o: o}
+	return &env{db: db, clock: clock, reg: reg, spans: spans, tracer: tp.Tracer("test"), o: o}
 }
 
 // start starts a saga in its own business transaction.
@@ -286,14 +296,16 @@ func (e *env) instance(t *testing.T, id string) saga.Instance {
 	return inst
 }
 
-// metric returns the value of the counter or gauge name with exactly the
-// given label values (name=value pairs), 0 if it has none yet.
+// metric returns the value of the counter or gauge name (the observation
+// count of a histogram) summed over its series with the given label values
+// (name=value pairs; other labels may take any value), 0 if it has none yet.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatalf("gather metrics: %v", err)
 	}
+	var sum float64
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
@@ -311,15 +323,15 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 			}
 			switch {
 			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
+				sum += m.GetGauge().GetValue()
 			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
+				sum += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
-	return 0
+	return sum
 }
 
 // participant is a fake participant: it answers the commands in

@@ -53,12 +53,16 @@ func (o *Orchestrator) afterAction(def *Definition, inst Instance, r Reply, now 
 	return m
 }
 
+// reasonTimedOut ends the reason of a saga failed because an action passed
+// its deadline.
+const reasonTimedOut = "timed out"
+
 // afterTimeout is the move for inst's action passing its deadline.
 func (o *Orchestrator) afterTimeout(def *Definition, inst Instance, now time.Time) move {
 	i := inst.Step
 	m := move{next: inst, events: []stepEvent{{step: i, op: OpAction, outcome: StepTimedOut}}}
 	// The action may have taken effect: it is undone first, then the others.
-	return o.compensateFrom(def, m, i, def.Steps[i].Name+": timed out", now)
+	return o.compensateFrom(def, m, i, def.Steps[i].Name+": "+reasonTimedOut, now)
 }
 
 // afterCompensation is the move for an OK reply to inst's compensation in

@@ -3,6 +3,7 @@ package saga
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -10,18 +11,25 @@ import (
 // metrics of an Orchestrator. The label values are bounded: definition and
 // step names, statuses, reply results.
 type metrics struct {
-	inFlight *prometheus.GaugeVec     // saga_instances{status}
-	replies  *prometheus.CounterVec   // saga_replies_total{result}
-	retries  *prometheus.CounterVec   // saga_compensation_retries_total{definition, step}
-	timeouts *prometheus.CounterVec   // saga_step_timeouts_total{definition, step}
-	finished *prometheus.CounterVec   // saga_finished_total{definition, status}
-	duration *prometheus.HistogramVec // saga_duration_seconds{definition, status}
+	started       *prometheus.CounterVec   // saga_started_total{definition}
+	inFlight      *prometheus.GaugeVec     // saga_instances{status}
+	replies       *prometheus.CounterVec   // saga_replies_total{result}
+	retries       *prometheus.CounterVec   // saga_compensation_retries_total{definition, step}
+	timeouts      *prometheus.CounterVec   // saga_step_timeouts_total{definition, step}
+	finished      *prometheus.CounterVec   // saga_finished_total{definition, status, reason}
+	duration      *prometheus.HistogramVec // saga_duration_seconds{definition, status}
+	steps         *prometheus.HistogramVec // saga_step_duration_seconds{definition, step, operation, outcome}
+	compensations *prometheus.CounterVec   // saga_compensations_total{definition, step}
 }
 
 // newMetrics creates the metrics and registers them with reg, unless it is
 // nil.
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		started: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "saga_started_total",
+			Help: "Sagas started (counted when Start returns; a caller's transaction that then rolls back is counted too).",
+		}, []string{"definition"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "saga_instances",
 			Help: "Sagas in flight in the database, by status (RUNNING, COMPENSATING), as of the last round of Run. Every replica reports the whole database: aggregate with max, not sum. A COMPENSATING count that stays up means stuck compensations.",
@@ -40,8 +48,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"definition", "step"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "saga_finished_total",
-			Help: "Sagas that reached a final status (COMPLETED, FAILED).",
-		}, []string{"definition", "status"}),
+			Help: "Sagas that reached a final status (COMPLETED, FAILED), by the reason of a failure: the step that failed and how, refused or timed out (\"\" for COMPLETED).",
+		}, []string{"definition", "status", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "saga_duration_seconds",
 			Help: "Time from Start to the final status.",
@@ -49,16 +57,41 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// a saga stuck compensating takes minutes.
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 13),
 		}, []string{"definition", "status"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "saga_step_duration_seconds",
+			Help: "Time from a step's command sent (its last send, for a compensation re-sent) to its outcome: a reply (succeeded, failed) or the deadline (timed_out).",
+			// 1ms to about 2 minutes.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}, []string{"definition", "step", "operation", "outcome"}),
+		compensations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "saga_compensations_total",
+			Help: "Compensations started (their first send), by the step they undo.",
+		}, []string{"definition", "step"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.inFlight, m.replies, m.retries, m.timeouts, m.finished, m.duration} {
+	for _, c := range []prometheus.Collector{m.started, m.inFlight, m.replies, m.retries, m.timeouts, m.finished, m.duration, m.steps, m.compensations} {
 		errs = append(errs, reg.Register(c))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	return m, nil
+}
+
+// failureReason is the bounded label value of a saga failed for reason, which
+// compensateFrom wrote as "<step>: <the participant's reason>" or
+// "<step>: timed out": the step and "refused" or "timed out". The
+// participant's own words are in the log and the trace, not in a label.
+func failureReason(reason string) string {
+	step, why, ok := strings.Cut(reason, ": ")
+	if !ok {
+		return "unknown"
+	}
+	if why == reasonTimedOut {
+		return step + ": " + reasonTimedOut
+	}
+	return step + ": refused"
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
@@ -72,6 +73,9 @@ type Options struct {
 	RetryBackoffMax time.Duration
 	// BatchSize is the most due sagas one round of Run handles; 100 if zero.
 	BatchSize int
+	// TracerProvider creates the spans of the saga's steps (see
+	// tracing.go); OTel's global provider if nil.
+	TracerProvider trace.TracerProvider
 }
 
 // retryJitter spreads the re-sends of many sagas stuck on the same
@@ -113,6 +117,7 @@ type Orchestrator struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	tracer  trace.Tracer
 	// lockWait and lockSkip end the SELECT of an instance on PostgreSQL:
 	// replies wait for a concurrent transition, Run skips rows another
 	// replica is handling. Empty on SQLite, which has no row locks.
@@ -132,6 +137,7 @@ func NewOrchestrator(db *database.DB, sender Sender, defs []Definition, hooks Ho
 		hooks:  hooks,
 		opts:   opts.withDefaults(),
 		log:    log,
+		tracer: tracerOf(opts.TracerProvider),
 	}
 	for _, d := range defs {
 		if err := checkDefinition(d); err != nil {
@@ -163,8 +169,8 @@ func NewOrchestrator(db *database.DB, sender Sender, defs []Definition, hooks Ho
 // inserts the instance and the first step and sends the first action through
 // the Sender, all in tx. If tx rolls back, nothing of the saga remains. A
 // second Start with the same id returns ErrSagaExists and changes nothing,
-// leaving tx usable.
-func (o *Orchestrator) Start(ctx context.Context, tx *gorm.DB, definition, sagaID string, data []byte) error {
+// leaving tx usable. The saga's trace continues the one in ctx.
+func (o *Orchestrator) Start(ctx context.Context, tx *gorm.DB, definition, sagaID string, data []byte) (err error) {
 	def, ok := o.defs[definition]
 	if !ok {
 		return fmt.Errorf("start saga %s: %w: %q", sagaID, ErrUnknownDefinition, definition)
@@ -187,8 +193,10 @@ func (o *Orchestrator) Start(ctx context.Context, tx *gorm.DB, definition, sagaI
 		CreatedAt:  now,
 		UpdatedAt:  now,
 	}
+	ctx, span := o.startSpan(ctx, "start", inst)
+	defer func() { endSpan(span, err) }()
 	tx = tx.WithContext(ctx)
-	inserted, err := insertInstance(tx, inst)
+	inserted, err := insertInstance(tx, inst, traceOf(ctx))
 	if err != nil {
 		return fmt.Errorf("start saga %s: %w", sagaID, err)
 	}
@@ -199,6 +207,7 @@ func (o *Orchestrator) Start(ctx context.Context, tx *gorm.DB, definition, sagaI
 	if err := o.perform(ctx, tx, def, m, now); err != nil {
 		return fmt.Errorf("start saga %s: %w", sagaID, err)
 	}
+	o.metrics.started.WithLabelValues(def.Name).Inc()
 	return nil
 }
 
@@ -243,15 +252,24 @@ const (
 	replyUnknown replyResult = "unknown" // no such saga
 )
 
-func (o *Orchestrator) handleReply(ctx context.Context, r Reply) error {
+func (o *Orchestrator) handleReply(ctx context.Context, r Reply) (err error) {
 	var (
 		result replyResult
 		def    *Definition
 		was    Instance
 		m      move
 	)
+	ctx, span := o.tracer.Start(ctx, "saga reply "+r.Step, trace.WithAttributes(
+		attrSagaID.String(r.SagaID), attrStep.String(r.Step), attrOperation.String(r.Op)))
+	defer func() {
+		span.SetAttributes(attrReply.String(string(result)))
+		if result == replyApplied {
+			span.SetAttributes(statusAttrs(m.next)...)
+		}
+		endSpan(span, err)
+	}()
 	now := dbTime(o.opts.Now())
-	err := o.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = o.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		inst, found, err := selectInstance(tx, "id = ?"+o.lockWait, r.SagaID)
 		if err != nil {
 			return err
@@ -381,25 +399,42 @@ func (o *Orchestrator) countInFlight(ctx context.Context) error {
 // handleDue expires the action or re-sends the compensation of saga id, if
 // it is still due when claimed. A transition lost to another replica is
 // simply skipped: the row is due no more, or is seen again next round.
-func (o *Orchestrator) handleDue(ctx context.Context, id string, now time.Time) error {
+//
+// The span of what it does continues the saga's trace (tracing.go); reading
+// the trace context first costs a query, on this path only, which handles
+// the rare sagas whose participant did not answer in time.
+func (o *Orchestrator) handleDue(ctx context.Context, id string, now time.Time) (err error) {
 	var (
 		def *Definition
 		was Instance
 		m   move
 	)
-	err := o.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	saved, err := selectSavedTrace(o.db.WithContext(ctx), id)
+	if err != nil {
+		return fmt.Errorf("saga %s: %w", id, err)
+	}
+	ctx, span := o.tracer.Start(saved.within(ctx), "saga due", trace.WithAttributes(attrSagaID.String(id)))
+	defer func() { endSpan(span, err) }()
+	err = o.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		inst, found, err := selectInstance(tx, "id = ? AND "+dueSQL+o.lockSkip, id, now)
 		if err != nil || !found {
 			return err
 		}
 		def, was = o.defs[inst.Definition], inst
+		step := def.Steps[inst.Step].Name
 		if inst.Status == StatusRunning {
+			span.SetName("saga deadline " + step)
 			m = o.afterTimeout(def, inst, now)
 		} else {
+			span.SetName("saga retry " + step)
 			m = o.retryCompensation(inst, now)
 		}
+		span.SetAttributes(attrStep.String(step))
 		return o.apply(ctx, tx, def, inst, m, now)
 	})
+	if def != nil && err == nil {
+		span.SetAttributes(statusAttrs(m.next)...)
+	}
 	switch {
 	case errors.Is(err, errConflict):
 		return nil

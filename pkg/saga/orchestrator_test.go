@@ -57,6 +57,8 @@ func testFlows(t *testing.T, b backend) {
 		wantHooks  []string
 		wantStatus saga.Status
 		wantReason string
+		// wantLabel is saga_finished_total's bounded reason label.
+		wantLabel string
 	}{
 		{
 			name:       "happy path",
@@ -82,6 +84,7 @@ func testFlows(t *testing.T, b backend) {
 			},
 			wantStatus: saga.StatusFailed,
 			wantReason: "reserve: out of stock",
+			wantLabel:  "reserve: refused",
 		},
 		{
 			name:       "refusal at step 2 compensates step 1 only",
@@ -96,6 +99,7 @@ func testFlows(t *testing.T, b backend) {
 			},
 			wantStatus: saga.StatusFailed,
 			wantReason: "charge: card declined",
+			wantLabel:  "charge: refused",
 		},
 		{
 			name:       "refusal at step 3 compensates steps 2 and 1 in reverse order",
@@ -112,6 +116,7 @@ func testFlows(t *testing.T, b backend) {
 			},
 			wantStatus: saga.StatusFailed,
 			wantReason: "ship: no courier",
+			wantLabel:  "ship: refused",
 		},
 		{
 			name:       "a step without compensation is skipped",
@@ -127,6 +132,7 @@ func testFlows(t *testing.T, b backend) {
 			},
 			wantStatus: saga.StatusFailed,
 			wantReason: "charge: card declined",
+			wantLabel:  "charge: refused",
 		},
 	}
 	for _, tt := range tests {
@@ -145,8 +151,29 @@ func testFlows(t *testing.T, b backend) {
 			if inst.Status != tt.wantStatus || inst.Reason != tt.wantReason || !inst.DueAt.IsZero() {
 				t.Errorf("instance status, reason, due = %s, %q, %v; want %s, %q, zero", inst.Status, inst.Reason, inst.DueAt, tt.wantStatus, tt.wantReason)
 			}
-			if got := metric(t, e.reg, "saga_finished_total", "definition", tt.definition, "status", string(tt.wantStatus)); got != 1 {
-				t.Errorf("saga_finished_total{%s} = %v, want 1", tt.wantStatus, got)
+			if got := metric(t, e.reg, "saga_finished_total", "definition", tt.definition, "status", string(tt.wantStatus), "reason", tt.wantLabel); got != 1 {
+				t.Errorf("saga_finished_total{%s, reason=%q} = %v, want 1", tt.wantStatus, tt.wantLabel, got)
+			}
+			if got := metric(t, e.reg, "saga_started_total", "definition", tt.definition); got != 1 {
+				t.Errorf("saga_started_total = %v, want 1", got)
+			}
+			var actions, compensations float64
+			for _, op := range tt.wantSent {
+				step, what, _ := strings.Cut(op, "/")
+				if what == saga.OpCompensate {
+					compensations++
+					if got := metric(t, e.reg, "saga_compensations_total", "definition", tt.definition, "step", step); got != 1 {
+						t.Errorf("saga_compensations_total{step=%s} = %v, want 1", step, got)
+					}
+				} else {
+					actions++
+				}
+			}
+			// One observation per operation that ended: each one sent here.
+			for op, want := range map[string]float64{saga.OpAction: actions, saga.OpCompensate: compensations} {
+				if got := metric(t, e.reg, "saga_step_duration_seconds", "definition", tt.definition, "operation", op); got != want {
+					t.Errorf("saga_step_duration_seconds{operation=%s} observations = %v, want %v", op, got, want)
+				}
 			}
 			if got := metric(t, e.reg, "saga_duration_seconds", "definition", tt.definition, "status", string(tt.wantStatus)); got != 1 {
 				t.Errorf("saga_duration_seconds{%s} observations = %v, want 1", tt.wantStatus, got)
@@ -243,6 +270,12 @@ func testTimeout(t *testing.T, b backend) {
 	e.runOnce(t)
 	if got := metric(t, e.reg, "saga_instances", "status", "COMPENSATING"); got != 0 {
 		t.Errorf("saga_instances{COMPENSATING} after failing = %v, want 0", got)
+	}
+	if got := metric(t, e.reg, "saga_finished_total", "status", "FAILED", "reason", "ship: timed out"); got != 1 {
+		t.Errorf("saga_finished_total{FAILED, reason=\"ship: timed out\"} = %v, want 1", got)
+	}
+	if got := metric(t, e.reg, "saga_step_duration_seconds", "step", "ship", "operation", saga.OpAction, "outcome", "timed_out"); got != 1 {
+		t.Errorf("saga_step_duration_seconds{ship, action, timed_out} observations = %v, want 1", got)
 	}
 }
 

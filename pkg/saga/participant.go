@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/database"
@@ -67,8 +68,13 @@ func NewParticipant(db *database.DB, replyTopic string, notify func()) *Particip
 // fn with the outcome and a transaction for the business effect, and adds
 // the reply fn returns, if any, to the outbox. It returns the barrier's
 // outcome. An error from fn rolls everything back, barrier row included, so
-// that the next delivery proceeds again.
+// that the next delivery proceeds again. The span in ctx (the consumer's)
+// gets the delivery's correlation and, once committed, the barrier's
+// outcome as the attribute saga.barrier: a redelivered command shows as
+// "duplicate" in its trace.
 func (p *Participant) Pass(ctx context.Context, d Delivery, fn func(tx *gorm.DB, outcome Outcome) (EncodeReply, error)) (Outcome, error) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attrSagaID.String(d.SagaID), attrStep.String(d.Step), attrOperation.String(d.Op))
 	var (
 		outcome Outcome
 		reply   EncodeReply
@@ -88,6 +94,7 @@ func (p *Participant) Pass(ctx context.Context, d Delivery, fn func(tx *gorm.DB,
 	if err != nil {
 		return 0, err
 	}
+	span.SetAttributes(attrBarrier.String(outcome.String()))
 	if reply != nil {
 		p.notify()
 	}

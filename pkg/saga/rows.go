@@ -55,13 +55,13 @@ func (r instanceRow) instance() Instance {
 	return inst
 }
 
-// insertInstance inserts inst unless a saga with its id exists, and reports
-// whether it did. ON CONFLICT rather than a unique violation keeps the
+// insertInstance inserts inst, with the trace context tc it was started in,
+// unless a saga with its id exists, and reports whether it did. ON CONFLICT rather than a unique violation keeps the
 // caller's PostgreSQL transaction usable.
-func insertInstance(tx *gorm.DB, inst Instance) (bool, error) {
-	res := tx.Exec("INSERT INTO saga_instances (id, definition, data, status, step, attempt, due_at, reason, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+func insertInstance(tx *gorm.DB, inst Instance, tc savedTrace) (bool, error) {
+	res := tx.Exec("INSERT INTO saga_instances (id, definition, data, status, step, attempt, due_at, reason, version, created_at, updated_at, traceparent, tracestate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
 		inst.ID, inst.Definition, string(inst.Data), string(inst.Status), inst.Step, inst.Attempt, nullTime(inst.DueAt),
-		inst.Reason, inst.Version, inst.CreatedAt, inst.UpdatedAt)
+		inst.Reason, inst.Version, inst.CreatedAt, inst.UpdatedAt, tc.parent, tc.state)
 	if res.Error != nil {
 		return false, fmt.Errorf("insert saga: %w", res.Error)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -64,13 +65,16 @@ func (o *Orchestrator) perform(ctx context.Context, tx *gorm.DB, def *Definition
 }
 
 // send builds the command of inst's operation in flight and hands it to the
-// Sender.
-func (o *Orchestrator) send(ctx context.Context, tx *gorm.DB, def *Definition, inst Instance) error {
+// Sender, in a span of the step: the command's trace context, so that the
+// participant's handling is a child of the step.
+func (o *Orchestrator) send(ctx context.Context, tx *gorm.DB, def *Definition, inst Instance) (err error) {
 	step := def.Steps[inst.Step]
 	op, build := OpAction, step.Action
 	if inst.Status == StatusCompensating {
 		op, build = OpCompensate, step.Compensate
 	}
+	ctx, span := o.startSpan(ctx, op+" "+step.Name, inst, stepAttrs(step.Name, op, inst.Attempt)...)
+	defer func() { endSpan(span, err) }()
 	id := messageID(inst.ID, inst.Step, op, inst.Attempt)
 	cmd, err := build(ctx, inst, id)
 	if err != nil {
@@ -95,10 +99,18 @@ func (o *Orchestrator) report(ctx context.Context, def *Definition, was Instance
 	n := m.next
 	attrs := []any{slog.String("saga_id", n.ID), slog.String("definition", def.Name)}
 	for _, e := range m.events {
+		step := def.Steps[e.step].Name
+		if e.outcome == StepStarted {
+			if e.op == OpCompensate {
+				o.metrics.compensations.WithLabelValues(def.Name, step).Inc()
+			}
+			continue
+		}
+		// was was written when the command that ended was sent.
+		o.metrics.steps.WithLabelValues(def.Name, step, e.op, strings.ToLower(e.outcome)).Observe(now.Sub(was.UpdatedAt).Seconds())
 		if e.outcome == StepTimedOut {
-			o.metrics.timeouts.WithLabelValues(def.Name, def.Steps[e.step].Name).Inc()
-			o.log.WarnContext(ctx, "saga step timed out, compensating",
-				append(attrs, slog.String("step", def.Steps[e.step].Name))...)
+			o.metrics.timeouts.WithLabelValues(def.Name, step).Inc()
+			o.log.WarnContext(ctx, "saga step timed out, compensating", append(attrs, slog.String("step", step))...)
 		}
 	}
 	if m.retry {
@@ -110,7 +122,11 @@ func (o *Orchestrator) report(ctx context.Context, def *Definition, was Instance
 	if n.Status == was.Status || (n.Status != StatusCompleted && n.Status != StatusFailed) {
 		return
 	}
-	o.metrics.finished.WithLabelValues(def.Name, string(n.Status)).Inc()
+	reason := ""
+	if n.Status == StatusFailed {
+		reason = failureReason(n.Reason)
+	}
+	o.metrics.finished.WithLabelValues(def.Name, string(n.Status), reason).Inc()
 	o.metrics.duration.WithLabelValues(def.Name, string(n.Status)).Observe(now.Sub(n.CreatedAt).Seconds())
 	if n.Status == StatusCompleted {
 		o.log.InfoContext(ctx, "saga completed", attrs...)

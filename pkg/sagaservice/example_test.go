@@ -32,7 +32,7 @@ func Example() {
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "shipping", Migrations: schema, Migrate: saga.MigrateBarrier,
 		Topics: []string{"shipping.commands", "shipping.commands.dlq"}, Partitions: 12,
-	}, cfg, log)
+	}, cfg, os.Getenv, log)
 	if err != nil {
 		log.Error("open", slog.Any("error", err))
 		return

@@ -8,8 +8,10 @@
 //     saga package's (Open);
 //   - the Kafka topics, created at start-up, the writer and the outbox relay
 //     that publishes through it;
-//   - the metrics registry (Go and process collectors included), the HTTP
-//     router with /healthz, /readyz (database and Kafka) and /metrics;
+//   - what every process has (pkg/process): telemetry — traces, the metrics
+//     registry — and the HTTP router with /healthz, /readyz (here: database
+//     and Kafka), /metrics and the opt-in profiler; the database's queries
+//     are traced too;
 //   - the consumer of the service's one topic (Consume);
 //   - their lifecycle (Run): the relay, the service's own background tasks
 //     and the consumer are started in that order, HTTP serves until the
@@ -26,27 +28,23 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/microshop/microshop/pkg/config"
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/faultinject"
-	"github.com/microshop/microshop/pkg/health"
-	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
+	"github.com/microshop/microshop/pkg/process"
 )
 
 // Config is the configuration the services share, read by ReadConfig.
 type Config struct {
-	HTTP         httpserver.Config
-	LogLevel     slog.Level
+	// Config is what every process has: HTTP, log level, admin address.
+	process.Config
 	DatabaseURL  string
 	KafkaBrokers []string
 	// ConsumerConcurrency is how many consumed messages, each of a
@@ -62,17 +60,14 @@ type Config struct {
 }
 
 // ReadConfig reads the shared variables of service name through env, whose
-// prefix is the service's (config.New(getenv, "ORDER_")): HTTP_ADDR
-// (default httpAddr), SHUTDOWN_TIMEOUT, LOG_LEVEL, DATABASE_URL (default
+// prefix is the service's (config.New(getenv, "ORDER_")): those of every
+// process (process.ReadConfig: HTTP_ADDR, default httpAddr,
+// SHUTDOWN_TIMEOUT, LOG_LEVEL, ADMIN_ADDR), DATABASE_URL (default
 // sqlite:.run/data/<name>.db), KAFKA_BROKERS, CONSUMER_CONCURRENCY and
 // CHAOS_CRASH_AFTER_HANDLE. What does not parse is in env.Err().
 func ReadConfig(env *config.Reader, name, httpAddr string) Config {
 	return Config{
-		HTTP: httpserver.Config{
-			Addr:            env.Addr("HTTP_ADDR", httpAddr),
-			ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
-		},
-		LogLevel:            env.LogLevel("LOG_LEVEL", slog.LevelInfo),
+		Config:              process.ReadConfig(env, httpAddr),
 		DatabaseURL:         env.URL("DATABASE_URL", "sqlite:.run/data/"+name+".db", "sqlite", "postgres", "postgresql"),
 		KafkaBrokers:        env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
 		ConsumerConcurrency: env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency),
@@ -83,15 +78,12 @@ func ReadConfig(env *config.Reader, name, httpAddr string) Config {
 // LogAttrs returns c for a log line, the database password masked; a
 // service's Config.LogValue adds its own after them.
 func (c Config) LogAttrs() []slog.Attr {
-	return []slog.Attr{
-		slog.String("http_addr", c.HTTP.Addr),
-		slog.String("shutdown_timeout", c.HTTP.ShutdownTimeout.String()),
-		slog.String("log_level", c.LogLevel.String()),
+	return append(c.Config.LogAttrs(),
 		slog.String("database_url", config.Redact(c.DatabaseURL)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
 		slog.Int("consumer_concurrency", c.ConsumerConcurrency),
 		slog.Float64("chaos_crash_after_handle", c.CrashAfterHandle),
-	}
+	)
 }
 
 // Spec is what tells the services apart in the parts they share.
@@ -116,37 +108,45 @@ type Spec struct {
 type Service struct {
 	// DB is the service's migrated database.
 	DB *database.DB
-	// Metrics is the process's registry, served at /metrics.
+	// Metrics is the process's registry, served at /metrics
+	// (Process.Telemetry.Registry).
 	Metrics *prometheus.Registry
 	// Relay publishes the outbox; Notify it after a commit that added
 	// messages.
 	Relay *outbox.Relay
 	// Router serves HTTP; the service registers its API on it.
 	Router *gin.Engine
+	// Process is the observed HTTP server underneath: its Telemetry
+	// instruments the service's own clients.
+	Process *process.Process
 
 	spec     Spec
 	cfg      Config
 	log      *slog.Logger
 	kafka    messaging.Config
-	checks   *health.Checks
 	writer   *messaging.Writer
 	consumer *messaging.Consumer
 }
 
-// Open opens the database and migrates it, creates the topics (retrying
-// until Kafka answers or ctx ends), and builds the metrics registry, the
-// Kafka writer, the outbox relay and the router. On an error, what it
-// opened is closed again. Close the Service once Run returned.
-func Open(ctx context.Context, spec Spec, cfg Config, log *slog.Logger) (*Service, error) {
-	s := &Service{spec: spec, cfg: cfg, log: log, Metrics: prometheus.NewRegistry()}
-	if err := s.open(ctx); err != nil {
+// Open starts the process's telemetry (the OTEL_* variables read through
+// getenv), opens the database and migrates it, creates the topics (retrying
+// until Kafka answers or ctx ends), and builds the Kafka writer, the outbox
+// relay and the router. On an error, what it opened is closed again. Close
+// the Service once Run returned.
+func Open(ctx context.Context, spec Spec, cfg Config, getenv func(string) string, log *slog.Logger) (*Service, error) {
+	s := &Service{spec: spec, cfg: cfg, log: log}
+	if err := s.open(ctx, getenv); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
 
-func (s *Service) open(ctx context.Context) error {
+func (s *Service) open(ctx context.Context, getenv func(string) string) error {
 	var err error
+	if s.Process, err = process.Start(ctx, s.spec.Name, s.cfg.Config, getenv, s.log); err != nil {
+		return err
+	}
+	s.Metrics, s.Router = s.Process.Telemetry.Registry, s.Process.Router
 	if s.DB, err = database.OpenMigrated(ctx, s.cfg.DatabaseURL, s.spec.Migrations, s.log); err != nil {
 		return err
 	}
@@ -156,20 +156,20 @@ func (s *Service) open(ctx context.Context) error {
 	if err := s.spec.Migrate(ctx, s.DB, s.log); err != nil {
 		return err
 	}
+	// Traced from here on: the migrations' statements would only be noise.
+	if err := s.Process.Telemetry.InstrumentDB(s.DB.DB); err != nil {
+		return err
+	}
 	s.kafka = messaging.Config{Brokers: s.cfg.KafkaBrokers, ClientID: s.spec.Name}
 	if err := messaging.EnsureTopicsWithRetry(ctx, s.kafka, s.spec.Partitions, s.log, s.spec.Topics...); err != nil {
 		return err
 	}
-	s.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.writer = messaging.NewWriter(s.kafka)
 	if s.Relay, err = outbox.NewRelay(s.DB, s.writer, outbox.RelayOptions{}, s.log, s.Metrics); err != nil {
 		return err
 	}
-	s.checks = health.New(2 * time.Second)
-	s.checks.Add("database", s.DB.Ping)
-	s.checks.Add("kafka", s.kafka.Ping)
-	s.Router = httpserver.NewRouter(s.log, s.checks)
-	s.Router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{Registry: s.Metrics})))
+	s.Process.Checks.Add("database", s.DB.Ping)
+	s.Process.Checks.Add("kafka", s.kafka.Ping)
 	return nil
 }
 
@@ -206,12 +206,11 @@ func (s *Service) Run(ctx context.Context, tasks ...lifecycle.Task) error {
 	if s.consumer != nil {
 		all = append(all, lifecycle.Task{Name: "consumer", Run: s.consumer.Run})
 	}
-	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, s.log, s.cfg.HTTP, s.Router, s.checks) }
-	return lifecycle.Run(ctx, s.log, serve, all...)
+	return s.Process.Run(ctx, all...)
 }
 
-// Close closes the consumer, the writer and the database, in that order;
-// call it once Run returned.
+// Close closes the consumer, the writer and the database, in that order,
+// then flushes the last spans; call it once Run returned.
 func (s *Service) Close() error {
 	var errs []error
 	if s.consumer != nil {
@@ -222,6 +221,9 @@ func (s *Service) Close() error {
 	}
 	if s.DB != nil {
 		errs = append(errs, s.DB.Close())
+	}
+	if s.Process != nil {
+		errs = append(errs, s.Process.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -32,13 +32,14 @@ var schema = fstest.MapFS{"00001_notes.sql": {Data: []byte("-- +goose Up\nCREATE
 // readiness, the metrics (Go collectors included) and the graceful stop.
 func TestService(t *testing.T) {
 	broker := kafkatest.Start(t)
-	env := config.New(func(k string) string {
+	getenv := func(k string) string {
 		return map[string]string{
 			"SVC_HTTP_ADDR":     servicetest.FreeAddr(t),
 			"SVC_DATABASE_URL":  "sqlite:" + filepath.Join(t.TempDir(), "svc.db"),
 			"SVC_KAFKA_BROKERS": broker,
 		}[k]
-	}, "SVC_")
+	}
+	env := config.New(getenv, "SVC_")
 	cfg := sagaservice.ReadConfig(env, "svc", "127.0.0.1:0")
 	if err := env.Err(); err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func TestService(t *testing.T) {
 		Migrate: func(context.Context, *database.DB, *slog.Logger) error { migrated.Store(true); return nil },
 	}
 	log := slog.New(slog.DiscardHandler)
-	svc, err := sagaservice.Open(t.Context(), spec, cfg, log)
+	svc, err := sagaservice.Open(t.Context(), spec, cfg, getenv, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestOpenClosesOnError(t *testing.T) {
 	cfg := sagaservice.Config{DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "svc.db")}
 	spec := sagaservice.Spec{Name: "svc", Migrations: schema,
 		Migrate: func(context.Context, *database.DB, *slog.Logger) error { return errMigrate }}
-	_, err := sagaservice.Open(t.Context(), spec, cfg, slog.New(slog.DiscardHandler))
+	_, err := sagaservice.Open(t.Context(), spec, cfg, func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	if !errors.Is(err, errMigrate) {
 		t.Fatalf("Open error = %v, want the migration's", err)
 	}

@@ -89,23 +89,35 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 
 // transport returns next observed as calls to peer.
 func (m *clientMetrics) transport(peer string, next http.RoundTripper) http.RoundTripper {
-	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		start := time.Now()
-		resp, err := next.RoundTrip(r)
-		class := statusError
-		if err == nil {
-			class = statusClass(resp.StatusCode)
-		}
-		observe(m.duration.WithLabelValues(peer, method(r.Method), class),
-			time.Since(start), trace.SpanContextFromContext(r.Context()))
-		return resp, err
-	})
+	return &observedTransport{duration: m.duration, peer: peer, next: next}
 }
 
-// roundTripperFunc is a function serving as an http.RoundTripper.
-type roundTripperFunc func(*http.Request) (*http.Response, error)
+// observedTransport observes each round trip of next in duration.
+type observedTransport struct {
+	duration *prometheus.HistogramVec
+	peer     string
+	next     http.RoundTripper
+}
 
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (t *observedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	class := statusError
+	if err == nil {
+		class = statusClass(resp.StatusCode)
+	}
+	observe(t.duration.WithLabelValues(t.peer, method(r.Method), class),
+		time.Since(start), trace.SpanContextFromContext(r.Context()))
+	return resp, err
+}
+
+// CloseIdleConnections passes http.Client.CloseIdleConnections on to the
+// transport underneath, which the wrapping would otherwise hide.
+func (t *observedTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
 
 // observe records d on o with the trace id of sc as exemplar when sc is
 // sampled, so that a dashboard's slow bucket links to a trace Jaeger has.

@@ -31,7 +31,7 @@ func fuzzTarget(f *testing.F) (*gin.Engine, string) {
 	clients := map[string]*upstream.Client{}
 	for name, s := range servers {
 		f.Cleanup(s.Close)
-		c, err := upstream.New(name, s.URL, 5*time.Second)
+		c, err := upstream.New(name, s.URL, 5*time.Second, nil)
 		if err != nil {
 			f.Fatal(err)
 		}

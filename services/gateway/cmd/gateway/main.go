@@ -8,16 +8,16 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/microshop/microshop/pkg/health"
-	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/httpapi"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
@@ -26,7 +26,11 @@ import (
 func main() { os.Exit(lifecycle.Main("gateway", run)) }
 
 // run serves until ctx ends, then drains in-flight requests.
-func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+//
+// The gateway's readiness deliberately does not include the services
+// behind it: one slow upstream must not take the whole edge out of the
+// load balancer. Each route reports its upstream's failure instead.
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -43,15 +47,23 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("configuration: GATEWAY_JWT_SECRET: %w", err)
 	}
-	inventory, err := upstream.New("inventory", cfg.InventoryURL, cfg.UpstreamTimeout)
+	proc, err := process.Start(ctx, "gateway", cfg.Config, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, proc.Close()) }()
+	newUpstream := func(name, url string) (*upstream.Client, error) {
+		return upstream.New(name, url, cfg.UpstreamTimeout, proc.Telemetry.Transport(name, nil))
+	}
+	inventory, err := newUpstream("inventory", cfg.InventoryURL)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	orders, err := upstream.New("order", cfg.OrderURL, cfg.UpstreamTimeout)
+	orders, err := newUpstream("order", cfg.OrderURL)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	psp, err := upstream.New("psp", cfg.PSPURL, cfg.UpstreamTimeout)
+	psp, err := newUpstream("psp", cfg.PSPURL)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -60,13 +72,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	api.Register(proc.Router)
 
-	// The gateway's readiness deliberately does not include the services
-	// behind it: one slow upstream must not take the whole edge out of the
-	// load balancer. Each route reports its upstream's failure instead.
-	checks := health.New(2 * time.Second)
-	router := httpserver.NewRouter(log, checks)
-	api.Register(router)
-
-	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
+	return proc.Run(ctx)
 }

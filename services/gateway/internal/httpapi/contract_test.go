@@ -30,7 +30,7 @@ func newTestAPI(t *testing.T) (*API, *auth.Tokens) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nowhere, err := upstream.New("nowhere", "http://127.0.0.1:1", time.Second)
+	nowhere, err := upstream.New("nowhere", "http://127.0.0.1:1", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

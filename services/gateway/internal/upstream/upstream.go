@@ -32,13 +32,14 @@ type Client struct {
 }
 
 // New returns a Client for the service at baseURL whose requests each time
-// out after timeout.
-func New(name, baseURL string, timeout time.Duration) (*Client, error) {
+// out after timeout, sent through transport (nil: http.DefaultTransport;
+// the gateway passes a traced and measured one, telemetry.Transport).
+func New(name, baseURL string, timeout time.Duration, transport http.RoundTripper) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%s upstream URL %q is not an http(s) URL", name, baseURL)
 	}
-	return &Client{Name: name, base: u, http: &http.Client{Timeout: timeout}}, nil
+	return &Client{Name: name, base: u, http: &http.Client{Timeout: timeout, Transport: transport}}, nil
 }
 
 // Response is an upstream's complete answer.

@@ -45,7 +45,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "inventory", Migrations: migrations.FS, Migrate: saga.MigrateBarrier,
 		Topics: checkoutv1.WithDLQ(checkoutv1.TopicInventoryCommands, checkoutv1.TopicReplies), Partitions: checkoutv1.TopicPartitions,
-	}, cfg.Config, log)
+	}, cfg.Config, getenv, log)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "order", Migrations: migrations.FS, Migrate: saga.MigrateOrchestrator,
 		Topics: checkoutv1.WithDLQ(checkoutv1.Topics()...), Partitions: checkoutv1.TopicPartitions,
-	}, cfg.Config, log)
+	}, cfg.Config, getenv, log)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -47,13 +48,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "payment", Migrations: migrations.FS, Migrate: saga.MigrateBarrier,
 		Topics: checkoutv1.WithDLQ(checkoutv1.TopicPaymentCommands, checkoutv1.TopicReplies), Partitions: checkoutv1.TopicPartitions,
-	}, cfg.Config, log)
+	}, cfg.Config, getenv, log)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, svc.Close()) }()
 
-	provider := psp.New(cfg.PSPURL, cfg.PSPTimeout)
+	provider := psp.New(cfg.PSPURL, cfg.PSPTimeout, func(next http.RoundTripper) http.RoundTripper {
+		return svc.Process.Telemetry.Transport("psp", next)
+	})
 	defer provider.Close()
 	payments := payment.NewService(db.NewStore(svc.DB), provider, time.Now)
 	commands := kafkaapi.NewHandler(svc.DB, payments, svc.Relay, time.Now, log)

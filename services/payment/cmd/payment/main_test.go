@@ -177,7 +177,7 @@ func chargeThroughKafka(t *testing.T, broker, order string) *checkoutv1.Envelope
 // service's database, through the PSP at pspURL.
 func chargeOnSameDatabase(t *testing.T, databaseURL, pspURL string) payment.Payment {
 	t.Helper()
-	client := pspclient.New(pspURL, 5*time.Second)
+	client := pspclient.New(pspURL, 5*time.Second, nil)
 	defer client.Close()
 	svc := payment.NewService(db.NewStore(paymenttest.Open(t, databaseURL)), client, time.Now)
 	p, err := svc.Charge(t.Context(), payment.ChargeRequest{

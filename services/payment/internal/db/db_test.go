@@ -37,7 +37,7 @@ func TestNoCardNumbersInTheDatabase(t *testing.T) {
 	for engine, newDatabase := range paymenttest.Databases(t) {
 		t.Run(engine, func(t *testing.T) {
 			database := paymenttest.Open(t, newDatabase(t))
-			client := psp.New(srv.URL, 5*time.Second)
+			client := psp.New(srv.URL, 5*time.Second, nil)
 			t.Cleanup(client.Close)
 			svc := payment.NewService(db.NewStore(database), client, time.Now)
 			for i, card := range cards {

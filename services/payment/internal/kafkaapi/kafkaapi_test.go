@@ -57,7 +57,7 @@ func newFixture(t *testing.T, databaseURL string) *fixture {
 	t.Cleanup(srv.Close)
 	t.Cleanup(f.sim.Close) // before srv.Close: releases a hanging charge
 	// A short PSP timeout: the hanging card's charge turns ambiguous quickly.
-	client := psp.New(srv.URL, 500*time.Millisecond)
+	client := psp.New(srv.URL, 500*time.Millisecond, nil)
 	t.Cleanup(client.Close)
 	svc := payment.NewService(db.NewStore(f.db), client, time.Now)
 	f.handler = kafkaapi.NewHandler(f.db, svc, f, time.Now, log)

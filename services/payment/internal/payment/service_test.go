@@ -58,7 +58,7 @@ func newFixture(t *testing.T, o options) *fixture {
 // through the PSP at url: a second replica, or the first one after the PSP
 // moved.
 func (f *fixture) serviceAt(t *testing.T, url string, timeout time.Duration) *payment.Service {
-	client := psp.New(url, timeout)
+	client := psp.New(url, timeout, nil)
 	t.Cleanup(client.Close)
 	return payment.NewService(f.store, client, func() time.Time { return now })
 }

@@ -39,12 +39,18 @@ type Client struct {
 var _ payment.PSP = (*Client)(nil)
 
 // New returns a client of the PSP at baseURL (e.g. http://127.0.0.1:8090)
-// whose every request gives up after timeout.
-func New(baseURL string, timeout time.Duration) *Client {
+// whose every request gives up after timeout. Requests go through wrap's
+// transport, given a connection pool of the client's own: the service passes
+// a traced and measured wrapper (telemetry.Transport); nil wraps nothing.
+func New(baseURL string, timeout time.Duration, wrap func(http.RoundTripper) http.RoundTripper) *Client {
+	var transport http.RoundTripper = http.DefaultTransport.(*http.Transport).Clone()
+	if wrap != nil {
+		transport = wrap(transport)
+	}
 	return &Client{
 		baseURL: strings.TrimRight(baseURL, "/"),
 		timeout: timeout,
-		http:    &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		http:    &http.Client{Transport: transport},
 	}
 }
 

@@ -26,7 +26,7 @@ func startSimulator(t *testing.T, s simulator.Settings, timeout time.Duration) (
 	sim := simulator.New(s)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	c := psp.New(srv.URL+"/", timeout) // a trailing slash is allowed
+	c := psp.New(srv.URL+"/", timeout, nil) // a trailing slash is allowed
 	t.Cleanup(c.Close)
 	return sim, c
 }
@@ -203,7 +203,7 @@ func TestAnswersAreClassified(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
-			c := psp.New(srv.URL, 200*time.Millisecond)
+			c := psp.New(srv.URL, 200*time.Millisecond, nil)
 			defer c.Close()
 			_, err := c.Charge(t.Context(), payment.ChargeAttempt{IdempotencyKey: "k", Amount: eur(1), CardNumber: simulator.CardSucceeds})
 			if got := classify(err); got != tt.charge {
@@ -219,7 +219,7 @@ func TestAnswersAreClassified(t *testing.T) {
 	t.Run("PSP down", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		srv.Close()
-		c := psp.New(srv.URL, time.Second)
+		c := psp.New(srv.URL, time.Second, nil)
 		_, err := c.Refund(t.Context(), payment.RefundAttempt{IdempotencyKey: "k", ChargeReference: "ch", Amount: eur(1)})
 		if got := classify(err); got != ambiguous {
 			t.Errorf("Refund with the PSP down: %s (%v), want ambiguous", got, err)
@@ -246,7 +246,7 @@ func FuzzAnswers(f *testing.F) {
 		io.WriteString(w, a.body)
 	}))
 	defer srv.Close()
-	c := psp.New(srv.URL, 5*time.Second)
+	c := psp.New(srv.URL, 5*time.Second, nil)
 	defer c.Close()
 	f.Fuzz(func(t *testing.T, status int, body string) {
 		if status < 100 || status > 599 {

@@ -6,22 +6,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
-	"github.com/microshop/microshop/pkg/health"
-	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
 func main() { os.Exit(lifecycle.Main("psp", run)) }
 
 // run serves the simulator until ctx ends, then drains HTTP.
-func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -35,9 +35,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	stopRelease := context.AfterFunc(ctx, sim.Close)
 	defer stopRelease()
 
-	checks := health.New(0) // no dependencies: ready while serving
-	router := httpserver.NewRouter(log, checks)
-	sim.Routes(router)
+	proc, err := process.Start(ctx, "psp", cfg.Config, getenv, log) // no dependencies: ready while serving
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, proc.Close()) }()
+	sim.Routes(proc.Router)
 
-	return httpserver.Serve(ctx, log, cfg.HTTP, router, checks)
+	return proc.Run(ctx)
 }
