@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/jackc/pgx/v5 v5.10.0
+	github.com/microshop/microshop/observability v0.0.0
 	github.com/microshop/microshop/pkg v0.0.0
 	github.com/microshop/microshop/proto v0.0.0
 	github.com/microshop/microshop/services/gateway v0.0.0
@@ -42,6 +43,7 @@ require (
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/mux v1.8.0 // indirect
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
@@ -105,6 +107,7 @@ require (
 )
 
 replace (
+	github.com/microshop/microshop/observability => ../../observability
 	github.com/microshop/microshop/pkg => ../../pkg
 	github.com/microshop/microshop/proto => ../../proto
 	github.com/microshop/microshop/services/gateway => ../../services/gateway

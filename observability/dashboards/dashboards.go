@@ -164,8 +164,12 @@ func overview() Dashboard {
 func checkout() Dashboard {
 	const def = `definition="checkout"`
 	return Dashboard{File: "checkout.json", UID: "microshop-checkout", Title: "microshop / Checkout saga", Panels: []Panel{
-		{Title: "Checkouts finished per second, by status", Unit: "ops", Queries: []Query{
+		{Title: "Checkouts started and finished per second, by status", Unit: "ops", Queries: []Query{
+			{Expr: "sum(" + rate("saga_started_total{"+def+"}") + ")", Legend: "started"},
 			{Expr: "sum by (status) (" + rate("saga_finished_total{"+def+"}") + ")", Legend: "{{status}}"},
+		}},
+		{Title: "Checkouts cancelled per second, by reason", Unit: "ops", Queries: []Query{
+			{Expr: "sum by (reason) (" + rate("saga_finished_total{"+def+`,status="FAILED"}`) + ")", Legend: "{{reason}}"},
 		}},
 		{Title: "Checkout success SLI (objective 95%)", Unit: "percentunit", Queries: []Query{
 			{Expr: "1 - slo:checkout_errors:ratio_rate5m", Legend: "5m"},
@@ -183,6 +187,12 @@ func checkout() Dashboard {
 		}},
 		{Title: "Participant replies per second, by result", Unit: "ops", Queries: []Query{
 			{Expr: "sum by (result) (" + rate("saga_replies_total") + ")", Legend: "{{result}}"},
+		}},
+		{Title: "Step duration p95, by step and operation", Unit: "s", Queries: []Query{
+			{Expr: quantile("0.95", "saga_step_duration_seconds", "{"+def+"}", "step, operation"), Legend: "{{operation}} {{step}}"},
+		}},
+		{Title: "Compensations started per second, by step", Unit: "ops", Queries: []Query{
+			{Expr: "sum by (step) (" + rate("saga_compensations_total{"+def+"}") + ")", Legend: "{{step}}"},
 		}},
 		{Title: "Step timeouts and compensations re-sent per second, by step", Unit: "ops", Queries: []Query{
 			{Expr: "sum by (step) (" + rate("saga_step_timeouts_total{"+def+"}") + ")", Legend: "timeout {{step}}"},

@@ -294,6 +294,11 @@ func NewConsumer(cfg ConsumerConfig, h Handler, log *slog.Logger, reg prometheus
 	if err != nil {
 		return nil, fmt.Errorf("new consumer: %w", err)
 	}
+	// Series that exist from the start read 0 rather than nothing, so that
+	// alerts and dashboards on dead letters work before the first one.
+	for _, topic := range cfg.Topics {
+		m.deadLettered.WithLabelValues(topic)
+	}
 	warn := func(component string) kafka.LoggerFunc {
 		return func(format string, args ...any) {
 			log.Warn(component, slog.String("detail", fmt.Sprintf(format, args...)))

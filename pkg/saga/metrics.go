@@ -81,6 +81,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// initialize creates the counters' series of every definition and step at
+// 0, so that a rate or an alert on them has data before the first event
+// (Prometheus's advice: avoid missing metrics).
+func (m *metrics) initialize(defs map[string]*Definition) {
+	for _, def := range defs {
+		m.started.WithLabelValues(def.Name)
+		m.finished.WithLabelValues(def.Name, string(StatusCompleted), "")
+		for _, step := range def.Steps {
+			m.timeouts.WithLabelValues(def.Name, step.Name)
+			if step.Compensate != nil {
+				m.compensations.WithLabelValues(def.Name, step.Name)
+				m.retries.WithLabelValues(def.Name, step.Name)
+			}
+		}
+	}
+}
+
 // failureReason is the bounded label value of a saga failed for reason, which
 // compensateFrom wrote as "<step>: <the participant's reason>" or
 // "<step>: timed out": the step and "refused" or "timed out". The

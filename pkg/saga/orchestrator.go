@@ -160,6 +160,7 @@ func NewOrchestrator(db *database.DB, sender Sender, defs []Definition, hooks Ho
 	if err != nil {
 		return nil, fmt.Errorf("new orchestrator: %w", err)
 	}
+	m.initialize(o.defs)
 	o.metrics = m
 	return o, nil
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 )
 
 // programs are the packages `make run` builds into .run/bin.
@@ -58,9 +60,27 @@ func TestNativeStack(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			runDir := filepath.Join(dir, mode)
 			base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
-			l := startLauncher(t, stackEnv, filepath.Join(bin, "launcher"),
-				"-mode", mode, "-dir", runDir, "-bin", bin,
-				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker))
+			args := []string{"-mode", mode, "-dir", runDir, "-bin", bin,
+				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker)}
+			env := stackEnv
+			// The full stack is observed, as make run-full's is: Jaeger
+			// and Prometheus too, inventory logging each command handled.
+			var jaegerPort, prometheusPort int
+			if mode == "full" {
+				jaegerBin, prometheusBin := observabilityTools(t)
+				jaegerPort, prometheusPort = freePortRange(t, 2)+1, freePortRange(t, 1)
+				otlpPort := freePortRange(t, 2) + 1
+				root, err := jaegertest.RepoRoot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "-jaeger", jaegerBin, "-prometheus", prometheusBin,
+					"-observability", filepath.Join(root, "observability"),
+					"-jaeger-port", strconv.Itoa(jaegerPort), "-otlp-port", strconv.Itoa(otlpPort),
+					"-prometheus-port", strconv.Itoa(prometheusPort))
+				env = append(slices.Clone(stackEnv), "INVENTORY_LOG_LEVEL=debug")
+			}
+			l := startLauncher(t, env, filepath.Join(bin, "launcher"), args...)
 			l.waitForLine(t, "all processes ready", 3*time.Minute)
 
 			for name, offset := range map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3, "psp": pspOffset} {
@@ -78,6 +98,12 @@ func TestNativeStack(t *testing.T) {
 			t.Run("shop", func(t *testing.T) {
 				shop(t, fmt.Sprintf("http://127.0.0.1:%d", base), fmt.Sprintf("http://127.0.0.1:%d", base+pspOffset))
 			})
+			if mode == "full" {
+				t.Run("observe", func(t *testing.T) {
+					observe(t, fmt.Sprintf("http://127.0.0.1:%d", base), fmt.Sprintf("http://127.0.0.1:%d", jaegerPort),
+						fmt.Sprintf("http://127.0.0.1:%d", prometheusPort), l)
+				})
+			}
 
 			if err := l.cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
@@ -87,7 +113,11 @@ func TestNativeStack(t *testing.T) {
 			}
 
 			pids := l.startedPIDs()
-			for _, name := range []string{"broker", "psp", "inventory", "payment", "order", "gateway"} {
+			started := []string{"broker", "psp", "inventory", "payment", "order", "gateway"}
+			if mode == "full" {
+				started = append([]string{"jaeger"}, append(started, "prometheus")...)
+			}
+			for _, name := range started {
 				if _, ok := pids[name]; !ok {
 					t.Errorf("launcher never reported starting %s", name)
 				}
@@ -95,7 +125,9 @@ func TestNativeStack(t *testing.T) {
 					t.Errorf("%s did not exit with code 0", name)
 				}
 			}
-			if got, want := l.exitOrder(), []string{"gateway", "order", "payment", "inventory", "psp", "broker"}; !slices.Equal(got, want) {
+			stopped := slices.Clone(started)
+			slices.Reverse(stopped)
+			if got, want := l.exitOrder(), stopped; !slices.Equal(got, want) {
 				t.Errorf("processes exited in order %v, want the reverse of start-up %v", got, want)
 			}
 			for name, pid := range pids {

@@ -33,3 +33,18 @@ func TestNativePrometheusConfigIsCurrent(t *testing.T) {
 		t.Errorf("%s is not what the launcher writes for its default ports; rerun this test with UPDATE_NATIVE_PROMETHEUS=1:\n%s", file, got)
 	}
 }
+
+func TestBoolComparisons(t *testing.T) {
+	tests := []struct{ expr, want string }{
+		{"up == 0", "up == bool 0"},
+		{`max(saga_instances{status="COMPENSATING"}) > 0 and sum(x{a!="b"}) >= 1`,
+			`max(saga_instances{status="COMPENSATING"}) > bool 0 and sum(x{a!="b"}) >= bool 1`},
+		{"a:rate1h > (14.4 * 0.05)\nand b < 2", "a:rate1h > bool (14.4 * 0.05)\nand b < bool 2"},
+		{`x{le=~"0.5|1"} != 3`, `x{le=~"0.5|1"} != bool 3`},
+	}
+	for _, tt := range tests {
+		if got := boolComparisons(tt.expr); got != tt.want {
+			t.Errorf("boolComparisons(%q) = %q, want %q", tt.expr, got, tt.want)
+		}
+	}
+}
