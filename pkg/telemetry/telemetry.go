@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Telemetry, error
 		return nil, fmt.Errorf("start telemetry: %w", err)
 	}
 	if exporter != nil {
-		opts = append(opts, sdktrace.WithBatcher(exporter))
+		opts = append(opts, sdktrace.WithBatcher(utf8Exporter{exporter}))
 		log.Info("exporting traces", slog.String("endpoint", where), slog.String("sampler", sampler.Description()))
 	} else {
 		log.Info("not exporting traces: no OTLP endpoint configured; trace context still propagates")

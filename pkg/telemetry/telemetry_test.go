@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/microshop/microshop/pkg/telemetry"
@@ -73,6 +74,33 @@ func TestExportToJaeger(t *testing.T) {
 				t.Errorf("span = %q, want %q", got, want+" place order")
 			}
 		})
+	}
+}
+
+// TestInvalidUTF8 sends, in one batch, a span whose attribute holds what a
+// client sent that is not UTF-8 (a path with %FF) and a span of another
+// trace: both reach Jaeger, the bad bytes replaced, instead of the whole
+// batch failing to encode.
+func TestInvalidUTF8(t *testing.T) {
+	j := jaegertest.Start(t)
+	tel := start(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": j.OTLPHTTP})
+	tracer := tel.TracerProvider.Tracer("test")
+	_, bad := tracer.Start(t.Context(), "GET \xff", trace.WithAttributes(attribute.String("url.path", "/api/v1/orders/\xff")))
+	bad.End()
+	_, good := tracer.Start(t.Context(), "place order")
+	good.End()
+	if err := tel.Shutdown(t.Context()); err != nil { // one batch
+		t.Fatalf("Shutdown: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	j.WaitTrace(ctx, t, good.SpanContext().TraceID().String(), func(tr jaegertest.Trace) bool { return len(tr) == 1 })
+	tr := j.WaitTrace(ctx, t, bad.SpanContext().TraceID().String(), func(tr jaegertest.Trace) bool { return len(tr) == 1 })
+	if got, want := tr[0].Name, "GET \uFFFD"; got != want {
+		t.Errorf("span name = %q, want %q", got, want)
+	}
+	if got, want := tr[0].Tags["url.path"], "/api/v1/orders/\uFFFD"; got != want {
+		t.Errorf("url.path = %q, want %q", got, want)
 	}
 }
 

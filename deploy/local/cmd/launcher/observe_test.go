@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -160,15 +161,18 @@ func observe(t *testing.T, gateway, jaegerURL, prometheusURL string, l *launcher
 		// the recording rules an evaluation after them.
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
-		var empty []string
-		poll.Until(ctx, t, "every query with data", func() bool {
-			empty = empty[:0]
+		poll.UntilNil(ctx, t, "every query with data", func() error {
+			var empty []string
 			for expr, from := range queries {
 				if n := series(t, prometheusURL, expr); n == 0 {
 					empty = append(empty, from+": "+expr)
 				}
 			}
-			return len(empty) == 0
+			if len(empty) > 0 {
+				slices.Sort(empty)
+				return fmt.Errorf("%d of %d queries without data:\n%s", len(empty), len(queries), strings.Join(empty, "\n"))
+			}
+			return nil
 		})
 		t.Logf("%d queries, each with data", len(queries))
 	})
