@@ -55,7 +55,7 @@ type OpenError struct {
 }
 
 func (e *OpenError) Error() string {
-	return fmt.Sprintf("%s: %v, retry after %v", e.Upstream, ErrOpen, e.RetryAfter)
+	return fmt.Sprintf("%s: %v, retry after %v", e.Upstream, ErrOpen, e.RetryAfter.Round(time.Millisecond))
 }
 
 // Is reports whether target is ErrOpen.

@@ -2,6 +2,7 @@ package discovery_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -175,7 +176,6 @@ func TestRegistration(t *testing.T) {
 	if diff := cmp.Diff([]string{"version=2.0.1"}, svc.Tags); diff != "" {
 		t.Errorf("tags mismatch (-want +got):\n%s", diff)
 	}
-	var check *api.HealthCheck
 	poll.UntilNil(ctx, t, "the readiness check passing", func() error {
 		checks, _, err := client.Health().Checks("payment", nil)
 		if err != nil {
@@ -184,29 +184,78 @@ func TestRegistration(t *testing.T) {
 		if len(checks) != 1 || checks[0].Status != api.HealthPassing {
 			return errors.New("checks: " + checksString(checks))
 		}
-		check = checks[0]
+		// The output names the URL the agent requested.
+		if want := "HTTP GET http://" + rep.addr() + "/readyz: 200 OK"; !strings.Contains(checks[0].Output, want) {
+			return errors.New("output " + checks[0].Output + " lacks " + want)
+		}
 		return nil
 	})
-	type definition struct {
-		HTTP            string
-		Interval        time.Duration
-		Timeout         time.Duration
-		DeregisterAfter time.Duration
+}
+
+// TestRegistrationSent checks the registration the agent receives, for the
+// parts of the check the agent does not report back (its interval, timeout
+// and DeregisterCriticalServiceAfter): a stand-in agent records it.
+func TestRegistrationSent(t *testing.T) {
+	var got api.AgentServiceRegistration
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || r.URL.Path != "/v1/agent/service/register" {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	}))
+	defer agent.Close()
+	client, err := api.NewClient(&api.Config{Address: strings.TrimPrefix(agent.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	got := definition{
-		HTTP:            check.Definition.HTTP,
-		Interval:        check.Definition.IntervalDuration,
-		Timeout:         check.Definition.TimeoutDuration,
-		DeregisterAfter: check.Definition.DeregisterCriticalServiceAfterDuration,
+
+	tests := []struct {
+		name string
+		reg  discovery.Registration
+		want api.AgentServiceCheck
+	}{
+		{
+			name: "defaults",
+			reg:  discovery.Registration{Service: "order", ID: "order-1", Address: "127.0.0.1", Port: 8081},
+			want: api.AgentServiceCheck{
+				Name: "order readiness", HTTP: "http://127.0.0.1:8081/readyz", Method: "GET",
+				Interval: "1s", Timeout: "1s", DeregisterCriticalServiceAfter: "1m0s",
+			},
+		},
+		{
+			name: "set",
+			reg: discovery.Registration{
+				Service: "order", ID: "order-1", Address: "::1", Port: 8081, CheckPath: "health",
+				CheckInterval: 2 * time.Second, CheckTimeout: 500 * time.Millisecond, DeregisterAfter: 5 * time.Minute,
+			},
+			want: api.AgentServiceCheck{
+				Name: "order readiness", HTTP: "http://[::1]:8081/health", Method: "GET",
+				Interval: "2s", Timeout: "500ms", DeregisterCriticalServiceAfter: "5m0s",
+			},
+		},
 	}
-	want := definition{
-		HTTP:            "http://" + rep.addr() + "/readyz",
-		Interval:        time.Second,
-		Timeout:         time.Second,
-		DeregisterAfter: time.Minute,
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("check definition mismatch (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, err := discovery.NewRegistrar(client, tt.reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Register(t.Context()); err != nil {
+				t.Fatalf("Register: %v", err)
+			}
+			if got.Check == nil {
+				t.Fatal("registration without a check")
+			}
+			if diff := cmp.Diff(tt.want, *got.Check); diff != "" {
+				t.Errorf("check mismatch (-want +got):\n%s", diff)
+			}
+			if got.ID != "order-1" || got.Name != "order" || got.Address != tt.reg.Address || got.Port != 8081 {
+				t.Errorf("registered %s %s at %s:%d, want order-1 order at %s:8081", got.ID, got.Name, got.Address, got.Port, tt.reg.Address)
+			}
+		})
 	}
 }
 

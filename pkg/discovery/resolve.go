@@ -126,6 +126,10 @@ func (r *ConsulResolver) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			// Ask afresh next time: the agent may come back restarted,
+			// its indexes started over, and a query waiting for the old
+			// index would sit out its whole wait time on a stale list.
+			index = 0
 			wait := pause.NextBackOff()
 			r.log.WarnContext(ctx, "consul query failed; keeping the last known instances",
 				slog.Any("error", err), slog.Int("instances", len(r.Instances())), slog.Duration("retry_in", wait))
