@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -79,6 +80,22 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// String formats d as time.Duration does: "1.5s".
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// LogValue logs r as a group of its fields, durations written as such.
+func (r Rules) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("window", r.Window.String()),
+		slog.Uint64("minRequests", r.MinRequests),
+		slog.Float64("errorRatio", r.ErrorRatio),
+		slog.String("slowCall", r.SlowCall.String()),
+		slog.Float64("slowRatio", r.SlowRatio),
+		slog.String("openFor", r.OpenFor.String()),
+		slog.Uint64("probes", r.Probes),
+	)
 }
 
 // withDefaults returns r with its zero fields set to their defaults.
