@@ -9,9 +9,9 @@
 // took longer than SlowCall reaches SlowRatio. While open, every call fails
 // at once with an [*OpenError] (matching [ErrOpen]) that says how long until
 // the breaker tries again. After OpenFor it goes half-open: up to Probes
-// trial calls pass; if every one of them succeeds (and is not slow) the
-// breaker closes with a fresh window, and if one fails it opens again for
-// another OpenFor. Every change of state is logged and exported as metrics:
+// trial calls pass; if every one of them succeeds (and, with SlowRatio set,
+// is not slow) the breaker closes with a fresh window, and if one fails it
+// opens again for another OpenFor. Every change of state is logged and exported as metrics:
 //
 //	breaker_state{upstream}                 0 closed, 1 half-open, 2 open
 //	breaker_transitions_total{upstream,to}  changes of state
@@ -54,9 +54,10 @@
 //     in the window failed" (sentinel-golang fixed the Java original's
 //     strict > that never trips at 1.0) — but makes 0 trip on a healthy
 //     window.
-//   - Sentinel never calls api.InitDefault here: nothing is written under
-//     ~/logs/csp, no metric log is flushed (Log.Metric.FlushIntervalSec
-//     stays unused), and its console logger is replaced by the Set's slog
+//   - No sentinel initialisation: its circuit breakers work without
+//     api.InitDefault, which would open log files under ~/logs/csp and start
+//     flushing a metric log unless Log.Metric.FlushIntervalSec is 0. Its
+//     console logger, which prints to stdout, is replaced by the Set's slog
 //     logger.
 //   - Metrics on the caller's Prometheus registry, labelled by upstream
 //     (sentinel's own counter lives in a registry of its own, by resource).
