@@ -48,7 +48,7 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 
-test: lint prometheus $(TOOLS)/jaeger ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker), wiring, end-to-end
+test: lint prometheus $(TOOLS)/jaeger $(TOOLS)/consul ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker, Consul), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)
 
 test-short: ## unit, integration and wiring tests; skips the end-to-end stack

@@ -1,0 +1,256 @@
+// Package consultest gives tests a real Consul agent: Start runs the binary
+// built by `make slow-tools` (.run/tools/consul) as a dev-mode agent of its
+// own on free loopback ports, waits until it has elected itself leader, and
+// stops it when the test ends.
+//
+// The agent is started the way DESIGN.md runs Consul natively: -dev (one
+// in-memory server, nothing written to disk), bound to 127.0.0.1 only, with
+// the UI, the update check, DNS and gRPC off. Each test gets its own agent,
+// so tests may run in parallel; an agent takes about a second to elect
+// itself.
+//
+// A test that cannot find the binary skips on a developer machine and fails
+// under CI (the environment variable CI is non-empty), so a CI run never
+// passes by skipping its Consul tests.
+package consultest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/microshop/microshop/pkg/poll"
+)
+
+// startTimeout bounds how long Start waits for the agent to lead.
+const startTimeout = time.Minute
+
+// stopTimeout bounds how long Stop waits for the agent to leave after
+// SIGTERM before it kills it.
+const stopTimeout = 10 * time.Second
+
+// Consul is a running dev-mode agent. Its methods must be called from the
+// test's goroutine.
+type Consul struct {
+	// Addr is the agent's HTTP API address, "127.0.0.1:PORT": the value of
+	// CONSUL_HTTP_ADDR for code under test.
+	Addr string
+
+	t     testing.TB
+	bin   string
+	ports ports
+	node  string
+	cmd   *exec.Cmd
+	done  chan error // receives cmd.Wait's result
+	logs  *logWriter
+}
+
+// ports are the agent's listening ports on 127.0.0.1.
+type ports struct{ http, server, serfLAN, serfWAN int }
+
+// Binary returns the path of the Consul binary: $CONSUL_BIN if set, else
+// .run/tools/consul at the root of the repository (the closest directory
+// above the working directory that holds go.work).
+func Binary() (string, error) {
+	if bin := os.Getenv("CONSUL_BIN"); bin != "" {
+		return bin, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return filepath.Join(dir, ".run", "tools", "consul"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Start runs a Consul agent for the test, waits until it is the leader of its
+// one-node cluster, and stops it in t.Cleanup. Without the binary it skips
+// the test, or fails it under CI.
+func Start(t testing.TB) *Consul {
+	t.Helper()
+	bin, err := Binary()
+	if err == nil {
+		_, err = os.Stat(bin)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("consul unavailable (run make .run/tools/consul; set CI=true to fail instead): %v", err)
+		}
+		t.Fatalf("consul unavailable (make .run/tools/consul builds it): %v", err)
+	}
+	p := freePorts(t)
+	c := &Consul{
+		Addr:  "127.0.0.1:" + strconv.Itoa(p.http),
+		t:     t,
+		bin:   bin,
+		ports: p,
+		node:  fmt.Sprintf("test-%d", p.http),
+		logs:  &logWriter{},
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			t.Logf("consul output:\n%s", c.logs.String())
+		}
+	})
+	c.start()
+	return c
+}
+
+// Client returns an API client of the agent.
+func (c *Consul) Client() *api.Client {
+	c.t.Helper()
+	client, err := api.NewClient(c.Config())
+	if err != nil {
+		c.t.Fatalf("consul client: %v", err)
+	}
+	return client
+}
+
+// Config returns the client configuration of the agent: its address and
+// nothing read from the environment, so a CONSUL_HTTP_ADDR of the developer's
+// shell cannot point a test at another agent.
+func (c *Consul) Config() *api.Config {
+	return &api.Config{Address: c.Addr, Scheme: "http"}
+}
+
+// Stop stops the agent (SIGTERM, then SIGKILL after a grace period) and
+// waits for it to exit. Requests to Addr are refused until Restart. Stopping
+// a stopped agent does nothing.
+func (c *Consul) Stop() {
+	if c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(stopTimeout):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.cmd = nil
+}
+
+// Restart starts the agent again on the same ports after Stop, as an
+// operator restarting Consul would, and waits until it leads. A dev agent
+// keeps nothing: registrations and KV entries made before are gone, and its
+// Raft indexes start again from the beginning.
+func (c *Consul) Restart() {
+	c.t.Helper()
+	c.Stop()
+	c.start()
+}
+
+// start runs the agent and polls until it leads its cluster.
+func (c *Consul) start() {
+	c.t.Helper()
+	port := strconv.Itoa
+	cmd := exec.Command(c.bin, "agent", "-dev",
+		"-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-node", c.node,
+		"-http-port", port(c.ports.http),
+		"-server-port", port(c.ports.server),
+		"-serf-lan-port", port(c.ports.serfLAN),
+		"-serf-wan-port", port(c.ports.serfWAN),
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-log-level", "warn",
+		"-hcl", "ui_config { enabled = false }",
+		"-hcl", "disable_update_check = true",
+	)
+	cmd.Stdout, cmd.Stderr = c.logs, c.logs
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start consul: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	c.cmd, c.done = cmd, done
+
+	client, err := api.NewClient(c.Config())
+	if err != nil {
+		c.t.Fatalf("consul client: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	poll.UntilNil(ctx, c.t, "consul at "+c.Addr+" to elect a leader", func() error {
+		select {
+		case err := <-done:
+			c.cmd = nil
+			c.t.Fatalf("consul exited while starting: %v\n%s", err, c.logs.String())
+		default:
+		}
+		leader, err := client.Status().Leader()
+		if err != nil {
+			return err
+		}
+		if leader == "" {
+			return errors.New("no leader yet")
+		}
+		// The agent answers catalog queries only once it has
+		// registered its own node; wait for that too.
+		node, _, err := client.Catalog().Node(c.node, nil)
+		if err != nil {
+			return err
+		}
+		if node == nil {
+			return errors.New("own node not in the catalog yet")
+		}
+		return nil
+	})
+}
+
+// freePorts returns four ports of 127.0.0.1 that were free a moment ago.
+func freePorts(t testing.TB) ports {
+	t.Helper()
+	var p [4]int
+	var listeners []net.Listener
+	for i := range p {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		listeners = append(listeners, l)
+		p[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	for _, l := range listeners {
+		l.Close()
+	}
+	return ports{http: p[0], server: p[1], serfLAN: p[2], serfWAN: p[3]}
+}
+
+// logWriter keeps the agent's output, to show it if the test failed.
+type logWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *logWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

@@ -1,0 +1,155 @@
+package discovery
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Defaults of a Registration's zero fields.
+const (
+	// DefaultCheckPath is the path Consul's HTTP check requests: the
+	// readiness endpoint every service serves (pkg/health).
+	DefaultCheckPath = "/readyz"
+	// DefaultCheckInterval is how often the agent runs the check. One second
+	// is the agent's floor: a shorter interval is raised to it.
+	DefaultCheckInterval = time.Second
+	// DefaultCheckTimeout bounds one check request.
+	DefaultCheckTimeout = time.Second
+	// DefaultDeregisterAfter is how long an instance may stay critical before
+	// Consul removes it from the catalog. One minute is the agent's floor,
+	// and the agent reaps every 30 s, so removal takes 1–1.5 min.
+	DefaultDeregisterAfter = time.Minute
+)
+
+// versionTag prefixes the tag carrying an instance's version.
+const versionTag = "version="
+
+// Registration describes one process to register. Service, Address and Port
+// are required; every other zero field takes the default named on it.
+type Registration struct {
+	// Service is the service name callers resolve, e.g. "order".
+	Service string
+	// ID is the unique instance id. Empty: generated from the service, the
+	// address, the port and a random suffix, so that a restarted process
+	// never takes over the entry (and the check state) of its predecessor.
+	ID string
+	// Address is the host or IP other processes dial to reach this one, e.g.
+	// "127.0.0.1" natively or the container's name in compose.
+	Address string
+	// Port is the TCP port of the HTTP server.
+	Port int
+	// Version is the build's version, registered as the tag
+	// "version=<Version>" and returned in [Instance.Version]. Empty: no tag.
+	Version string
+	// CheckPath is the path of the HTTP check; empty means DefaultCheckPath.
+	CheckPath string
+	// CheckInterval is the check's period; zero means DefaultCheckInterval.
+	CheckInterval time.Duration
+	// CheckTimeout bounds one check; zero means DefaultCheckTimeout.
+	CheckTimeout time.Duration
+	// DeregisterAfter is Consul's DeregisterCriticalServiceAfter; zero means
+	// DefaultDeregisterAfter.
+	DeregisterAfter time.Duration
+}
+
+// Registrar registers one process with the local Consul agent and
+// deregisters it. Its methods are safe for concurrent use.
+type Registrar struct {
+	agent *api.Agent
+	reg   *api.AgentServiceRegistration
+}
+
+// NewRegistrar checks r, fills in its defaults and returns a Registrar that
+// registers it through client's agent. It does no I/O.
+func NewRegistrar(client *api.Client, r Registration) (*Registrar, error) {
+	var errs []error
+	if r.Service == "" {
+		errs = append(errs, errors.New("service name is empty"))
+	}
+	if r.Address == "" {
+		errs = append(errs, errors.New("address is empty"))
+	}
+	if r.Port <= 0 || r.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d is not a TCP port", r.Port))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("registration: %w", err)
+	}
+	if r.ID == "" {
+		r.ID = instanceID(r.Service, r.Address, r.Port)
+	}
+	path := cmp.Or(r.CheckPath, DefaultCheckPath)
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	var tags []string
+	if r.Version != "" {
+		tags = append(tags, versionTag+r.Version)
+	}
+	return &Registrar{
+		agent: client.Agent(),
+		reg: &api.AgentServiceRegistration{
+			ID:      r.ID,
+			Name:    r.Service,
+			Address: r.Address,
+			Port:    r.Port,
+			Tags:    tags,
+			Check: &api.AgentServiceCheck{
+				Name:                           r.Service + " readiness",
+				HTTP:                           "http://" + net.JoinHostPort(r.Address, strconv.Itoa(r.Port)) + path,
+				Method:                         "GET",
+				Interval:                       cmp.Or(r.CheckInterval, DefaultCheckInterval).String(),
+				Timeout:                        cmp.Or(r.CheckTimeout, DefaultCheckTimeout).String(),
+				DeregisterCriticalServiceAfter: cmp.Or(r.DeregisterAfter, DefaultDeregisterAfter).String(),
+				// Status is left empty: the check starts critical,
+				// so no caller is sent here before /readyz passes.
+			},
+		},
+	}, nil
+}
+
+// ID returns the instance id registered.
+func (r *Registrar) ID() string { return r.reg.ID }
+
+// Register adds the instance and its check to the agent, replacing any
+// earlier registration under the same id (so it may be called again, for
+// example after the agent restarted and forgot it). The instance is offered
+// to callers once its first check passes.
+func (r *Registrar) Register(ctx context.Context) error {
+	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
+	if err := r.agent.ServiceRegisterOpts(r.reg, opts); err != nil {
+		return fmt.Errorf("register %s with consul: %w", r.reg.ID, err)
+	}
+	return nil
+}
+
+// Deregister removes the instance and its check from the agent. Call it
+// first on graceful shutdown, before draining (see the package doc).
+// Deregistering an instance the agent does not know is not an error.
+func (r *Registrar) Deregister(ctx context.Context) error {
+	err := r.agent.ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+	var status api.StatusError
+	if errors.As(err, &status) && status.Code == 404 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deregister %s from consul: %w", r.reg.ID, err)
+	}
+	return nil
+}
+
+// instanceID returns "<service>-<address>-<port>-<random>", with the
+// address's dots and colons turned into dashes so the id reads well in URLs.
+func instanceID(service, address string, port int) string {
+	host := strings.NewReplacer(".", "-", ":", "-", "[", "", "]", "").Replace(address)
+	return fmt.Sprintf("%s-%s-%d-%s", service, host, port, strings.ToLower(rand.Text()[:8]))
+}
