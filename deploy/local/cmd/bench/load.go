@@ -61,8 +61,9 @@ func (c *counts) add(sent, measured bool, err error) {
 // measure runs the load against the stack whose gateway is at gateway and
 // whose broker is at broker, and returns what it measured. launcherPID is
 // the launcher's: its descendants' CPU use, and PostgreSQL's, is sampled
-// over the window.
-func measure(ctx context.Context, o options, launcherPID int, gateway, broker string) (*result, error) {
+// over the window. With -cost, the services' counters are read at the
+// window's ends, and PostgreSQL's from pg if not nil.
+func measure(ctx context.Context, o options, launcherPID int, pg *postgres, gateway, broker string) (*result, error) {
 	conns := o.maxInFlight
 	if o.rate == 0 {
 		conns = o.concurrency
@@ -103,18 +104,21 @@ func measure(ctx context.Context, o options, launcherPID int, gateway, broker st
 		return nil, err
 	}
 
-	var cpuStart, cpuEnd cpuSnapshot
+	var atStart, atEnd sample
+	var sampleErr error
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
 		if sleepUntil(ctx, windowStart) != nil {
 			return
 		}
-		cpuStart = sampleCPU(launcherPID, o.dir)
+		if atStart, sampleErr = takeSample(ctx, o, launcherPID, pg, true); sampleErr != nil {
+			return
+		}
 		if sleepUntil(ctx, windowEnd) != nil {
 			return
 		}
-		cpuEnd = sampleCPU(launcherPID, o.dir)
+		atEnd, sampleErr = takeSample(ctx, o, launcherPID, pg, false)
 	}()
 
 	var c counts
@@ -155,6 +159,9 @@ wait:
 		}
 	}
 	<-sampled
+	if sampleErr != nil {
+		return nil, sampleErr
+	}
 	stopReading()
 	var readErrs []error
 	for range readers {
@@ -164,8 +171,11 @@ wait:
 		return nil, err
 	}
 
-	res := &result{opts: o, products: len(skus), cpu: cpuEnd.since(cpuStart)}
+	res := &result{opts: o, products: len(skus), cpu: atEnd.cpu.since(atStart.cpu)}
 	res.completions = t.windowCompletions()
+	if o.cost {
+		res.cost = atEnd.minus(atStart, res.completions, o)
+	}
 	c.mu.Lock()
 	res.submitted, res.errors, res.skipped, res.byError = c.submitted, c.errors, c.skipped, c.byError
 	c.mu.Unlock()
