@@ -348,29 +348,42 @@ func (p *crashingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Mes
 	return err
 }
 
-// keyFailingPublisher publishes through next every message but those of key
-// bad, which fail (in kafka.WriteErrors) while fails is positive, as when
+// failingPublisher publishes through next every message but those bad
+// reports, which fail (in kafka.WriteErrors) while fails is positive, as when
 // one partition's leader is unavailable.
-type keyFailingPublisher struct {
+type failingPublisher struct {
 	next  outbox.Publisher
-	bad   string
+	bad   func(kafka.Message) bool
 	fails int
 }
 
-func (p *keyFailingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+// keyIs reports the messages of key.
+func keyIs(key string) func(kafka.Message) bool {
+	return func(m kafka.Message) bool { return string(m.Key) == key }
+}
+
+// idIs reports the message whose HeaderMessageID is id.
+func idIs(id string) func(kafka.Message) bool {
+	return func(m kafka.Message) bool { got, _ := header(m, outbox.HeaderMessageID); return got == id }
+}
+
+func (p *failingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	if p.fails == 0 {
 		return p.next.WriteMessages(ctx, msgs...)
 	}
-	p.fails--
 	werrs := make(kafka.WriteErrors, len(msgs))
 	var good []kafka.Message
 	for i, m := range msgs {
-		if string(m.Key) == p.bad {
+		if p.bad(m) {
 			werrs[i] = kafka.LeaderNotAvailable
 		} else {
 			good = append(good, m)
 		}
 	}
+	if len(good) == len(msgs) {
+		return p.next.WriteMessages(ctx, msgs...)
+	}
+	p.fails--
 	if err := p.next.WriteMessages(ctx, good...); err != nil {
 		return err
 	}
