@@ -227,11 +227,24 @@ WHERE d.datname NOT IN ('postgres', 'template0', 'template1')`)
 // statementKinds are the columns of the statements table, in order.
 var statementKinds = []string{"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN/COMMIT", "other"}
 
-// kind classifies a statement by its first word; BEGIN/COMMIT stands for
-// every transaction control statement.
+// kind classifies a statement by its first word, or for a WITH by the
+// first statement word after its common table expressions; BEGIN/COMMIT
+// stands for every transaction control statement.
 func kind(query string) string {
-	word, _, _ := strings.Cut(strings.TrimSpace(query), " ")
-	switch w := strings.ToUpper(word); w {
+	words := topLevelWords(query)
+	if len(words) > 0 && strings.EqualFold(words[0], "WITH") {
+		for _, w := range words[1:] {
+			switch w := strings.ToUpper(w); w {
+			case "SELECT", "INSERT", "UPDATE", "DELETE":
+				return w
+			}
+		}
+		return "other"
+	}
+	if len(words) == 0 {
+		return "other"
+	}
+	switch w := strings.ToUpper(words[0]); w {
 	case "SELECT", "INSERT", "UPDATE", "DELETE":
 		return w
 	case "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE":
@@ -239,6 +252,25 @@ func kind(query string) string {
 	default:
 		return "other"
 	}
+}
+
+// topLevelWords returns the words of query outside parentheses.
+func topLevelWords(query string) []string {
+	var b strings.Builder
+	depth := 0
+	for _, r := range query {
+		switch {
+		case r == '(':
+			depth++
+			b.WriteByte(' ')
+		case r == ')':
+			depth = max(0, depth-1)
+			b.WriteByte(' ')
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return strings.Fields(b.String())
 }
 
 // cost is what the stack did over the window, to be divided by the sagas

@@ -57,7 +57,10 @@ func TestKind(t *testing.T) {
 		{"begin", "BEGIN/COMMIT"},
 		{"COMMIT", "BEGIN/COMMIT"},
 		{"SAVEPOINT sp1", "BEGIN/COMMIT"},
-		{"WITH x AS (SELECT 1) SELECT * FROM x", "other"},
+		{"WITH heads AS MATERIALIZED ( SELECT o.key FROM outbox AS o ) SELECT m.seq FROM outbox AS m", "SELECT"},
+		{"WITH gone AS (DELETE FROM t RETURNING id) INSERT INTO log SELECT id FROM gone", "INSERT"},
+		{"VACUUM outbox", "other"},
+		{"", "other"},
 	}
 	for _, tt := range tests {
 		if got := kind(tt.query); got != tt.want {
