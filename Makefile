@@ -48,9 +48,13 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 
+# BENCH_PROFILE=dir makes bench-checkout-cost also write a CPU profile of the
+# window of every service to dir (the profiler's own CPU is then counted too).
+BENCH_PROFILE ?=
+
 bench-checkout-cost: build ## the cost of one checkout on PostgreSQL at saturation: CPU µs per process, Kafka messages, SQL transactions and statements per saga
 	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
-	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(BENCH_FLAGS)
+	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(BENCH_FLAGS)
 
 test: lint prometheus $(TOOLS)/jaeger $(TOOLS)/consul ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker, Consul), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)

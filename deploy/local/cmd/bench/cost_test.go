@@ -100,3 +100,20 @@ func TestCostPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminEnvGivesEveryServiceItsOwnAddress(t *testing.T) {
+	env, addrs := adminEnv(30000)
+	wantEnv := []string{
+		"GATEWAY_ADMIN_ADDR=127.0.0.1:30000",
+		"ORDER_ADMIN_ADDR=127.0.0.1:30001",
+		"INVENTORY_ADMIN_ADDR=127.0.0.1:30002",
+		"PAYMENT_ADMIN_ADDR=127.0.0.1:30003",
+		"PSP_ADMIN_ADDR=127.0.0.1:30004",
+	}
+	if diff := cmp.Diff(wantEnv, env); diff != "" {
+		t.Errorf("env (-want +got):\n%s", diff)
+	}
+	if got, want := addrs["psp"], "127.0.0.1:30004"; got != want {
+		t.Errorf("addrs[psp] = %q, want %q", got, want)
+	}
+}

@@ -107,10 +107,22 @@ func measure(ctx context.Context, o options, launcherPID int, pg *postgres, gate
 	var atStart, atEnd sample
 	var sampleErr error
 	sampled := make(chan struct{})
+	profiled := make(chan error, 1)
+	var profiles []string
 	go func() {
 		defer close(sampled)
 		if sleepUntil(ctx, windowStart) != nil {
+			profiled <- nil
 			return
+		}
+		if o.profileDir != "" {
+			go func() {
+				var err error
+				profiles, err = fetchProfiles(ctx, o.profileDir, o.adminAddrs, o.duration)
+				profiled <- err
+			}()
+		} else {
+			profiled <- nil
 		}
 		if atStart, sampleErr = takeSample(ctx, o, launcherPID, pg, true); sampleErr != nil {
 			return
@@ -159,8 +171,8 @@ wait:
 		}
 	}
 	<-sampled
-	if sampleErr != nil {
-		return nil, sampleErr
+	if err := errors.Join(sampleErr, <-profiled); err != nil {
+		return nil, err
 	}
 	stopReading()
 	var readErrs []error
@@ -171,7 +183,7 @@ wait:
 		return nil, err
 	}
 
-	res := &result{opts: o, products: len(skus), cpu: atEnd.cpu.since(atStart.cpu)}
+	res := &result{opts: o, products: len(skus), cpu: atEnd.cpu.since(atStart.cpu), profiles: profiles}
 	res.completions = t.windowCompletions()
 	if o.cost {
 		res.cost = atEnd.minus(atStart, res.completions, o)

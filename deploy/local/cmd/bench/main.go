@@ -33,11 +33,13 @@
 // consumed per service (from the services' /metrics), and in -mode full SQL
 // transactions and statements per database, with the most frequent
 // statements (from pg_stat_database and pg_stat_statements, which bench
-// has the launcher preload). See cost.go.
+// has the launcher preload). See cost.go. With -profile dir, bench also
+// writes a CPU profile of the window of every service to dir (see
+// profile.go).
 //
 // Usage:
 //
-//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-bin .run/bin]
+//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-profile dir] [-bin .run/bin]
 package main
 
 import (
@@ -79,14 +81,16 @@ type options struct {
 	warmup      time.Duration
 	drain       time.Duration
 	bin         string
-	dir         string // "" means a new temporary directory, removed at the end
-	portBase    int    // 0 means free ports
-	brokerPort  int    // 0 means a free port
-	products    int    // products the orders are spread over
-	maxInFlight int    // open loop: POSTs awaiting an answer before arrivals are skipped
-	cost        bool   // report the cost per saga
-	top         int    // -cost, -mode full: statements listed
-	pgPort      int    // -cost, -mode full: the PostgreSQL cluster's port, picked by run
+	dir         string            // "" means a new temporary directory, removed at the end
+	portBase    int               // 0 means free ports
+	brokerPort  int               // 0 means a free port
+	products    int               // products the orders are spread over
+	maxInFlight int               // open loop: POSTs awaiting an answer before arrivals are skipped
+	cost        bool              // report the cost per saga
+	top         int               // -cost, -mode full: statements listed
+	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
+	profileDir  string            // where to write the services' CPU profiles; "" writes none
+	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -107,6 +111,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 2000, "open loop: POSTs awaiting an answer beyond which an arrival is skipped and counted")
 	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
 	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
+	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -184,8 +189,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		launcherArgs = append(launcherArgs, "-postgres-port", strconv.Itoa(o.pgPort), "-postgres-setting", pgStatStatements)
 	}
 
+	var env []string
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		base, err := freePortRange(len(services))
+		if err != nil {
+			return err
+		}
+		env, o.adminAddrs = adminEnv(base)
+	}
+
 	logPath := filepath.Join(o.dir, "launcher.log")
-	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath, launcherArgs...)
+	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath, env, launcherArgs...)
 	if err != nil {
 		return err
 	}

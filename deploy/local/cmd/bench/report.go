@@ -29,6 +29,8 @@ type result struct {
 
 	cpu  []cpuShare // CPU use of the stack's processes over the window
 	cost *cost      // -cost
+	// profiles are the CPU profiles written (-profile).
+	profiles []string
 }
 
 func (r *result) print(w io.Writer) {
@@ -60,6 +62,10 @@ func (r *result) print(w io.Writer) {
 	}
 	if r.cost != nil {
 		r.cost.print(w)
+	}
+	if len(r.profiles) > 0 {
+		slices.Sort(r.profiles)
+		fmt.Fprintf(w, "CPU profiles of the window (go tool pprof -top FILE): %s\n", strings.Join(r.profiles, " "))
 	}
 }
 
