@@ -27,9 +27,19 @@
 // waited for up to -drain after it. At the end the stack is stopped with
 // SIGINT, and bench fails unless the launcher exits 0.
 //
+// The CPU time each process of the stack used in the window is read from
+// /proc. With -cost, bench also reports what one completed saga cost on
+// average: CPU microseconds per process, Kafka messages produced and
+// consumed per service (from the services' /metrics), and in -mode full SQL
+// transactions and statements per database, with the most frequent
+// statements (from pg_stat_database and pg_stat_statements, which bench
+// has the launcher preload). See cost.go. With -profile dir, bench also
+// writes a CPU profile of the window of every service to dir (see
+// profile.go).
+//
 // Usage:
 //
-//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-bin .run/bin]
+//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-profile dir] [-bin .run/bin]
 package main
 
 import (
@@ -71,11 +81,16 @@ type options struct {
 	warmup      time.Duration
 	drain       time.Duration
 	bin         string
-	dir         string // "" means a new temporary directory, removed at the end
-	portBase    int    // 0 means free ports
-	brokerPort  int    // 0 means a free port
-	products    int    // products the orders are spread over
-	maxInFlight int    // open loop: POSTs awaiting an answer before arrivals are skipped
+	dir         string            // "" means a new temporary directory, removed at the end
+	portBase    int               // 0 means free ports
+	brokerPort  int               // 0 means a free port
+	products    int               // products the orders are spread over
+	maxInFlight int               // open loop: POSTs awaiting an answer before arrivals are skipped
+	cost        bool              // report the cost per saga
+	top         int               // -cost, -mode full: statements listed
+	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
+	profileDir  string            // where to write the services' CPU profiles; "" writes none
+	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -94,6 +109,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.brokerPort, "broker-port", 0, "the launcher's -broker-port; 0 picks a free port")
 	fs.IntVar(&o.products, "products", 8, "number of products the orders are spread over (one line of quantity 1 each)")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 2000, "open loop: POSTs awaiting an answer beyond which an arrival is skipped and counted")
+	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
+	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
+	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,6 +138,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-products: %d is not from 1 to 100", o.products)
 	case o.maxInFlight < 1 || o.maxInFlight > 100_000:
 		return o, fmt.Errorf("-max-in-flight: %d is not from 1 to 100000", o.maxInFlight)
+	case o.top < 0 || o.top > 1000:
+		return o, fmt.Errorf("-top: %d is not from 0 to 1000", o.top)
 	}
 	return o, nil
 }
@@ -159,10 +179,30 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 
+	launcherArgs := []string{"-mode", o.mode, "-dir", o.dir, "-bin", o.bin,
+		"-port-base", strconv.Itoa(o.portBase), "-broker-port", strconv.Itoa(o.brokerPort)}
+	pgStats := o.cost && o.mode == "full"
+	if pgStats {
+		if o.pgPort, err = freePortRange(1); err != nil {
+			return err
+		}
+		launcherArgs = append(launcherArgs, "-postgres-port", strconv.Itoa(o.pgPort), "-postgres-setting", pgStatStatements)
+	}
+
+	var env []string
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		base, err := freePortRange(len(services))
+		if err != nil {
+			return err
+		}
+		env, o.adminAddrs = adminEnv(base)
+	}
+
 	logPath := filepath.Join(o.dir, "launcher.log")
-	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath,
-		"-mode", o.mode, "-dir", o.dir, "-bin", o.bin,
-		"-port-base", strconv.Itoa(o.portBase), "-broker-port", strconv.Itoa(o.brokerPort))
+	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath, env, launcherArgs...)
 	if err != nil {
 		return err
 	}
@@ -179,7 +219,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return fmt.Errorf("%w (see %s)", err, logPath)
 	}
 
-	res, err := measure(ctx, o, l.pid(), "http://127.0.0.1:"+strconv.Itoa(o.portBase), "127.0.0.1:"+strconv.Itoa(o.brokerPort))
+	var pg *postgres
+	if pgStats {
+		if pg, err = connectPostgres(ctx, o.pgPort); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, pg.close(context.WithoutCancel(ctx))) }()
+	}
+	res, err := measure(ctx, o, l.pid(), pg, "http://127.0.0.1:"+strconv.Itoa(o.portBase), "127.0.0.1:"+strconv.Itoa(o.brokerPort))
 	if err != nil {
 		return err
 	}
