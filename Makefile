@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost prometheus dashboards \
+.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry prometheus dashboards \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -55,6 +55,21 @@ BENCH_PROFILE ?=
 bench-checkout-cost: build ## the cost of one checkout on PostgreSQL at saturation: CPU µs per process, Kafka messages, SQL transactions and statements per saga
 	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(BENCH_FLAGS)
+
+# Tracing's cost, side by side in one run: the HTTP chain per request, then
+# a checkout at saturation with tracing off, exported at 100 % and at 10 %,
+# twice in turn (the machine's noise shows in the spread).
+BENCH_TELEMETRY = $(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost -top 0 $(BENCH_FLAGS)
+
+bench-telemetry: build $(TOOLS)/jaeger ## tracing's cost: CPU per request of the HTTP chain, and per checkout with tracing off, at 100 % and at 10 %
+	$(GO) test ./pkg/process -run '^$$' -bench BenchmarkHop -benchtime 200000x -count 3
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	for round in 1 2; do \
+		echo "== tracing off"; OTEL_TRACES_SAMPLER=always_off $(BENCH_TELEMETRY) || exit 1; \
+		echo "== tracing exported, 100 %"; $(BENCH_TELEMETRY) -jaeger $(TOOLS)/jaeger || exit 1; \
+		echo "== tracing exported, 10 %"; OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+			$(BENCH_TELEMETRY) -jaeger $(TOOLS)/jaeger || exit 1; \
+	done
 
 test: lint prometheus $(TOOLS)/jaeger $(TOOLS)/consul ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker, Consul), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)

@@ -90,6 +90,7 @@ type options struct {
 	top         int               // -cost, -mode full: statements listed
 	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
 	profileDir  string            // where to write the services' CPU profiles; "" writes none
+	jaeger      string            // Jaeger binary the launcher starts and the services export to; "" none
 	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 }
 
@@ -111,6 +112,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 2000, "open loop: POSTs awaiting an answer beyond which an arrival is skipped and counted")
 	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
 	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
+	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger binary (make slow-tools: .run/tools/jaeger) the launcher starts on free ports, the services exporting their traces to it; sampling follows the OTEL_TRACES_SAMPLER variables of bench's environment; empty: nothing exported")
 	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -187,6 +189,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 		launcherArgs = append(launcherArgs, "-postgres-port", strconv.Itoa(o.pgPort), "-postgres-setting", pgStatStatements)
+	}
+
+	if o.jaeger != "" {
+		query, err := freePortRange(2)
+		if err != nil {
+			return err
+		}
+		otlp, err := freePortRange(2)
+		if err != nil {
+			return err
+		}
+		launcherArgs = append(launcherArgs, "-jaeger", o.jaeger,
+			"-jaeger-port", strconv.Itoa(query+1), "-otlp-port", strconv.Itoa(otlp+1))
 	}
 
 	var env []string
