@@ -63,8 +63,10 @@ type checkout struct {
 // Jaeger, across the services and the broker, in the right parent/child
 // order, with its saga steps and compensations; a log line of a handled
 // message with the trace id; and every query of the dashboards and of the
-// rules answered by Prometheus with data.
-func observe(t *testing.T, gateway, jaegerURL, prometheusURL string, l *launcher) {
+// rules answered by Prometheus with data; and every process's metrics
+// (processes: name → base URL) as promtool wants them.
+func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL string, l *launcher) {
+	gateway := processes["gateway"]
 	action := func(step string) string { return "saga action " + step }
 	compensate := func(step string) string { return "saga compensate " + step }
 	all := []string{"gateway", "order", "inventory", "payment", "psp"}
@@ -137,6 +139,26 @@ func observe(t *testing.T, gateway, jaegerURL, prometheusURL string, l *launcher
 		line := regexp.MustCompile(`(?m)^inventory\s+\| .*"msg":"command handled".*"trace_id":"` + good.traceID + `"`)
 		if !line.MatchString(l.output()) {
 			t.Errorf("no line of inventory's handling of a command carries the trace id %s", good.traceID)
+		}
+	})
+
+	t.Run("promtool check metrics on every process", func(t *testing.T) {
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Fatal(err) // installed with prometheus, which this stack runs
+		}
+		for name, base := range processes {
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(promtool, "check", "metrics")
+			cmd.Stdin = resp.Body
+			out, err := cmd.CombinedOutput()
+			resp.Body.Close()
+			if err != nil || len(out) > 0 {
+				t.Errorf("%s: promtool check metrics: %v\n%s", name, err, out)
+			}
 		}
 	})
 
