@@ -221,6 +221,9 @@ func kafkaOutbox() Dashboard {
 		{Title: "Messages consumed per second, by topic and outcome", Unit: "ops", Queries: []Query{
 			{Expr: "sum by (topic, outcome) (" + rate("messaging_consumed_total") + ")", Legend: "{{topic}} {{outcome}}"},
 		}},
+		{Title: "Consumer lag: messages waiting, by topic", Unit: "short", Queries: []Query{
+			{Expr: "sum by (job, topic) (messaging_consumer_lag_messages)", Legend: "{{job}} {{topic}}"},
+		}},
 		{Title: "p99 message handling duration, by topic", Unit: "s", Queries: []Query{
 			{Expr: quantile("0.99", "messaging_handler_duration_seconds", "", "job, topic"), Legend: "{{job}} {{topic}}"},
 		}},
