@@ -57,19 +57,24 @@ bench-checkout-cost: build ## the cost of one checkout on PostgreSQL at saturati
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(BENCH_FLAGS)
 
 # Tracing's cost, side by side in one run: the HTTP chain per request, then
-# a checkout at saturation with tracing off, exported at 100 % and at 10 %,
-# twice in turn (the machine's noise shows in the spread).
-BENCH_TELEMETRY = $(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost -top 0 $(BENCH_FLAGS)
+# GET /api/v1/products through the gateway (BENCH_TELEMETRY_READS) and a
+# checkout at saturation (BENCH_TELEMETRY_CHECKOUTS), each with tracing off,
+# exported at 100 % and at 10 %, twice in turn (the machine's noise shows in
+# the spread). BENCH_TELEMETRY_LOADS picks the loads.
+BENCH_TELEMETRY_READS     = -mode full -reads -concurrency 32 $(BENCH_FLAGS)
+BENCH_TELEMETRY_CHECKOUTS = -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost -top 0 $(BENCH_FLAGS)
+BENCH_TELEMETRY_LOADS    ?= READS CHECKOUTS
 
-bench-telemetry: build $(TOOLS)/jaeger ## tracing's cost: CPU per request of the HTTP chain, and per checkout with tracing off, at 100 % and at 10 %
+bench-telemetry: build $(TOOLS)/jaeger ## tracing's cost: CPU per request of the HTTP chain, per product read and per checkout with tracing off, at 100 % and at 10 %
 	$(GO) test ./pkg/process -run '^$$' -bench BenchmarkHop -benchtime 200000x -count 3
 	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
-	for round in 1 2; do \
-		echo "== tracing off"; OTEL_TRACES_SAMPLER=always_off $(BENCH_TELEMETRY) || exit 1; \
-		echo "== tracing exported, 100 %"; $(BENCH_TELEMETRY) -jaeger $(TOOLS)/jaeger || exit 1; \
-		echo "== tracing exported, 10 %"; OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
-			$(BENCH_TELEMETRY) -jaeger $(TOOLS)/jaeger || exit 1; \
-	done
+	for load in $(BENCH_TELEMETRY_LOADS); do for round in 1 2; do \
+		case $$load in READS) flags="$(BENCH_TELEMETRY_READS)";; *) flags="$(BENCH_TELEMETRY_CHECKOUTS)";; esac; \
+		echo "== $$load, tracing off"; OTEL_TRACES_SAMPLER=always_off $(BIN)/bench -bin $(BIN) $$flags || exit 1; \
+		echo "== $$load, tracing exported, 100 %"; $(BIN)/bench -bin $(BIN) $$flags -jaeger $(TOOLS)/jaeger || exit 1; \
+		echo "== $$load, tracing exported, 10 %"; OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+			$(BIN)/bench -bin $(BIN) $$flags -jaeger $(TOOLS)/jaeger || exit 1; \
+	done; done
 
 test: lint prometheus $(TOOLS)/jaeger $(TOOLS)/consul ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker, Consul), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)

@@ -37,6 +37,14 @@
 // writes a CPU profile of the window of every service to dir (see
 // profile.go).
 //
+// With -reads it measures reads instead: -concurrency closed-loop workers
+// GET /api/v1/products through the gateway during -warmup and -duration,
+// and it reports the window's requests per second, latency percentiles and
+// the CPU µs each process spent per request. With -jaeger the launcher also
+// starts Jaeger and the services export their traces to it, sampled as the
+// OTEL_TRACES_SAMPLER variables of bench's environment say (make
+// bench-telemetry compares tracing off, at 100 % and at 10 %).
+//
 // Usage:
 //
 //	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-profile dir] [-bin .run/bin]
@@ -91,6 +99,7 @@ type options struct {
 	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
 	profileDir  string            // where to write the services' CPU profiles; "" writes none
 	jaeger      string            // Jaeger binary the launcher starts and the services export to; "" none
+	reads       bool              // measure GET /api/v1/products instead of checkouts
 	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 }
 
@@ -113,6 +122,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
 	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
 	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger binary (make slow-tools: .run/tools/jaeger) the launcher starts on free ports, the services exporting their traces to it; sampling follows the OTEL_TRACES_SAMPLER variables of bench's environment; empty: nothing exported")
+	fs.BoolVar(&o.reads, "reads", false, "measure reads instead of checkouts: -concurrency closed-loop workers GET /api/v1/products through the gateway; requests/s, latency percentiles and CPU µs per request of every process")
 	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -232,6 +242,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}()
 	if err := l.waitReady(ctx, 3*time.Minute); err != nil {
 		return fmt.Errorf("%w (see %s)", err, logPath)
+	}
+
+	if o.reads {
+		r, err := measureReads(ctx, o, l.pid(), "http://127.0.0.1:"+strconv.Itoa(o.portBase))
+		if err != nil {
+			return err
+		}
+		r.print(stdout)
+		return nil
 	}
 
 	var pg *postgres
