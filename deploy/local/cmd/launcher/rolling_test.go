@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/microshop/microshop/deploy/local/internal/supervise"
+	"github.com/microshop/microshop/pkg/discovery/consultest"
+	"github.com/microshop/microshop/pkg/logtest"
+	"github.com/microshop/microshop/pkg/pgcluster"
+	"github.com/microshop/microshop/pkg/poll"
+)
+
+// TestRollingRestart runs the shop with two replicas each of order and
+// inventory, registered in a real Consul, puts steady load on the gateway
+// (product and order reads, checkouts), and restarts every replica in turn
+// with SIGTERM: not one request may fail — each stopping replica leaves
+// Consul before it drains, and the gateway retries what still reached it
+// on the other replica. Then it kills one replica with SIGKILL under the
+// same load and reports how many requests failed and how long the gateway
+// kept the dead replica among its instances; every checkout placed must
+// still reach CONFIRMED or CANCELLED. Figures are logged, not asserted,
+// except the zero of the rolling restart.
+func TestRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs the stack with replicas; run without -short")
+	}
+	consul := consultest.Start(t)
+	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := t.Context()
+	logs := &logtest.Buffer{}
+	var evictedMu sync.Mutex
+	var evicted []gatewayLine // the gateway's "healthy instances changed" lines
+	out := supervise.NewOutput(logs, func(name, text string) {
+		if name == "gateway" && strings.Contains(text, `"healthy instances changed"`) {
+			evictedMu.Lock()
+			evicted = append(evicted, gatewayLine{at: time.Now(), text: text})
+			evictedMu.Unlock()
+		}
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", logs.String())
+		}
+	}()
+
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Log: out.Writer("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Stop(context.Background()) })
+	databases := map[string]string{}
+	for _, name := range []string{"order", "inventory", "payment"} {
+		if databases[name], err = cluster.CreateDatabase(ctx, name+"db"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	port := freePortRange(t, 8)
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(port+i) }
+	broker, pspAddr, gatewayAddr := addr(0), addr(1), addr(2)
+	consulEnv := "CONSUL_HTTP_ADDR=" + consul.Addr
+	replica := func(name, prefix string, i int, env ...string) *supervise.Process {
+		a := addr(i)
+		return &supervise.Process{
+			Name: fmt.Sprintf("%s-%d", name, i), Path: filepath.Join(bin, name), URL: "http://" + a,
+			Env: append(env, consulEnv, prefix+"_HTTP_ADDR="+a, prefix+"_DATABASE_URL="+databases[name],
+				prefix+"_KAFKA_BROKERS="+broker, prefix+"_SHUTDOWN_TIMEOUT=5s", prefix+"_LOG_LEVEL=warn"),
+		}
+	}
+	inventory := []*supervise.Process{replica("inventory", "INVENTORY", 3), replica("inventory", "INVENTORY", 4)}
+	orders := []*supervise.Process{replica("order", "ORDER", 5), replica("order", "ORDER", 6)}
+	procs := []*supervise.Process{
+		{Name: "broker", Path: filepath.Join(bin, "broker"), URL: "kafka://" + broker,
+			Args: []string{"-addr", broker, "-data-dir", filepath.Join(dir, "kafka")}},
+		{Name: "psp", Path: filepath.Join(bin, "psp"), URL: "http://" + pspAddr, Env: []string{"PSP_HTTP_ADDR=" + pspAddr, "PSP_LOG_LEVEL=warn"}},
+		inventory[0], inventory[1],
+		replica("payment", "PAYMENT", 7, "PAYMENT_PSP_URL=http://"+pspAddr),
+		orders[0], orders[1],
+		{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: "http://" + gatewayAddr,
+			Env: []string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=http://" + pspAddr}},
+	}
+	started, err := supervise.StartAll(ctx, out, procs, 2*time.Minute)
+	t.Cleanup(func() { _ = supervise.StopAll(out, started, 20*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := consul.Client()
+	waitPassing := func(service string, n int) {
+		t.Helper()
+		wait, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		poll.UntilNil(wait, t, fmt.Sprintf("%d passing %s instances", n, service), func() error {
+			entries, _, err := client.Health().Service(service, "", true, nil)
+			if err == nil && len(entries) != n {
+				err = fmt.Errorf("%d passing", len(entries))
+			}
+			return err
+		})
+	}
+	waitPassing("order", 2)
+	waitPassing("inventory", 2)
+
+	shop := newShopper(t, "http://"+gatewayAddr)
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	for w := range 4 {
+		workers.Go(func() { shop.run(loadCtx, w) })
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopLoad()
+			workers.Wait()
+			stopped = true
+		}
+	}
+	defer stop()
+	// Let the load settle in before the first restart, then one replica
+	// after the other: stop, start, and wait until Consul passes it again.
+	shop.waitRequests(ctx, t, 100)
+	warm := shop.phase()
+	t.Logf("before the restarts: %d requests (%d checkouts), %d failed %v", warm.sent, warm.checkouts, warm.failed, warm.failures)
+	rollingStart := time.Now()
+	for _, p := range []*supervise.Process{orders[0], orders[1], inventory[0], inventory[1]} {
+		service := strings.Split(p.Name, "-")[0]
+		if err := p.Stop(out, 20*time.Second); err != nil {
+			t.Errorf("%s after SIGTERM: %v, want exit 0", p.Name, err)
+		}
+		if err := p.Start(out); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.WaitReady(ctx, 2*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		waitPassing(service, 2)
+	}
+	rolling := shop.phase()
+	t.Logf("rolling restart of 4 replicas (SIGTERM) in %v: %d requests (%d checkouts), %d failed %v",
+		time.Since(rollingStart).Round(time.Millisecond), rolling.sent, rolling.checkouts, rolling.failed, rolling.failures)
+	if rolling.failed != 0 {
+		t.Errorf("%d of %d requests failed during the rolling restart, want 0: %v", rolling.failed, rolling.sent, rolling.failures)
+	}
+
+	// SIGKILL one order replica: until Consul's check of it fails and the
+	// gateway's resolver drops it, requests to it are refused and retried.
+	victim := orders[0]
+	victimPort := strings.TrimPrefix(victim.URL, "http://127.0.0.1:")
+	killedAt := time.Now()
+	victim.Kill()
+	gone := func() (time.Time, bool) {
+		evictedMu.Lock()
+		defer evictedMu.Unlock()
+		for _, l := range evicted {
+			if l.at.After(killedAt) && strings.Contains(l.text, `"upstream":"order"`) && !strings.Contains(l.text, "-"+victimPort+"-") {
+				return l.at, true
+			}
+		}
+		return time.Time{}, false
+	}
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	poll.Until(wait, t, "the gateway to drop the killed order replica", func() bool { _, ok := gone(); return ok })
+	cancel()
+	evictedAt, _ := gone()
+	shop.waitRequests(ctx, t, 50) // the load goes on a little on one replica
+	kill := shop.phase()
+	t.Logf("SIGKILL of %s: the gateway dropped it after %v; %d requests (%d checkouts) from the kill on, %d failed %v",
+		victim.Name, evictedAt.Sub(killedAt).Round(time.Millisecond), kill.sent, kill.checkouts, kill.failed, kill.failures)
+
+	if err := victim.Start(out); err != nil {
+		t.Fatal(err)
+	}
+	waitPassing("order", 2)
+	stop()
+
+	// Every checkout placed settles.
+	settleStart := time.Now()
+	ids := shop.orderIDs()
+	settle, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	final := map[string]int{}
+	for _, id := range ids {
+		poll.UntilNil(settle, t, "order "+id+" final", func() error {
+			status, err := shop.status(settle, id)
+			if err == nil && status == "PENDING" {
+				err = fmt.Errorf("still PENDING")
+			}
+			if err == nil {
+				final[status]++
+			}
+			return err
+		})
+	}
+	t.Logf("%d checkouts placed, all final %v within %v of the load's end", len(ids), final, time.Since(settleStart).Round(time.Millisecond))
+	if _, metrics, err := shop.do(ctx, "GET", "/metrics", "", ""); err == nil {
+		for _, line := range strings.Split(string(metrics), "\n") {
+			if strings.HasPrefix(line, "upstream_retries_total") {
+				t.Logf("gateway: %s", line)
+			}
+		}
+	}
+}
+
+// gatewayLine is one of the gateway's log lines and when it arrived.
+type gatewayLine struct {
+	at   time.Time
+	text string
+}
+
+// shopper is the steady load: each worker, about ten times a second,
+// lists the products and, every third time, places a checkout (POST with
+// an Idempotency-Key) and reads it back.
+type shopper struct {
+	base  string
+	token string
+	http  *http.Client
+
+	mu     sync.Mutex
+	now    phaseCounts // of the current phase
+	orders []string
+}
+
+// phaseCounts are the requests of one phase of the test.
+type phaseCounts struct {
+	sent, checkouts, failed int
+	failures                []string // the first few
+}
+
+func newShopper(t *testing.T, base string) *shopper {
+	s := &shopper{base: base, http: &http.Client{Timeout: 10 * time.Second}}
+	status, body, err := s.do(t.Context(), "POST", "/api/v1/login", "", `{"username":"alice","password":"alice-demo"}`)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("login: %d %s %v", status, body, err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil {
+		t.Fatal(err)
+	}
+	s.token = tok.AccessToken
+	return s
+}
+
+func (s *shopper) do(ctx context.Context, method, path, key, body string) (int, []byte, error) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base+path, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// run is one worker, until ctx ends. The ticker paces the load; it
+// synchronises nothing.
+func (s *shopper) run(ctx context.Context, worker int) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.request(ctx, "GET", "/api/v1/products", "", "", http.StatusOK)
+		if i%3 != 0 {
+			continue
+		}
+		key := fmt.Sprintf("rolling-%d-%d", worker, i)
+		body := `{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`
+		answer, ok := s.request(ctx, "POST", "/api/v1/orders", key, body, http.StatusAccepted)
+		var created struct {
+			ID string `json:"id"`
+		}
+		if !ok || json.Unmarshal(answer, &created) != nil || created.ID == "" {
+			continue
+		}
+		s.mu.Lock()
+		s.orders = append(s.orders, created.ID)
+		s.now.checkouts++
+		s.mu.Unlock()
+		s.request(ctx, "GET", "/api/v1/orders/"+created.ID, "", "", http.StatusOK)
+	}
+}
+
+// request sends one request and counts it, failed unless it answered want.
+// A request cut short by the end of the load is not counted.
+func (s *shopper) request(ctx context.Context, method, path, key, body string, want int) ([]byte, bool) {
+	status, answer, err := s.do(ctx, method, path, key, body)
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now.sent++
+	if err != nil || status != want {
+		s.now.failed++
+		if len(s.now.failures) < 5 {
+			s.now.failures = append(s.now.failures, fmt.Sprintf("%s %s: %d %v %s", method, path, status, err, bytes.TrimSpace(answer)))
+		}
+		return nil, false
+	}
+	return answer, true
+}
+
+// phase returns the counts since the last call and starts afresh.
+func (s *shopper) phase() phaseCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.now
+	s.now = phaseCounts{}
+	return c
+}
+
+// waitRequests waits until the current phase has n more requests.
+func (s *shopper) waitRequests(ctx context.Context, t *testing.T, n int) {
+	t.Helper()
+	s.mu.Lock()
+	target := s.now.sent + n
+	s.mu.Unlock()
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	poll.Until(wait, t, fmt.Sprintf("%d more requests", n), func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.now.sent >= target
+	})
+}
+
+func (s *shopper) orderIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.orders...)
+}
+
+// status returns an order's status.
+func (s *shopper) status(ctx context.Context, id string) (string, error) {
+	code, body, err := s.do(ctx, "GET", "/api/v1/orders/"+id, "", "")
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusOK {
+		return "", fmt.Errorf("GET order %s: %d %s", id, code, body)
+	}
+	var o struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &o); err != nil {
+		return "", err
+	}
+	return o.Status, nil
+}
