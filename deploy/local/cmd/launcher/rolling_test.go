@@ -36,88 +36,12 @@ func TestRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the stack with replicas; run without -short")
 	}
-	consul := consultest.Start(t)
-	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
-	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	st := startStack(t, stackOptions{replicas: 2})
 	ctx := t.Context()
-	logs := &logtest.Buffer{}
-	var evictedMu sync.Mutex
-	var evicted []gatewayLine // the gateway's "healthy instances changed" lines
-	out := supervise.NewOutput(logs, func(name, text string) {
-		if name == "gateway" && strings.Contains(text, `"healthy instances changed"`) {
-			evictedMu.Lock()
-			evicted = append(evicted, gatewayLine{at: time.Now(), text: text})
-			evictedMu.Unlock()
-		}
-	})
-	defer func() {
-		if t.Failed() {
-			t.Logf("output:\n%s", logs.String())
-		}
-	}()
+	orders, inventory, waitPassing := st.replicas["order"], st.replicas["inventory"], st.waitPassing
+	out := st.out
 
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Log: out.Writer("postgres")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cluster.Stop(context.Background()) })
-	databases := map[string]string{}
-	for _, name := range []string{"order", "inventory", "payment"} {
-		if databases[name], err = cluster.CreateDatabase(ctx, name+"db"); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	port := freePortRange(t, 8)
-	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(port+i) }
-	broker, pspAddr, gatewayAddr := addr(0), addr(1), addr(2)
-	consulEnv := "CONSUL_HTTP_ADDR=" + consul.Addr
-	replica := func(name, prefix string, i int, env ...string) *supervise.Process {
-		a := addr(i)
-		return &supervise.Process{
-			Name: fmt.Sprintf("%s-%d", name, i), Path: filepath.Join(bin, name), URL: "http://" + a,
-			Env: append(env, consulEnv, prefix+"_HTTP_ADDR="+a, prefix+"_DATABASE_URL="+databases[name],
-				prefix+"_KAFKA_BROKERS="+broker, prefix+"_SHUTDOWN_TIMEOUT=5s", prefix+"_LOG_LEVEL=warn"),
-		}
-	}
-	inventory := []*supervise.Process{replica("inventory", "INVENTORY", 3), replica("inventory", "INVENTORY", 4)}
-	orders := []*supervise.Process{replica("order", "ORDER", 5), replica("order", "ORDER", 6)}
-	procs := []*supervise.Process{
-		{Name: "broker", Path: filepath.Join(bin, "broker"), URL: "kafka://" + broker,
-			Args: []string{"-addr", broker, "-data-dir", filepath.Join(dir, "kafka")}},
-		{Name: "psp", Path: filepath.Join(bin, "psp"), URL: "http://" + pspAddr, Env: []string{"PSP_HTTP_ADDR=" + pspAddr, "PSP_LOG_LEVEL=warn"}},
-		inventory[0], inventory[1],
-		replica("payment", "PAYMENT", 7, "PAYMENT_PSP_URL=http://"+pspAddr),
-		orders[0], orders[1],
-		{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: "http://" + gatewayAddr,
-			Env: []string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=http://" + pspAddr}},
-	}
-	started, err := supervise.StartAll(ctx, out, procs, 2*time.Minute)
-	t.Cleanup(func() { _ = supervise.StopAll(out, started, 20*time.Second) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := consul.Client()
-	waitPassing := func(service string, n int) {
-		t.Helper()
-		wait, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		poll.UntilNil(wait, t, fmt.Sprintf("%d passing %s instances", n, service), func() error {
-			entries, _, err := client.Health().Service(service, "", true, nil)
-			if err == nil && len(entries) != n {
-				err = fmt.Errorf("%d passing", len(entries))
-			}
-			return err
-		})
-	}
-	waitPassing("order", 2)
-	waitPassing("inventory", 2)
-
-	shop := newShopper(t, "http://"+gatewayAddr)
+	shop := newShopper(t, st.gateway)
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var workers sync.WaitGroup
 	for w := range 4 {
@@ -149,7 +73,7 @@ func TestRollingRestart(t *testing.T) {
 		if err := p.WaitReady(ctx, 2*time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		waitPassing(service, 2)
+		waitPassing(t, service, 2)
 	}
 	rolling := shop.phase()
 	t.Logf("rolling restart of 4 replicas (SIGTERM) in %v: %d requests (%d checkouts), %d failed %v",
@@ -165,9 +89,7 @@ func TestRollingRestart(t *testing.T) {
 	killedAt := time.Now()
 	victim.Kill()
 	gone := func() (time.Time, bool) {
-		evictedMu.Lock()
-		defer evictedMu.Unlock()
-		for _, l := range evicted {
+		for _, l := range st.gatewayLines(`"healthy instances changed"`) {
 			if l.at.After(killedAt) && strings.Contains(l.text, `"upstream":"order"`) && !strings.Contains(l.text, "-"+victimPort+"-") {
 				return l.at, true
 			}
@@ -186,7 +108,7 @@ func TestRollingRestart(t *testing.T) {
 	if err := victim.Start(out); err != nil {
 		t.Fatal(err)
 	}
-	waitPassing("order", 2)
+	waitPassing(t, "order", 2)
 	stop()
 
 	// Every checkout placed settles.
@@ -221,6 +143,144 @@ func TestRollingRestart(t *testing.T) {
 type gatewayLine struct {
 	at   time.Time
 	text string
+}
+
+// stackOptions shape the stack of startStack.
+type stackOptions struct {
+	// replicas is how many replicas of order and of inventory run.
+	replicas int
+	// orderEnv and paymentEnv are added to those services' environments.
+	orderEnv, paymentEnv []string
+	// pspVia, if set, returns the PSP address payment dials instead of
+	// the PSP's own (a proxy in front of it).
+	pspVia func(psp string) string
+}
+
+// stack is a shop started by startStack.
+type stack struct {
+	consul   *consultest.Consul
+	out      *supervise.Output
+	logs     *logtest.Buffer
+	gateway  string // base URL
+	psp      string // base URL of the PSP itself
+	payment  string // base URL of payment
+	replicas map[string][]*supervise.Process
+
+	mu    sync.Mutex
+	lines []gatewayLine // the gateway's log lines
+}
+
+// startStack starts Consul, a PostgreSQL cluster and the shop — broker,
+// PSP, inventory and order replicas, payment, gateway — every service
+// registered in Consul, and waits until the replicas pass their checks.
+// Everything stops when the test ends; the output is logged if it failed.
+func startStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	st := &stack{consul: consultest.Start(t), logs: &logtest.Buffer{}, replicas: map[string][]*supervise.Process{}}
+	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := t.Context()
+	st.out = supervise.NewOutput(st.logs, func(name, text string) {
+		if name == "gateway" {
+			st.mu.Lock()
+			st.lines = append(st.lines, gatewayLine{at: time.Now(), text: text})
+			st.mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("output:\n%s", st.logs.String())
+		}
+	})
+
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: dir, Log: st.out.Writer("postgres")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Stop(context.Background()) })
+	databases := map[string]string{}
+	for _, name := range []string{"order", "inventory", "payment"} {
+		if databases[name], err = cluster.CreateDatabase(ctx, name+"db"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	port := freePortRange(t, 4+2*o.replicas)
+	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port-1) }
+	broker, pspAddr, gatewayAddr, paymentAddr := next(), next(), next(), next()
+	st.gateway, st.psp, st.payment = "http://"+gatewayAddr, "http://"+pspAddr, "http://"+paymentAddr
+	paymentPSP := pspAddr
+	if o.pspVia != nil {
+		paymentPSP = o.pspVia(pspAddr)
+	}
+	consulEnv := "CONSUL_HTTP_ADDR=" + st.consul.Addr
+	service := func(name, prefix, addr string, env ...string) *supervise.Process {
+		return &supervise.Process{
+			Name: name, Path: filepath.Join(bin, strings.Split(name, "-")[0]), URL: "http://" + addr,
+			Env: append(env, consulEnv, prefix+"_HTTP_ADDR="+addr, prefix+"_DATABASE_URL="+databases[strings.Split(name, "-")[0]],
+				prefix+"_KAFKA_BROKERS="+broker, prefix+"_SHUTDOWN_TIMEOUT=5s", prefix+"_LOG_LEVEL=warn"),
+		}
+	}
+	procs := []*supervise.Process{
+		{Name: "broker", Path: filepath.Join(bin, "broker"), URL: "kafka://" + broker,
+			Args: []string{"-addr", broker, "-data-dir", filepath.Join(dir, "kafka")}},
+		{Name: "psp", Path: filepath.Join(bin, "psp"), URL: st.psp, Env: []string{"PSP_HTTP_ADDR=" + pspAddr, "PSP_LOG_LEVEL=warn"}},
+	}
+	for _, svc := range []struct {
+		name, prefix string
+		env          []string
+	}{{"inventory", "INVENTORY", nil}, {"order", "ORDER", o.orderEnv}} {
+		for i := range o.replicas {
+			p := service(fmt.Sprintf("%s-%d", svc.name, i+1), svc.prefix, next(), svc.env...)
+			st.replicas[svc.name] = append(st.replicas[svc.name], p)
+			procs = append(procs, p)
+		}
+	}
+	procs = append(procs,
+		service("payment", "PAYMENT", paymentAddr, append([]string{"PAYMENT_PSP_URL=http://" + paymentPSP}, o.paymentEnv...)...),
+		&supervise.Process{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: st.gateway,
+			Env: []string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}},
+	)
+	started, err := supervise.StartAll(ctx, st.out, procs, 2*time.Minute)
+	t.Cleanup(func() { _ = supervise.StopAll(st.out, started, 20*time.Second) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.waitPassing(t, "order", o.replicas)
+	st.waitPassing(t, "inventory", o.replicas)
+	return st
+}
+
+// waitPassing waits until Consul has n passing instances of service.
+func (st *stack) waitPassing(t *testing.T, service string, n int) {
+	t.Helper()
+	wait, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	client := st.consul.Client()
+	poll.UntilNil(wait, t, fmt.Sprintf("%d passing %s instances", n, service), func() error {
+		entries, _, err := client.Health().Service(service, "", true, nil)
+		if err == nil && len(entries) != n {
+			err = fmt.Errorf("%d passing", len(entries))
+		}
+		return err
+	})
+}
+
+// gatewayLines returns the gateway's log lines that contain substr.
+func (st *stack) gatewayLines(substr string) []gatewayLine {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var lines []gatewayLine
+	for _, l := range st.lines {
+		if strings.Contains(l.text, substr) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
 }
 
 // shopper is the steady load: each worker, about ten times a second,
@@ -300,21 +360,34 @@ func (s *shopper) run(ctx context.Context, worker int) {
 		if i%3 != 0 {
 			continue
 		}
-		key := fmt.Sprintf("rolling-%d-%d", worker, i)
-		body := `{"card_number":"4242424242424242","lines":[{"sku":"MUG-CLASSIC","quantity":1}]}`
-		answer, ok := s.request(ctx, "POST", "/api/v1/orders", key, body, http.StatusAccepted)
-		var created struct {
-			ID string `json:"id"`
-		}
-		if !ok || json.Unmarshal(answer, &created) != nil || created.ID == "" {
+		id, ok := s.checkout(ctx, fmt.Sprintf("w%d-%d", worker, i), i)
+		if !ok {
 			continue
 		}
-		s.mu.Lock()
-		s.orders = append(s.orders, created.ID)
-		s.now.checkouts++
-		s.mu.Unlock()
-		s.request(ctx, "GET", "/api/v1/orders/"+created.ID, "", "", http.StatusOK)
+		s.request(ctx, "GET", "/api/v1/orders/"+id, "", "", http.StatusOK)
 	}
+}
+
+// skus are the products checkouts buy, in turn: the demo catalog's most
+// stocked, so that a run's checkouts rarely run out of stock.
+var skus = []string{"STICKER-PACK", "KEYCHAIN-GOPHER", "PEN-GEL-SET", "COASTER-CORK-SET"}
+
+// checkout places one order of the i-th product with the good card under
+// key, counts it, and returns its id.
+func (s *shopper) checkout(ctx context.Context, key string, i int) (string, bool) {
+	body := `{"card_number":"4242424242424242","lines":[{"sku":"` + skus[i%len(skus)] + `","quantity":1}]}`
+	answer, ok := s.request(ctx, "POST", "/api/v1/orders", key, body, http.StatusAccepted)
+	var created struct {
+		ID string `json:"id"`
+	}
+	if !ok || json.Unmarshal(answer, &created) != nil || created.ID == "" {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orders = append(s.orders, created.ID)
+	s.now.checkouts++
+	return created.ID, true
 }
 
 // request sends one request and counts it, failed unless it answered want.
@@ -369,18 +442,28 @@ func (s *shopper) orderIDs() []string {
 
 // status returns an order's status.
 func (s *shopper) status(ctx context.Context, id string) (string, error) {
+	o, err := s.order(ctx, id)
+	return o.Status, err
+}
+
+// orderView is as much of an order as the tests read.
+type orderView struct {
+	Status       string `json:"status"`
+	CancelReason string `json:"cancel_reason"`
+	Total        struct {
+		Amount int64 `json:"amount"`
+	} `json:"total"`
+}
+
+// order reads an order through the gateway.
+func (s *shopper) order(ctx context.Context, id string) (orderView, error) {
+	var o orderView
 	code, body, err := s.do(ctx, "GET", "/api/v1/orders/"+id, "", "")
 	if err != nil {
-		return "", err
+		return o, err
 	}
 	if code != http.StatusOK {
-		return "", fmt.Errorf("GET order %s: %d %s", id, code, body)
+		return o, fmt.Errorf("GET order %s: %d %s", id, code, body)
 	}
-	var o struct {
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(body, &o); err != nil {
-		return "", err
-	}
-	return o.Status, nil
+	return o, json.Unmarshal(body, &o)
 }
