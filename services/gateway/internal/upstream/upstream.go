@@ -173,11 +173,6 @@ func (c *Client) send(ctx context.Context, addr string, attempt int, method, pat
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if attempt > 0 {
-		// What the request carries to the instance: the id lets its
-		// access log tell a retry from a first request.
-		req.Header.Set("X-Retry-Attempt", fmt.Sprint(attempt))
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("%w: %s at %s: %w", ErrUnavailable, c.Name, addr, err)
