@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout prometheus dashboards \
+.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry prometheus dashboards \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -48,6 +48,34 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 
+# BENCH_PROFILE=dir makes bench-checkout-cost also write a CPU profile of the
+# window of every service to dir (the profiler's own CPU is then counted too).
+BENCH_PROFILE ?=
+
+bench-checkout-cost: build ## the cost of one checkout on PostgreSQL at saturation: CPU µs per process, Kafka messages, SQL transactions and statements per saga
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(BENCH_FLAGS)
+
+# Tracing's cost, side by side in one run: the HTTP chain per request, then
+# GET /api/v1/products through the gateway (BENCH_TELEMETRY_READS) and a
+# checkout at saturation (BENCH_TELEMETRY_CHECKOUTS), each with tracing off,
+# exported at 100 % and at 10 %, twice in turn (the machine's noise shows in
+# the spread). BENCH_TELEMETRY_LOADS picks the loads.
+BENCH_TELEMETRY_READS     = -mode full -reads -concurrency 32 $(BENCH_FLAGS)
+BENCH_TELEMETRY_CHECKOUTS = -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost -top 0 $(BENCH_FLAGS)
+BENCH_TELEMETRY_LOADS    ?= READS CHECKOUTS
+
+bench-telemetry: build $(TOOLS)/jaeger ## tracing's cost: CPU per request of the HTTP chain, per product read and per checkout with tracing off, at 100 % and at 10 %
+	$(GO) test ./pkg/process -run '^$$' -bench BenchmarkHop -benchtime 200000x -count 3
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	for load in $(BENCH_TELEMETRY_LOADS); do for round in 1 2; do \
+		case $$load in READS) flags="$(BENCH_TELEMETRY_READS)";; *) flags="$(BENCH_TELEMETRY_CHECKOUTS)";; esac; \
+		echo "== $$load, tracing off"; OTEL_TRACES_SAMPLER=always_off $(BIN)/bench -bin $(BIN) $$flags || exit 1; \
+		echo "== $$load, tracing exported, 100 %"; $(BIN)/bench -bin $(BIN) $$flags -jaeger $(TOOLS)/jaeger || exit 1; \
+		echo "== $$load, tracing exported, 10 %"; OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+			$(BIN)/bench -bin $(BIN) $$flags -jaeger $(TOOLS)/jaeger || exit 1; \
+	done; done
+
 test: lint prometheus $(TOOLS)/jaeger $(TOOLS)/consul ## lint, then every test: unit, integration (SQLite, PostgreSQL, broker, Consul), wiring, end-to-end
 	$(GO) test -count=1 -timeout 20m $(PACKAGES)
 
@@ -60,11 +88,11 @@ test-short: ## unit, integration and wiring tests; skips the end-to-end stack
 # execution count) is printed at the end. CPU-heavy: not part of make test.
 FUZZTIME ?= 1000000x
 
-fuzz: ## fuzz every decoder of untrusted input and the token parser, FUZZTIME (1000000x) executions each
+fuzz: ## fuzz every decoder of untrusted input and the token parser, FUZZTIME (1000000x) executions each; FUZZ=regexp picks targets
 	@mkdir -p $(RUN_DIR)/fuzz; rm -f $(RUN_DIR)/fuzz/summary; \
 	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULES)); do \
 		dir=./$$(dirname $$file); \
-		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file | grep -E -- '$(FUZZ)'); do \
 			log=$(RUN_DIR)/fuzz/$$(echo $${dir#./} | tr / _)_$$target.log; \
 			echo "== $$dir $$target"; \
 			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$dir > $$log 2>&1; rc=$$?; \

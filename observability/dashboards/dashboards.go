@@ -139,7 +139,10 @@ func overview() Dashboard {
 			{Expr: "sum by (job) (" + rate(server+"_count") + ")", Legend: "{{job}}"},
 		}},
 		{Title: "Share of requests answered 5xx, by service", Unit: "percentunit", Queries: []Query{
-			{Expr: "sum by (job) (" + rate(server+`_count{http_response_status_class="5xx"}`) + ") / sum by (job) (" + rate(server+"_count") + ")", Legend: "{{job}}"},
+			// "or ... * 0": a service that never answered 5xx has no such
+			// series; it shows 0, not "no data".
+			{Expr: "(sum by (job) (" + rate(server+`_count{http_response_status_class="5xx"}`) + ") or sum by (job) (" + rate(server+"_count") + ") * 0)" +
+				" / sum by (job) (" + rate(server+"_count") + ")", Legend: "{{job}}"},
 		}},
 		{Title: "p99 request duration, by service", Unit: "s", Queries: []Query{
 			{Expr: quantile("0.99", server, "", "job"), Legend: "{{job}}"},
@@ -217,6 +220,9 @@ func kafkaOutbox() Dashboard {
 		}},
 		{Title: "Messages consumed per second, by topic and outcome", Unit: "ops", Queries: []Query{
 			{Expr: "sum by (topic, outcome) (" + rate("messaging_consumed_total") + ")", Legend: "{{topic}} {{outcome}}"},
+		}},
+		{Title: "Consumer lag: messages waiting, by topic", Unit: "short", Queries: []Query{
+			{Expr: "sum by (job, topic) (messaging_consumer_lag_messages)", Legend: "{{job}} {{topic}}"},
 		}},
 		{Title: "p99 message handling duration, by topic", Unit: "s", Queries: []Query{
 			{Expr: quantile("0.99", "messaging_handler_duration_seconds", "", "job, topic"), Legend: "{{job}} {{topic}}"},

@@ -33,7 +33,6 @@ import (
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // Dialect names, as returned by DB.Dialect.
@@ -60,12 +59,7 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	gdb, err := gorm.Open(dialector, &gorm.Config{
-		Logger: logger.NewSlogLogger(log, logger.Config{
-			SlowThreshold:             200 * time.Millisecond,
-			LogLevel:                  logger.Warn,
-			IgnoreRecordNotFoundError: true,
-			ParameterizedQueries:      true, // never log values: they may be personal data
-		}),
+		Logger:         newLogger(log),
 		TranslateError: true, // unique violations become gorm.ErrDuplicatedKey on both engines
 		NowFunc:        func() time.Time { return time.Now().UTC() },
 	})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -512,6 +513,9 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader) (kafka.Message, e
 // attempts, and an error if the dead-letter write or the commit failed and
 // ctx is done or the consumer closed.
 func (c *Consumer) process(ctx context.Context, r *kafka.Reader, msg kafka.Message) (err error) {
+	// The partition's high-water mark came with the message: what is behind
+	// it waits for it to be handled (per-partition order), and is the lag.
+	c.metrics.lag.WithLabelValues(msg.Topic, strconv.Itoa(msg.Partition)).Set(float64(max(msg.HighWaterMark-msg.Offset-1, 0)))
 	ctx, span := c.startProcessSpan(ctx, msg)
 	attempts, handleErr := c.handle(ctx, msg)
 	outcome := outcomeOK

@@ -883,3 +883,44 @@ func TestConsumerStopFinishesEveryMessageInHand(t *testing.T) {
 		t.Errorf("committed offsets (-want +got):\n%s", diff)
 	}
 }
+
+// TestConsumerLag: while the handler holds the first of four messages of a
+// partition, the lag gauge shows the messages behind it; once all are
+// handled, none.
+func TestConsumerLag(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	kc := startBroker(t)
+	const topic, group = "lagging", "lag-service"
+	topicWithDLQ(ctx, t, kc, topic, 1)
+	produce(ctx, t, kc, topic, valued("order-1", "a", "b", "c", "d")...)
+
+	release := make(chan struct{})
+	var handled recorder
+	h := func(ctx context.Context, msg kafka.Message) error {
+		if string(msg.Value) == "a" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		handled.record(msg)
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	r := runConsumer(t, consumerConfig(kc, group, topic), h, reg)
+	lag := func() float64 {
+		return metric(t, reg, "messaging_consumer_lag_messages", map[string]string{"topic": topic, "partition": "0"})
+	}
+	poll.Until(ctx, t, "lag 3 behind the held first message", func() bool { return lag() == 3 })
+	close(release)
+	handled.waitFor(ctx, t, 4)
+	if got := lag(); got != 0 {
+		t.Errorf("lag after every message was handled = %v, want 0", got)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run after stop = %v, want nil", err)
+	}
+}

@@ -371,6 +371,9 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[stri
 			if h := m.GetHistogram(); h != nil {
 				return float64(h.GetSampleCount())
 			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
 			return m.GetCounter().GetValue()
 		}
 	}

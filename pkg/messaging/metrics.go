@@ -24,6 +24,7 @@ type metrics struct {
 	consumed     *prometheus.CounterVec   // topic, outcome
 	duration     *prometheus.HistogramVec // topic
 	deadLettered *prometheus.CounterVec   // topic
+	lag          *prometheus.GaugeVec     // topic, partition
 }
 
 // newMetrics creates the consumer metrics and registers them with reg, if not
@@ -52,7 +53,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metrics{consumed: consumed, duration: duration, deadLettered: deadLettered}, nil
+	lag, err := register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "messaging_consumer_lag_messages",
+		Help: "Messages of a partition waiting behind the one this consumer handles, by topic and partition: the partition's high-water mark when that message was fetched, minus its offset, minus one. It keeps its value until the next message.",
+	}, []string{"topic", "partition"}))
+	if err != nil {
+		return nil, err
+	}
+	return &metrics{consumed: consumed, duration: duration, deadLettered: deadLettered, lag: lag}, nil
 }
 
 // register registers c with reg, or returns the equal collector registered

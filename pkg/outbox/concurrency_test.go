@@ -33,13 +33,16 @@ func TestRelaysUnderLoad(t *testing.T) {
 	relays := map[string]int{database.SQLite: 1, database.Postgres: 3}
 	tests := []struct {
 		name string
-		// crashEvery makes every relay die after every so many acknowledged
-		// publishes, before marking them; 0 never.
+		// crashEvery makes every relay die after every so many
+		// WriteMessages calls, before marking the messages sent; 0 never.
 		crashEvery int
 		wantDups   bool
 	}{
 		{"no crashes", 0, false},
-		{"crashes between publish and mark", 5, true},
+		// A round makes up to BatchSize (20) WriteMessages calls, one
+		// per wave; crashing less often lets every life of a relay finish
+		// at least one round.
+		{"crashes between publish and mark", 25, true},
 	}
 	for dialect, newDB := range backends(t) {
 		for _, tt := range tests {
@@ -147,4 +150,66 @@ func write(ctx context.Context, db *database.DB, msgs []outbox.Message, w, n, ro
 		}
 	}
 	return nil
+}
+
+// TestRelaysDrainABacklog lets relays (several on Postgres, one on SQLite)
+// drain a backlog of a few deep keys, round by round. A round takes many
+// messages of a key, so the backlog drains in fewer rounds than a key has
+// messages, which one message per key and round could not; and however the
+// relays share the keys, each key's messages are published once each, in
+// order.
+func TestRelaysDrainABacklog(t *testing.T) {
+	const (
+		keys   = 12
+		perKey = 60
+	)
+	relays := map[string]int{database.SQLite: 1, database.Postgres: 3}
+	for dialect, newDB := range backends(t) {
+		t.Run(dialect, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			db, addr := newDB(t), startBroker(ctx, t, topic)
+			msgs := keyed(topic, keyNames(keys), perKey)
+			add(ctx, t, db, msgs...)
+
+			var relaying sync.WaitGroup
+			rounds := make([]int, relays[dialect]) // rounds that relayed something, per relay
+			errs := make([]error, len(rounds))
+			for i := range rounds {
+				relay, _ := newRelay(t, db, newWriter(t, addr), outbox.RelayOptions{BatchSize: 50})
+				relaying.Go(func() {
+					for ctx.Err() == nil && count(t, db, "sent_at IS NULL") > 0 {
+						n, err := relay.RelayOnce(ctx)
+						if err != nil {
+							errs[i] = err
+							return
+						}
+						if n > 0 {
+							rounds[i]++
+						}
+					}
+				})
+			}
+			relaying.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("RelayOnce: %v", err)
+			}
+
+			order, dups := firstPublications(t, readAll(ctx, t, addr, topic))
+			if diff := cmp.Diff(wantOrder(msgs), order); diff != "" {
+				t.Errorf("per-key order (-want +got):\n%s", diff)
+			}
+			if dups != 0 {
+				t.Errorf("%d duplicates, want none without a crash", dups)
+			}
+			total := 0
+			for _, n := range rounds {
+				total += n
+			}
+			if total >= perKey {
+				t.Errorf("%d rounds relayed something, want fewer than %d (the messages of one key)", total, perKey)
+			}
+			t.Logf("%d messages in %d rounds, per relay %v", len(msgs), total, rounds)
+		})
+	}
 }

@@ -32,19 +32,19 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // backends returns, per engine, a function that opens a fresh database with
 // the outbox migrated. It starts one Postgres cluster for the calling test.
-func backends(t *testing.T) map[string]func(t *testing.T) *database.DB {
+func backends(t testing.TB) map[string]func(t testing.TB) *database.DB {
 	cluster := pgtest.Start(t)
-	return map[string]func(t *testing.T) *database.DB{
-		database.SQLite: func(t *testing.T) *database.DB {
+	return map[string]func(t testing.TB) *database.DB{
+		database.SQLite: func(t testing.TB) *database.DB {
 			return openMigrated(t, "sqlite:"+filepath.Join(t.TempDir(), "outbox.db"))
 		},
-		database.Postgres: func(t *testing.T) *database.DB {
+		database.Postgres: func(t testing.TB) *database.DB {
 			return openMigrated(t, pgtest.NewDatabase(t, cluster))
 		},
 	}
 }
 
-func openMigrated(t *testing.T, url string) *database.DB {
+func openMigrated(t testing.TB, url string) *database.DB {
 	t.Helper()
 	db, err := database.Open(t.Context(), url, discard())
 	if err != nil {
@@ -58,7 +58,7 @@ func openMigrated(t *testing.T, url string) *database.DB {
 }
 
 // add adds msgs in one committed transaction.
-func add(ctx context.Context, t *testing.T, db *database.DB, msgs ...outbox.Message) {
+func add(ctx context.Context, t testing.TB, db *database.DB, msgs ...outbox.Message) {
 	t.Helper()
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return outbox.Add(ctx, tx, msgs...) })
 	if err != nil {
@@ -90,7 +90,7 @@ func keyNames(n int) []string {
 
 // startBroker starts a broker with topics created explicitly, so their
 // partition count is known.
-func startBroker(ctx context.Context, t *testing.T, topics ...string) string {
+func startBroker(ctx context.Context, t testing.TB, topics ...string) string {
 	t.Helper()
 	addr := kafkatest.Start(t)
 	client := &kafka.Client{Addr: kafka.TCP(addr)}
@@ -111,7 +111,7 @@ func startBroker(ctx context.Context, t *testing.T, topics ...string) string {
 }
 
 // newWriter returns the Writer a service would relay through.
-func newWriter(t *testing.T, addr string) *messaging.Writer {
+func newWriter(t testing.TB, addr string) *messaging.Writer {
 	t.Helper()
 	w := messaging.NewWriter(messaging.Config{Brokers: []string{addr}, ClientID: "outbox-test"})
 	t.Cleanup(func() { w.Close() })
@@ -119,7 +119,7 @@ func newWriter(t *testing.T, addr string) *messaging.Writer {
 }
 
 // newRelay returns a Relay over db and pub with its own registry.
-func newRelay(t *testing.T, db *database.DB, pub outbox.Publisher, opts outbox.RelayOptions) (*outbox.Relay, *prometheus.Registry) {
+func newRelay(t testing.TB, db *database.DB, pub outbox.Publisher, opts outbox.RelayOptions) (*outbox.Relay, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	r, err := outbox.NewRelay(db, pub, opts, discard(), reg)
@@ -254,7 +254,7 @@ func wantOrder(msgs []outbox.Message) map[string][]string {
 }
 
 // count returns the rows of the outbox matching where.
-func count(t *testing.T, db *database.DB, where string) int64 {
+func count(t testing.TB, db *database.DB, where string) int64 {
 	t.Helper()
 	var n int64
 	if err := db.Raw("SELECT COUNT(*) FROM outbox WHERE " + where).Scan(&n).Error; err != nil {
@@ -348,29 +348,42 @@ func (p *crashingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Mes
 	return err
 }
 
-// keyFailingPublisher publishes through next every message but those of key
-// bad, which fail (in kafka.WriteErrors) while fails is positive, as when
+// failingPublisher publishes through next every message but those bad
+// reports, which fail (in kafka.WriteErrors) while fails is positive, as when
 // one partition's leader is unavailable.
-type keyFailingPublisher struct {
+type failingPublisher struct {
 	next  outbox.Publisher
-	bad   string
+	bad   func(kafka.Message) bool
 	fails int
 }
 
-func (p *keyFailingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+// keyIs reports the messages of key.
+func keyIs(key string) func(kafka.Message) bool {
+	return func(m kafka.Message) bool { return string(m.Key) == key }
+}
+
+// idIs reports the message whose HeaderMessageID is id.
+func idIs(id string) func(kafka.Message) bool {
+	return func(m kafka.Message) bool { got, _ := header(m, outbox.HeaderMessageID); return got == id }
+}
+
+func (p *failingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	if p.fails == 0 {
 		return p.next.WriteMessages(ctx, msgs...)
 	}
-	p.fails--
 	werrs := make(kafka.WriteErrors, len(msgs))
 	var good []kafka.Message
 	for i, m := range msgs {
-		if string(m.Key) == p.bad {
+		if p.bad(m) {
 			werrs[i] = kafka.LeaderNotAvailable
 		} else {
 			good = append(good, m)
 		}
 	}
+	if len(good) == len(msgs) {
+		return p.next.WriteMessages(ctx, msgs...)
+	}
+	p.fails--
 	if err := p.next.WriteMessages(ctx, good...); err != nil {
 		return err
 	}

@@ -16,24 +16,26 @@
 //     consumers see duplicates and must drop them by the [HeaderMessageID]
 //     header or by a barrier in their own transaction.
 //   - Per-key order. The messages of one key (the order id) are published in
-//     the order of their seq, the order they were added: a round takes only
-//     the oldest unsent message of each key, so a key's next message is
-//     published only after the broker acknowledged the one before. The Hash
-//     balancer of messaging.NewWriter sends a key always to one partition,
-//     where consumers read it in that order. A duplicate may come after newer
+//     the order of their seq, the order they were added. A round takes the
+//     oldest unsent message of each of up to BatchSize keys (the key's head)
+//     and the messages that follow it, up to BatchSize messages in all, and
+//     publishes them in waves: a key's next message is sent only after the
+//     broker acknowledged the one before, and a message that fails holds
+//     back the rest of its key until a later round. The Hash balancer of
+//     messaging.NewWriter sends a key always to one partition, where
+//     consumers read it in that order. A duplicate may come after newer
 //     messages; the first publication of every message is in order. (On
 //     Postgres seq is taken at insert time: of two transactions adding to one
 //     key at the same time, the one with the later seq may commit, and be
 //     published, first. Messages of transactions that follow one another are
-//     always in order.) The price: a key's backlog drains one message per
-//     round, a round trip to the database and the broker; many keys share a
-//     round.
+//     always in order.) A key's backlog drains up to BatchSize messages per
+//     round, one database round trip, and one broker round trip per wave.
 //   - Several relays. On Postgres every replica may run a Relay: a round
-//     locks the rows it publishes with FOR UPDATE SKIP LOCKED, and the
-//     oldest-per-key rule keeps a key's later rows from other relays while
-//     its oldest is locked. On SQLite, which ignores FOR UPDATE, run ONE relay
-//     per database file; a second would publish more duplicates, though still
-//     in order.
+//     locks the heads it takes with FOR UPDATE SKIP LOCKED, and a key's
+//     later messages are taken only by the relay that holds its head: to
+//     every other relay they are not heads while the head is pending. On
+//     SQLite, which ignores FOR UPDATE, run ONE relay per database file; a
+//     second would publish more duplicates, though still in order.
 //
 // Sent rows keep their sent_at for RelayOptions.Retention and are then
 // deleted by Run. [Migrate] creates the table, versioned in its own goose

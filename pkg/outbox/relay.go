@@ -59,16 +59,17 @@ type Publisher interface {
 
 // RelayOptions tunes a Relay. The zero value is ready to use.
 type RelayOptions struct {
-	// BatchSize is the most messages one round publishes, each the oldest
-	// unsent message of a different key. Zero means DefaultBatchSize.
+	// BatchSize is the most messages one round publishes, several of one
+	// key among them (see the package doc). Zero means DefaultBatchSize.
 	BatchSize int
 	// PollInterval is how long Run waits after a round that found nothing
 	// to publish, unless Notify wakes it. It is also the first wait after a
 	// failed round; the wait then grows up to 10s. Zero means
 	// DefaultPollInterval.
 	PollInterval time.Duration
-	// PublishTimeout bounds the publishing of one round. On Postgres the
-	// round's rows stay locked meanwhile. Zero means DefaultPublishTimeout.
+	// PublishTimeout bounds the publishing of one round, all its waves. On
+	// Postgres the round's keys stay locked meanwhile. Zero means
+	// DefaultPublishTimeout.
 	PublishTimeout time.Duration
 	// Retention is how long sent rows stay in the table before Run deletes
 	// them. Zero means DefaultRetention; negative, for ever.
@@ -118,6 +119,8 @@ type Relay struct {
 	// Postgres it locks them and skips rows another relay holds; SQLite has
 	// no row locks (and a single relay).
 	lockClause string
+	// roundQuery is the round's SELECT with lockClause in place.
+	roundQuery string
 	// wake carries Notify's calls to an idle Run; its buffer of one keeps
 	// a call made while Run is busy.
 	wake    chan struct{}
@@ -141,6 +144,7 @@ func NewRelay(db *database.DB, pub Publisher, opts RelayOptions, log *slog.Logge
 	if db.Dialect() == database.Postgres {
 		r.lockClause = " FOR UPDATE OF o SKIP LOCKED"
 	}
+	r.roundQuery = fmt.Sprintf(roundQuery, r.lockClause)
 	if reg != nil {
 		if err := r.metrics.register(reg); err != nil {
 			return nil, err
@@ -215,25 +219,44 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// headsQuery selects the pending messages that are the oldest pending
-// message of their key, oldest first. Taking only those is what keeps a key's
-// order: its next message becomes eligible only once this one is marked
-// sent, which is after the broker acknowledged it. On Postgres, a head
-// locked by another relay is skipped, and its key's later rows still see it
-// pending, so they are not taken either.
-const headsQuery = `SELECT o.seq, o.id, o.topic, o.key, o.headers, o.payload, o.traceparent, o.tracestate, o.created_at
-FROM outbox AS o
-WHERE o.sent_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)
-ORDER BY o.seq
+// roundQuery selects the messages of one round. First the heads: the
+// pending messages that are the oldest pending message of their key, oldest
+// first, at most BatchSize; on Postgres the %s is the lock clause, which
+// locks them and skips heads another relay holds. Then, oldest first and at
+// most BatchSize in all, the pending messages of the heads' keys, heads
+// included.
+//
+// Holding a key's head is what keeps its order. While a head is pending,
+// every later message of its key fails the NOT EXISTS of every relay, so no
+// other relay takes any message of that key; the relay holding the head
+// takes a prefix of the key's queue (all its pending messages up to the
+// round's cutoff in seq), publishes it in order and marks it sent in one
+// transaction, after which the next pending message is the key's new head.
+// The messages after a head need no lock of their own. One statement and
+// one snapshot: the heads a concurrent relay marked sent meanwhile are
+// dropped by the lock's recheck, and with them their keys.
+const roundQuery = `WITH heads AS MATERIALIZED (
+  SELECT o.key FROM outbox AS o
+  WHERE o.sent_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.key = o.key AND p.sent_at IS NULL AND p.seq < o.seq)
+  ORDER BY o.seq
+  LIMIT ?%s
+)
+SELECT m.seq, m.id, m.topic, m.key, m.headers, m.payload, m.traceparent, m.tracestate, m.created_at
+FROM outbox AS m JOIN heads AS h ON h.key = m.key
+WHERE m.sent_at IS NULL
+ORDER BY m.seq
 LIMIT ?`
 
-// RelayOnce runs one round: it takes up to BatchSize pending messages, at
-// most one per key, publishes them and marks those the broker acknowledged
-// as sent. It returns how many it marked, and the errors of publishing
-// (the failed messages stay pending) and of the database. It also updates
-// the gauges. Tests call it; Run runs the same rounds in a loop, and
-// refreshes the gauges at most every second while rounds find work.
+// RelayOnce runs one round: it takes up to BatchSize pending messages, the
+// oldest pending message of each key it takes and as many of the messages
+// that follow it as fit, publishes them in waves that keep each key's order
+// (see publishInOrder) and marks those the broker acknowledged as sent. It
+// returns how many it marked, and the errors of publishing (the failed
+// messages, and the later ones of their keys, stay pending) and of the
+// database. It also updates the gauges. Tests call it; Run runs the same
+// rounds in a loop, and refreshes the gauges at most every second while
+// rounds find work.
 //
 // On Postgres the round is one transaction that holds its rows locked while
 // it publishes. On SQLite it is not: a transaction would take the database's
@@ -250,11 +273,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	var publishErr error
 	round := func(tx *gorm.DB) error {
 		var rows []row
-		if err := tx.Raw(headsQuery+r.lockClause, r.opts.BatchSize).Scan(&rows).Error; err != nil {
+		if err := tx.Raw(r.roundQuery, r.opts.BatchSize, r.opts.BatchSize).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("select outbox messages: %w", err)
 		}
 		var acked []int64
-		acked, publishErr = r.publish(ctx, rows)
+		acked, publishErr = r.publishInOrder(ctx, rows)
 		if len(acked) == 0 {
 			return nil
 		}
@@ -277,16 +300,69 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	return int(marked), errors.Join(publishErr, err)
 }
 
-// publish publishes rows and returns the seqs of those the broker
-// acknowledged. It makes one WriteMessages call per topic, in parallel,
-// because kafka-go fails a whole call when it cannot look up one topic: a
-// topic the broker refuses then holds back only its own rows.
-func (r *Relay) publish(ctx context.Context, rows []row) ([]int64, error) {
+// publishInOrder publishes rows, in seq order, and returns the seqs of
+// those the broker acknowledged. It publishes in waves: the first wave is
+// the first message of every key, the next the second message of every key
+// whose first was acknowledged, and so on, each wave once the one before
+// was acknowledged. So a key's message is sent only after the one before it
+// is in the log, and a message that fails holds back the rest of its key
+// (they stay pending, in order, for a later round) and nothing else.
+//
+// Why not all in one WriteMessages call: kafka-go cuts the messages of one
+// partition into batches (Writer.BatchSize, BatchBytes) written one after
+// the other, and a later batch is written even when an earlier one failed,
+// which would publish a key's later message before its earlier one. A wave
+// costs a round trip to the broker, and the writer's BatchTimeout, and
+// a round has as many waves as its deepest key has messages in it; the
+// database is queried once per round whatever the depth.
+func (r *Relay) publishInOrder(ctx context.Context, rows []row) ([]int64, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
 	defer cancel()
+	queues := make(map[string][]row) // each key's rows, in seq order
+	var wave []row                   // the first row of each key
+	for _, row := range rows {
+		if _, ok := queues[row.Key]; !ok {
+			wave = append(wave, row)
+		}
+		queues[row.Key] = append(queues[row.Key], row)
+	}
+	var acked []int64
+	var errs []error
+	for depth := 0; len(wave) > 0; depth++ {
+		if err := ctx.Err(); err != nil {
+			// Stopped, or PublishTimeout: the rest stays pending. (kafka-go
+			// would still write a call made now.)
+			errs = append(errs, fmt.Errorf("publish: %d waves done: %w", depth, err))
+			break
+		}
+		ok, err := r.publish(ctx, wave)
+		acked = append(acked, ok...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		sent := make(map[int64]bool, len(ok))
+		for _, seq := range ok {
+			sent[seq] = true
+		}
+		var next []row
+		for _, m := range wave {
+			if q := queues[m.Key]; sent[m.Seq] && depth+1 < len(q) {
+				next = append(next, q[depth+1])
+			}
+		}
+		wave = next
+	}
+	return acked, errors.Join(errs...)
+}
+
+// publish publishes rows, at most one per key, and returns the seqs of those
+// the broker acknowledged. It makes one WriteMessages call per topic, in
+// parallel, because kafka-go fails a whole call when it cannot look up one
+// topic: a topic the broker refuses then holds back only its own rows.
+func (r *Relay) publish(ctx context.Context, rows []row) ([]int64, error) {
 	byTopic := make(map[string][]row)
 	for _, row := range rows {
 		byTopic[row.Topic] = append(byTopic[row.Topic], row)

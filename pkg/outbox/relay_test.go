@@ -202,10 +202,77 @@ func TestRelay(t *testing.T) {
 				msgs := keyed(topic, []string{"a", "b"}, 2)
 				add(ctx, t, db, msgs...)
 
-				pub := &keyFailingPublisher{next: newWriter(t, addr), bad: "a", fails: 1}
+				pub := &failingPublisher{next: newWriter(t, addr), bad: keyIs("a"), fails: 1}
 				relay, reg := newRelay(t, db, pub, outbox.RelayOptions{})
-				if n, err := relay.RelayOnce(ctx); n != 1 || !errors.Is(err, kafka.LeaderNotAvailable) {
-					t.Fatalf("RelayOnce = %d, %v; want 1, %v", n, err, kafka.LeaderNotAvailable)
+				// The round publishes both of b's and none of a's.
+				if n, err := relay.RelayOnce(ctx); n != 2 || !errors.Is(err, kafka.LeaderNotAvailable) {
+					t.Fatalf("RelayOnce = %d, %v; want 2, %v", n, err, kafka.LeaderNotAvailable)
+				}
+				if n := count(t, db, "sent_at IS NULL AND key = 'a'"); n != 2 {
+					t.Errorf("%d of a's messages pending, want both", n)
+				}
+				if n := drain(ctx, t, relay); n != 2 {
+					t.Errorf("relayed %d more, want 2", n)
+				}
+				order, dups := firstPublications(t, readAll(ctx, t, addr, topic))
+				if diff := cmp.Diff(wantOrder(msgs), order); diff != "" {
+					t.Errorf("per-key order (-want +got):\n%s", diff)
+				}
+				if dups != 0 {
+					t.Errorf("%d duplicates, want none", dups)
+				}
+				if diff := cmp.Diff(gauges{Published: 4, Failures: 1}, readGauges(t, reg)); diff != "" {
+					t.Errorf("metrics (-want +got):\n%s", diff)
+				}
+			})
+
+			t.Run("publishes many messages of a key in one round, in order", func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+				defer cancel()
+				db, addr := newDB(t), startBroker(ctx, t, topic)
+				const perKey = 40
+				msgs := keyed(topic, []string{"a", "b", "c"}, perKey)
+				add(ctx, t, db, msgs...)
+
+				relay, reg := newRelay(t, db, newWriter(t, addr), outbox.RelayOptions{BatchSize: 100})
+				// One message per key and round would take perKey rounds.
+				if n, err := relay.RelayOnce(ctx); n != 100 || err != nil {
+					t.Fatalf("RelayOnce = %d, %v; want 100, nil", n, err)
+				}
+				if n := drain(ctx, t, relay); n != len(msgs)-100 {
+					t.Errorf("relayed %d more, want %d", n, len(msgs)-100)
+				}
+				order, dups := firstPublications(t, readAll(ctx, t, addr, topic))
+				if diff := cmp.Diff(wantOrder(msgs), order); diff != "" {
+					t.Errorf("per-key order (-want +got):\n%s", diff)
+				}
+				if dups != 0 {
+					t.Errorf("%d duplicates, want none", dups)
+				}
+				if diff := cmp.Diff(gauges{Published: float64(len(msgs))}, readGauges(t, reg)); diff != "" {
+					t.Errorf("metrics (-want +got):\n%s", diff)
+				}
+			})
+
+			t.Run("a message that fails holds back the rest of its key in the round", func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+				defer cancel()
+				db, addr := newDB(t), startBroker(ctx, t, topic)
+				msgs := keyed(topic, []string{"a", "b"}, 6)
+				add(ctx, t, db, msgs...)
+
+				pub := &failingPublisher{next: newWriter(t, addr), bad: idIs("a/3"), fails: 1}
+				relay, reg := newRelay(t, db, pub, outbox.RelayOptions{})
+				// a/0 to a/2 and all of b; a/3 fails, a/4 and a/5 wait.
+				if n, err := relay.RelayOnce(ctx); n != 9 || !errors.Is(err, kafka.LeaderNotAvailable) {
+					t.Fatalf("RelayOnce = %d, %v; want 9, %v", n, err, kafka.LeaderNotAvailable)
+				}
+				var pending []string
+				if err := db.Raw("SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY seq").Scan(&pending).Error; err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff([]string{"a/3", "a/4", "a/5"}, pending); diff != "" {
+					t.Errorf("pending after the round (-want +got):\n%s", diff)
 				}
 				if n := drain(ctx, t, relay); n != 3 {
 					t.Errorf("relayed %d more, want 3", n)
@@ -217,7 +284,7 @@ func TestRelay(t *testing.T) {
 				if dups != 0 {
 					t.Errorf("%d duplicates, want none", dups)
 				}
-				if diff := cmp.Diff(gauges{Published: 4, Failures: 1}, readGauges(t, reg)); diff != "" {
+				if diff := cmp.Diff(gauges{Published: 12, Failures: 1}, readGauges(t, reg)); diff != "" {
 					t.Errorf("metrics (-want +got):\n%s", diff)
 				}
 			})

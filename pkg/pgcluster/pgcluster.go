@@ -72,6 +72,11 @@ type Options struct {
 	// the cluster stops. nil discards it; errors from Start still carry the
 	// tail of the output that explains them.
 	Log io.Writer
+	// Settings are more server settings, each "name=value" as the server's
+	// -c option takes it, applied after the package's own (a setting given
+	// here wins), for example "shared_preload_libraries=pg_stat_statements".
+	// nil adds none.
+	Settings []string
 }
 
 // Cluster is a running PostgreSQL server with its own data directory.
@@ -81,6 +86,8 @@ type Cluster struct {
 	run  runner
 	dir  string // data directory, also the Unix socket directory
 	port int
+	// settings are Options.Settings.
+	settings []string
 
 	mu      sync.Mutex // guards stopped; held for the whole of Stop
 	stopped bool
@@ -115,9 +122,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("start postgres: create data directory: %w", err)
 	}
 	c := &Cluster{
-		bins: bins,
-		run:  runner{dir: dir, cred: cred, log: opts.Log},
-		dir:  dir,
+		bins:     bins,
+		run:      runner{dir: dir, cred: cred, log: opts.Log},
+		dir:      dir,
+		settings: opts.Settings,
 	}
 	if err := c.start(ctx, opts.Port); err != nil {
 		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -172,6 +180,9 @@ func (c *Cluster) startServer(ctx context.Context, port int) error {
 	serverOpts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c %s"+
 		" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
 		port, shellQuote("unix_socket_directories="+socketDir))
+	for _, setting := range c.settings {
+		serverOpts += " -c " + shellQuote(setting)
+	}
 	err := c.run.run(ctx, c.bins.pgCtl,
 		"start", "-w", "-t", "60", "-D", c.dir, "-l", logPath, "-o", serverOpts)
 	if err == nil {

@@ -189,6 +189,40 @@ func TestStartLongDir(t *testing.T) {
 	}
 }
 
+// TestStartSettings starts a cluster with extra settings: one the package
+// sets itself, overridden, and a library to preload, whose extension then
+// works.
+func TestStartSettings(t *testing.T) {
+	t.Parallel()
+	requirePostgres(t)
+	c, err := pgcluster.Start(t.Context(), pgcluster.Options{
+		Dir:      sharedTempDir(t, ""),
+		Settings: []string{"max_connections=50", "shared_preload_libraries=pg_stat_statements"},
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { c.Stop(context.Background()) })
+	conn := connect(t, c.URL("postgres"))
+	for setting, want := range map[string]string{"max_connections": "50", "shared_preload_libraries": "pg_stat_statements"} {
+		var got string
+		if err := conn.QueryRow(t.Context(), "SELECT current_setting($1)", setting).Scan(&got); err != nil {
+			t.Fatalf("read %s: %v", setting, err)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", setting, got, want)
+		}
+	}
+	if _, err := conn.Exec(t.Context(), "CREATE EXTENSION pg_stat_statements"); err != nil {
+		t.Fatalf("create extension: %v", err)
+	}
+	var calls int64
+	err = conn.QueryRow(t.Context(), "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements WHERE query LIKE 'CREATE EXTENSION%'").Scan(&calls)
+	if err != nil || calls != 1 {
+		t.Errorf("pg_stat_statements: CREATE EXTENSION called %d times, %v; want 1, nil", calls, err)
+	}
+}
+
 func TestStartPortInUse(t *testing.T) {
 	t.Parallel()
 	requirePostgres(t)

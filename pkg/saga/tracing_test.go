@@ -86,7 +86,7 @@ func testOneTrace(t *testing.T, b backend) {
 		got := attribute.NewSet(byName[name].Attributes()...)
 		for _, a := range attrs {
 			if v, ok := got.Value(a.Key); !ok || v != a.Value {
-				t.Errorf("span %q: %s = %v, want %v", name, a.Key, v.Emit(), a.Value.Emit())
+				t.Errorf("span %q: %s = %v, want %v", name, a.Key, v.String(), a.Value.String())
 			}
 		}
 	}

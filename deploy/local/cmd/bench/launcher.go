@@ -22,12 +22,18 @@ type launcher struct {
 	err   error         // the exit error of cmd.Wait; read after done
 }
 
-func startLauncher(path, logPath string, args ...string) (*launcher, error) {
+// startLauncher starts the launcher at path with args, its output going to
+// logPath; env is added to bench's environment, which the launcher and the
+// programs it starts inherit.
+func startLauncher(path, logPath string, env []string, args ...string) (*launcher, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	l := &launcher{cmd: exec.Command(path, args...), ready: make(chan struct{}), done: make(chan struct{})}
+	if len(env) > 0 {
+		l.cmd.Env = append(os.Environ(), env...)
+	}
 	l.cmd.Stderr = l.cmd.Stdout
 	stdout, err := l.cmd.StdoutPipe()
 	if err != nil {

@@ -61,8 +61,9 @@ func (c *counts) add(sent, measured bool, err error) {
 // measure runs the load against the stack whose gateway is at gateway and
 // whose broker is at broker, and returns what it measured. launcherPID is
 // the launcher's: its descendants' CPU use, and PostgreSQL's, is sampled
-// over the window.
-func measure(ctx context.Context, o options, launcherPID int, gateway, broker string) (*result, error) {
+// over the window. With -cost, the services' counters are read at the
+// window's ends, and PostgreSQL's from pg if not nil.
+func measure(ctx context.Context, o options, launcherPID int, pg *postgres, gateway, broker string) (*result, error) {
 	conns := o.maxInFlight
 	if o.rate == 0 {
 		conns = o.concurrency
@@ -103,18 +104,33 @@ func measure(ctx context.Context, o options, launcherPID int, gateway, broker st
 		return nil, err
 	}
 
-	var cpuStart, cpuEnd cpuSnapshot
+	var atStart, atEnd sample
+	var sampleErr error
 	sampled := make(chan struct{})
+	profiled := make(chan error, 1)
+	var profiles []string
 	go func() {
 		defer close(sampled)
 		if sleepUntil(ctx, windowStart) != nil {
+			profiled <- nil
 			return
 		}
-		cpuStart = sampleCPU(launcherPID, o.dir)
+		if o.profileDir != "" {
+			go func() {
+				var err error
+				profiles, err = fetchProfiles(ctx, o.profileDir, o.adminAddrs, o.duration)
+				profiled <- err
+			}()
+		} else {
+			profiled <- nil
+		}
+		if atStart, sampleErr = takeSample(ctx, o, launcherPID, pg, true); sampleErr != nil {
+			return
+		}
 		if sleepUntil(ctx, windowEnd) != nil {
 			return
 		}
-		cpuEnd = sampleCPU(launcherPID, o.dir)
+		atEnd, sampleErr = takeSample(ctx, o, launcherPID, pg, false)
 	}()
 
 	var c counts
@@ -155,6 +171,9 @@ wait:
 		}
 	}
 	<-sampled
+	if err := errors.Join(sampleErr, <-profiled); err != nil {
+		return nil, err
+	}
 	stopReading()
 	var readErrs []error
 	for range readers {
@@ -164,8 +183,11 @@ wait:
 		return nil, err
 	}
 
-	res := &result{opts: o, products: len(skus), cpu: cpuEnd.since(cpuStart)}
+	res := &result{opts: o, products: len(skus), cpu: atEnd.cpu.since(atStart.cpu), profiles: profiles}
 	res.completions = t.windowCompletions()
+	if o.cost {
+		res.cost = atEnd.minus(atStart, res.completions, o)
+	}
 	c.mu.Lock()
 	res.submitted, res.errors, res.skipped, res.byError = c.submitted, c.errors, c.skipped, c.byError
 	c.mu.Unlock()

@@ -27,9 +27,27 @@
 // waited for up to -drain after it. At the end the stack is stopped with
 // SIGINT, and bench fails unless the launcher exits 0.
 //
+// The CPU time each process of the stack used in the window is read from
+// /proc. With -cost, bench also reports what one completed saga cost on
+// average: CPU microseconds per process, Kafka messages produced and
+// consumed per service (from the services' /metrics), and in -mode full SQL
+// transactions and statements per database, with the most frequent
+// statements (from pg_stat_database and pg_stat_statements, which bench
+// has the launcher preload). See cost.go. With -profile dir, bench also
+// writes a CPU profile of the window of every service to dir (see
+// profile.go).
+//
+// With -reads it measures reads instead: -concurrency closed-loop workers
+// GET /api/v1/products through the gateway during -warmup and -duration,
+// and it reports the window's requests per second, latency percentiles and
+// the CPU µs each process spent per request. With -jaeger the launcher also
+// starts Jaeger and the services export their traces to it, sampled as the
+// OTEL_TRACES_SAMPLER variables of bench's environment say (make
+// bench-telemetry compares tracing off, at 100 % and at 10 %).
+//
 // Usage:
 //
-//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-bin .run/bin]
+//	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-profile dir] [-bin .run/bin]
 package main
 
 import (
@@ -71,11 +89,18 @@ type options struct {
 	warmup      time.Duration
 	drain       time.Duration
 	bin         string
-	dir         string // "" means a new temporary directory, removed at the end
-	portBase    int    // 0 means free ports
-	brokerPort  int    // 0 means a free port
-	products    int    // products the orders are spread over
-	maxInFlight int    // open loop: POSTs awaiting an answer before arrivals are skipped
+	dir         string            // "" means a new temporary directory, removed at the end
+	portBase    int               // 0 means free ports
+	brokerPort  int               // 0 means a free port
+	products    int               // products the orders are spread over
+	maxInFlight int               // open loop: POSTs awaiting an answer before arrivals are skipped
+	cost        bool              // report the cost per saga
+	top         int               // -cost, -mode full: statements listed
+	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
+	profileDir  string            // where to write the services' CPU profiles; "" writes none
+	jaeger      string            // Jaeger binary the launcher starts and the services export to; "" none
+	reads       bool              // measure GET /api/v1/products instead of checkouts
+	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -94,6 +119,11 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.brokerPort, "broker-port", 0, "the launcher's -broker-port; 0 picks a free port")
 	fs.IntVar(&o.products, "products", 8, "number of products the orders are spread over (one line of quantity 1 each)")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 2000, "open loop: POSTs awaiting an answer beyond which an arrival is skipped and counted")
+	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
+	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
+	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger binary (make slow-tools: .run/tools/jaeger) the launcher starts on free ports, the services exporting their traces to it; sampling follows the OTEL_TRACES_SAMPLER variables of bench's environment; empty: nothing exported")
+	fs.BoolVar(&o.reads, "reads", false, "measure reads instead of checkouts: -concurrency closed-loop workers GET /api/v1/products through the gateway; requests/s, latency percentiles and CPU µs per request of every process")
+	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,6 +150,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-products: %d is not from 1 to 100", o.products)
 	case o.maxInFlight < 1 || o.maxInFlight > 100_000:
 		return o, fmt.Errorf("-max-in-flight: %d is not from 1 to 100000", o.maxInFlight)
+	case o.top < 0 || o.top > 1000:
+		return o, fmt.Errorf("-top: %d is not from 0 to 1000", o.top)
 	}
 	return o, nil
 }
@@ -159,10 +191,43 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 
+	launcherArgs := []string{"-mode", o.mode, "-dir", o.dir, "-bin", o.bin,
+		"-port-base", strconv.Itoa(o.portBase), "-broker-port", strconv.Itoa(o.brokerPort)}
+	pgStats := o.cost && o.mode == "full"
+	if pgStats {
+		if o.pgPort, err = freePortRange(1); err != nil {
+			return err
+		}
+		launcherArgs = append(launcherArgs, "-postgres-port", strconv.Itoa(o.pgPort), "-postgres-setting", pgStatStatements)
+	}
+
+	if o.jaeger != "" {
+		query, err := freePortRange(2)
+		if err != nil {
+			return err
+		}
+		otlp, err := freePortRange(2)
+		if err != nil {
+			return err
+		}
+		launcherArgs = append(launcherArgs, "-jaeger", o.jaeger,
+			"-jaeger-port", strconv.Itoa(query+1), "-otlp-port", strconv.Itoa(otlp+1))
+	}
+
+	var env []string
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		base, err := freePortRange(len(services))
+		if err != nil {
+			return err
+		}
+		env, o.adminAddrs = adminEnv(base)
+	}
+
 	logPath := filepath.Join(o.dir, "launcher.log")
-	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath,
-		"-mode", o.mode, "-dir", o.dir, "-bin", o.bin,
-		"-port-base", strconv.Itoa(o.portBase), "-broker-port", strconv.Itoa(o.brokerPort))
+	l, err := startLauncher(filepath.Join(o.bin, "launcher"), logPath, env, launcherArgs...)
 	if err != nil {
 		return err
 	}
@@ -179,7 +244,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return fmt.Errorf("%w (see %s)", err, logPath)
 	}
 
-	res, err := measure(ctx, o, l.pid(), "http://127.0.0.1:"+strconv.Itoa(o.portBase), "127.0.0.1:"+strconv.Itoa(o.brokerPort))
+	if o.reads {
+		r, err := measureReads(ctx, o, l.pid(), "http://127.0.0.1:"+strconv.Itoa(o.portBase))
+		if err != nil {
+			return err
+		}
+		r.print(stdout)
+		return nil
+	}
+
+	var pg *postgres
+	if pgStats {
+		if pg, err = connectPostgres(ctx, o.pgPort); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, pg.close(context.WithoutCancel(ctx))) }()
+	}
+	res, err := measure(ctx, o, l.pid(), pg, "http://127.0.0.1:"+strconv.Itoa(o.portBase), "127.0.0.1:"+strconv.Itoa(o.brokerPort))
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,10 @@ type result struct {
 	toArrival  []time.Duration // per finished order of the window: event arrival − POST sent
 	toOccurred []time.Duration // per finished order of the window: occurred_at − POST sent
 
-	cpu []cpuShare // CPU use of the stack's processes over the window
+	cpu  []cpuShare // CPU use of the stack's processes over the window
+	cost *cost      // -cost
+	// profiles are the CPU profiles written (-profile).
+	profiles []string
 }
 
 func (r *result) print(w io.Writer) {
@@ -56,6 +59,13 @@ func (r *result) print(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s %.1f%%", c.name, pct))
 		}
 		fmt.Fprintf(w, "CPU over the window (%% of one core; 2 cores = 200%%): %s; total %.1f%%\n", strings.Join(parts, ", "), total)
+	}
+	if r.cost != nil {
+		r.cost.print(w)
+	}
+	if len(r.profiles) > 0 {
+		slices.Sort(r.profiles)
+		fmt.Fprintf(w, "CPU profiles of the window (go tool pprof -top FILE): %s\n", strings.Join(r.profiles, " "))
 	}
 }
 

@@ -46,6 +46,10 @@ var programs = []string{
 // to the services.
 var stackEnv = []string{"ORDER_CHARGE_TIMEOUT=5s", "PAYMENT_PSP_TIMEOUT=1s"}
 
+// serviceOffsets are the services' ports relative to the launcher's
+// -port-base.
+var serviceOffsets = map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3, "psp": pspOffset}
+
 // TestNativeStack is the end-to-end smoke test: it builds every program,
 // runs the launcher as `make run` and `make run-full` do, checks every
 // /readyz, shops through the gateway, stops it with SIGINT and checks that
@@ -100,7 +104,7 @@ func TestNativeStack(t *testing.T) {
 			l := startLauncher(t, env, filepath.Join(bin, "launcher"), args...)
 			l.waitForLine(t, "all processes ready", 3*time.Minute)
 
-			for name, offset := range map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3, "psp": pspOffset} {
+			for name, offset := range serviceOffsets {
 				url := fmt.Sprintf("http://127.0.0.1:%d/readyz", base+offset)
 				resp, err := http.Get(url)
 				if err != nil {
@@ -121,7 +125,11 @@ func TestNativeStack(t *testing.T) {
 			})
 			if mode == "full" {
 				t.Run("observe", func(t *testing.T) {
-					observe(t, fmt.Sprintf("http://127.0.0.1:%d", base), fmt.Sprintf("http://127.0.0.1:%d", jaegerPort),
+					processes := map[string]string{}
+					for name, offset := range serviceOffsets {
+						processes[name] = fmt.Sprintf("http://127.0.0.1:%d", base+offset)
+					}
+					observe(t, processes, fmt.Sprintf("http://127.0.0.1:%d", jaegerPort),
 						fmt.Sprintf("http://127.0.0.1:%d", prometheusPort), l)
 				})
 			}

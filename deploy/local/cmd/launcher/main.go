@@ -9,8 +9,9 @@
 // SIGKILL after a deadline). It exits 0 only if every process exited 0.
 //
 // In -mode=full it first starts a throwaway PostgreSQL cluster under the run
-// directory and points each service at its own database there; in the
-// default -mode=embedded the services use SQLite files.
+// directory (on -postgres-port, with any -postgres-setting) and points each
+// service at its own database there; in the default -mode=embedded the
+// services use SQLite files.
 //
 // Given -jaeger and -prometheus (make run-full gives both), it also starts
 // Jaeger, before the services, which then export their traces to it
@@ -36,6 +37,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,7 +70,9 @@ type options struct {
 	stopTimeout  time.Duration
 	obs          observability
 	consulBin    string
-	consulPort   int // HTTP API; the agent's server and gossip ports are the next three
+	consulPort   int      // HTTP API; the agent's server and gossip ports are the next three
+	pgPort       int      // -mode full: the cluster's port; 0 picks a free one
+	pgSettings   []string // -mode full: more server settings, name=value
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -90,6 +94,14 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.obs.prometheusPort, "prometheus-port", 9090, "Prometheus port")
 	fs.StringVar(&o.consulBin, "consul", "", "Consul binary to start in -mode=full, the services registering there and the gateway resolving through it (empty: no Consul, fixed addresses)")
 	fs.IntVar(&o.consulPort, "consul-port", 8500, "Consul's HTTP API port; its server, LAN and WAN gossip ports are the next three")
+	fs.IntVar(&o.pgPort, "postgres-port", 0, "-mode full: the PostgreSQL cluster's port on 127.0.0.1; 0 picks a free one")
+	fs.Func("postgres-setting", "-mode full: a server setting name=value for the PostgreSQL cluster, e.g. shared_preload_libraries=pg_stat_statements (repeatable)", func(s string) error {
+		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
+			return fmt.Errorf("%q is not name=value", s)
+		}
+		o.pgSettings = append(o.pgSettings, s)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -106,6 +118,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-jaeger-port: %d and the port below must be ports from 1 to 65535", o.obs.jaegerQueryPort)
 	case !validPort(o.obs.otlpPort-1) || !validPort(o.obs.otlpPort):
 		return o, fmt.Errorf("-otlp-port: %d and the port below must be ports from 1 to 65535", o.obs.otlpPort)
+	case o.pgPort != 0 && !validPort(o.pgPort):
+		return o, fmt.Errorf("-postgres-port: %d is not 0 or a port from 1 to 65535", o.pgPort)
 	case !validPort(o.obs.prometheusPort):
 		return o, fmt.Errorf("-prometheus-port: %d is not a port from 1 to 65535", o.obs.prometheusPort)
 	case !validPort(o.consulPort) || !validPort(o.consulPort+3):
@@ -147,7 +161,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if err := os.MkdirAll(o.dir, 0o755); err != nil {
 			return err
 		}
-		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: o.dir, Log: out.Writer("postgres")})
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: o.dir, Port: o.pgPort, Log: out.Writer("postgres"), Settings: o.pgSettings})
 		if err != nil {
 			return err
 		}

@@ -63,8 +63,10 @@ type checkout struct {
 // Jaeger, across the services and the broker, in the right parent/child
 // order, with its saga steps and compensations; a log line of a handled
 // message with the trace id; and every query of the dashboards and of the
-// rules answered by Prometheus with data.
-func observe(t *testing.T, gateway, jaegerURL, prometheusURL string, l *launcher) {
+// rules answered by Prometheus with data; and every process's metrics
+// (processes: name → base URL) as promtool wants them.
+func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL string, l *launcher) {
+	gateway := processes["gateway"]
 	action := func(step string) string { return "saga action " + step }
 	compensate := func(step string) string { return "saga compensate " + step }
 	all := []string{"gateway", "order", "inventory", "payment", "psp"}
@@ -137,6 +139,26 @@ func observe(t *testing.T, gateway, jaegerURL, prometheusURL string, l *launcher
 		line := regexp.MustCompile(`(?m)^inventory\s+\| .*"msg":"command handled".*"trace_id":"` + good.traceID + `"`)
 		if !line.MatchString(l.output()) {
 			t.Errorf("no line of inventory's handling of a command carries the trace id %s", good.traceID)
+		}
+	})
+
+	t.Run("promtool check metrics on every process", func(t *testing.T) {
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Fatal(err) // installed with prometheus, which this stack runs
+		}
+		for name, base := range processes {
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(promtool, "check", "metrics")
+			cmd.Stdin = resp.Body
+			out, err := cmd.CombinedOutput()
+			resp.Body.Close()
+			if err != nil || len(out) > 0 {
+				t.Errorf("%s: promtool check metrics: %v\n%s", name, err, out)
+			}
 		}
 	})
 
@@ -233,21 +255,29 @@ func checkTree(t *testing.T, tr jaegertest.Trace, callerSpan string) {
 // handling of the previous one's reply.
 func checkCausality(t *testing.T, tr jaegertest.Trace, co *checkout) {
 	t.Helper()
-	type link struct{ descendant, ancestor string }
+	// A participant's span of a command says which step and operation it
+	// handled (saga.step, saga.operation); the links are about actions.
+	type link struct{ descendant, step, ancestor string }
+	inventory, payment := "process "+checkoutv1.TopicInventoryCommands, "process "+checkoutv1.TopicPaymentCommands
 	links := []link{
-		{"saga start", "POST /api/v1/orders"},
-		{"saga action " + checkoutv1.StepReserveStock, "saga start"},
-		{"process " + checkoutv1.TopicInventoryCommands, "saga action " + checkoutv1.StepReserveStock},
-		{"process " + checkoutv1.TopicPaymentCommands, "saga action " + checkoutv1.StepChargePayment},
-		{"saga action " + checkoutv1.StepChargePayment, "process " + checkoutv1.TopicInventoryCommands},
+		{"saga start", "", "POST /api/v1/orders"},
+		{"saga action " + checkoutv1.StepReserveStock, "", "saga start"},
+		{inventory, checkoutv1.StepReserveStock, "saga action " + checkoutv1.StepReserveStock},
+		{payment, checkoutv1.StepChargePayment, "saga action " + checkoutv1.StepChargePayment},
+		{"saga action " + checkoutv1.StepChargePayment, "", inventory},
 	}
 	if slices.Contains(co.wantServices, "psp") {
-		links = append(links, link{"POST /v1/charges", "process " + checkoutv1.TopicPaymentCommands})
+		links = append(links, link{"POST /v1/charges", "", payment})
 	}
 	for _, l := range links {
-		spans := tr.ByName(l.descendant)
+		var spans []jaegertest.Span
+		for _, s := range tr.ByName(l.descendant) {
+			if l.step == "" || s.Tags["saga.step"] == l.step && s.Tags["saga.operation"] == "action" {
+				spans = append(spans, s)
+			}
+		}
 		if len(spans) == 0 {
-			t.Errorf("no span %q\n%s", l.descendant, tr)
+			t.Errorf("no span %q (step %q)\n%s", l.descendant, l.step, tr)
 		}
 		for _, s := range spans {
 			if !hasAncestor(tr, s, l.ancestor) {

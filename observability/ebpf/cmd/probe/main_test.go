@@ -429,6 +429,30 @@ func TestAgreementGateway(t *testing.T) {
 	}, func() string { return cmp.Diff(received, got) })
 	t.Logf("probe and client agree on the gateway: %v", got)
 
+	// The gateway's own RED histogram (pkg/telemetry, the SDK side) counts
+	// the same requests: per route template and status class, the probe's
+	// counts must equal it. Gin names a parameter :sku where the probe's
+	// patterns say {sku}; /healthz is not observed by the SDK (probes would
+	// drown the dashboards), so it is left out.
+	sdk := make(map[route]int)
+	for _, metric := range scrape(t, base)["http_server_request_duration_seconds"].GetMetric() {
+		l := labels(metric)
+		path := strings.ReplaceAll(l["http_route"], ":sku", "{sku}")
+		var class int
+		fmt.Sscanf(l["http_response_status_class"], "%dxx", &class)
+		sdk[route{l["http_request_method"], path, class}] += int(metric.GetHistogram().GetSampleCount())
+	}
+	probe := make(map[route]int)
+	for r, n := range got {
+		if r.Path != "/healthz" {
+			probe[route{r.Method, r.Path, r.Status / 100}] += n
+		}
+	}
+	if diff := cmp.Diff(probe, sdk); diff != "" {
+		t.Errorf("the probe's requests by route and status class and the gateway's own http_server_request_duration_seconds differ (-probe +sdk):\n%s", diff)
+	}
+	t.Logf("probe and the gateway's SDK metrics agree: %v", sdk)
+
 	refused := map[string]string{"process": name, "peer": down}
 	var failures float64
 	waitFor(t, "the gateway's refused calls counted", func() bool {
