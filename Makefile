@@ -28,8 +28,8 @@ build: ## build every program into .run/bin
 run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
 	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN)
 
-run-full: build $(TOOLS)/jaeger prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Jaeger and Prometheus
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus)
+run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Consul, Jaeger and Prometheus
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus)
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)

@@ -92,7 +92,7 @@ func NewConsulResolver(client *api.Client, service string, opts ResolverOptions)
 		health:  client.Health(),
 		service: service,
 		opts:    opts,
-		log:     cmp.Or(opts.Logger, slog.Default()).With(slog.String("service", service)),
+		log:     cmp.Or(opts.Logger, slog.Default()).With(slog.String("upstream", service)),
 		synced:  make(chan struct{}),
 	}
 	r.instances.Store(new([]Instance))

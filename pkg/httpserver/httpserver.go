@@ -96,10 +96,27 @@ func recoverProblem(log *slog.Logger) gin.HandlerFunc {
 // On ctx's end it drains (see the package doc) and returns nil if every
 // in-flight request finished within cfg.ShutdownTimeout.
 func Serve(ctx context.Context, log *slog.Logger, cfg Config, h http.Handler, checks *health.Checks) error {
+	ln, err := Listen(cfg)
+	if err != nil {
+		return err
+	}
+	return ServeListener(ctx, log, cfg, ln, h, checks)
+}
+
+// Listen opens the TCP listener of cfg.Addr, for a caller that needs to
+// know the port before serving (a ":0" address, a registration in service
+// discovery) and then calls ServeListener.
+func Listen(cfg Config) (net.Listener, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	return ln, nil
+}
+
+// ServeListener is Serve on a listener already open; it closes ln.
+// cfg.Addr is not used.
+func ServeListener(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener, h http.Handler, checks *health.Checks) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

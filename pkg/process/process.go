@@ -2,12 +2,26 @@
 // of, whatever else it does: its telemetry (pkg/telemetry: traces over OTLP,
 // one Prometheus registry), an HTTP router with health, metrics and tracing
 // (pkg/httpserver), an optional admin listener with the Go profiler, and the
-// lifecycle that serves, drains and flushes (pkg/lifecycle).
+// lifecycle that serves, drains and flushes (pkg/lifecycle), and, when
+// the environment names a Consul agent, its place in service discovery and
+// its live rules.
 //
 // The gateway and the payment provider simulator are built on it directly;
 // order, inventory and payment through pkg/sagaservice, which adds the
 // database, Kafka and the outbox. So every process is observed, drained and
 // profiled the same way.
+//
+// # Consul: the full mode
+//
+// When CONSUL_HTTP_ADDR (and CONSUL_HTTP_TOKEN, Consul's own variables) is
+// set, the process is in Consul's catalog while it serves: Run registers it
+// once its listener is open — a unique instance id, the address others dial,
+// a version tag and an HTTP check on /readyz (pkg/discovery) — and, when the
+// stop signal arrives, deregisters it first and only then drains, so that
+// no caller is sent to an instance that is stopping. Consul unreachable at
+// start does not stop the process: registration is retried with backoff
+// while it serves. Breakers read their rules from Consul KV and follow
+// them ([Process.Breakers]). Unset, the embedded mode: no Consul at all.
 //
 // A Process is built by one goroutine (Start, then the routes), Run once,
 // and Closed.
@@ -15,18 +29,28 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"runtime/debug"
+	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/gin-gonic/gin"
+	"github.com/hashicorp/consul/api"
 
+	"github.com/microshop/microshop/pkg/breaker"
 	"github.com/microshop/microshop/pkg/config"
+	"github.com/microshop/microshop/pkg/discovery"
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/liverules"
 	"github.com/microshop/microshop/pkg/telemetry"
 )
 
@@ -71,6 +95,11 @@ func (c Config) LogAttrs() []slog.Attr {
 // flushTimeout bounds how long Close waits for the last spans to export.
 const flushTimeout = 5 * time.Second
 
+// deregisterTimeout bounds how long a stopping process waits for Consul to
+// take it out of the catalog before it drains anyway; its check, failing
+// once the listener is closed, takes it out a second later.
+const deregisterTimeout = 2 * time.Second
+
 // Process is the observed HTTP server of a program. Create it with Start.
 type Process struct {
 	// Telemetry is the process's tracer provider and metrics registry; the
@@ -82,16 +111,35 @@ type Process struct {
 	// Router serves HTTP: /healthz, /readyz and /metrics are registered,
 	// every route is traced and measured; the program adds its API.
 	Router *gin.Engine
+	// Consul is the client of the agent named by CONSUL_HTTP_ADDR; nil in
+	// the embedded mode, where that variable is unset. The program builds
+	// its resolvers with it (pkg/discovery).
+	Consul *api.Client
 
-	cfg Config
-	log *slog.Logger
+	name     string
+	cfg      Config
+	log      *slog.Logger
+	tasks    []lifecycle.Task // the Process's own background work: rule watches
+	breakers *breaker.Set
 }
 
 // Start sets up the telemetry of the process name (the OTEL_* variables
 // read through getenv, see pkg/telemetry) and builds its router. Nothing
 // listens until Run. Close the Process when Run returned, or when the
 // program gives up before.
+//
+// With CONSUL_HTTP_ADDR set (read through getenv, like CONSUL_HTTP_TOKEN)
+// the process is registered in Consul while Run serves; see the package
+// doc.
 func Start(ctx context.Context, name string, cfg Config, getenv func(string) string, log *slog.Logger) (*Process, error) {
+	var consul *api.Client
+	if addr := getenv("CONSUL_HTTP_ADDR"); addr != "" {
+		var err error
+		consul, err = api.NewClient(&api.Config{Address: addr, Token: getenv("CONSUL_HTTP_TOKEN")})
+		if err != nil {
+			return nil, fmt.Errorf("consul client of CONSUL_HTTP_ADDR %q: %w", addr, err)
+		}
+	}
 	tel, err := telemetry.Start(ctx, telemetry.Config{ServiceName: name, Getenv: getenv}, log)
 	if err != nil {
 		return nil, err
@@ -99,7 +147,47 @@ func Start(ctx context.Context, name string, cfg Config, getenv func(string) str
 	checks := health.New(2 * time.Second)
 	router := httpserver.NewRouter(log, checks, tel.ServerMiddleware()...)
 	router.GET("/metrics", gin.WrapH(tel.MetricsHandler()))
-	return &Process{Telemetry: tel, Checks: checks, Router: router, cfg: cfg, log: log}, nil
+	return &Process{Telemetry: tel, Checks: checks, Router: router, Consul: consul, name: name, cfg: cfg, log: log}, nil
+}
+
+// Breakers returns the circuit breakers of the process's upstreams
+// (pkg/breaker), their metrics on Telemetry.Registry. In the embedded mode
+// their rules are rules, for good. With Consul, rules are the defaults: the
+// rules in force are the JSON document at microshop/<name>/breaker in
+// Consul KV (liverules.Key), read now and followed while Run runs, each
+// valid change applied at once, an invalid one logged, counted and ignored
+// (pkg/liverules). Call it at most once, before Run; Close closes the set.
+func (p *Process) Breakers(ctx context.Context, rules map[string]breaker.Rules) (*breaker.Set, error) {
+	if p.breakers != nil {
+		return nil, errors.New("breakers: the process has its breakers already")
+	}
+	set, err := breaker.NewSet(breaker.Config{Logger: p.log, Metrics: p.Telemetry.Registry}, rules)
+	if err != nil {
+		return nil, err
+	}
+	p.breakers = set
+	if p.Consul == nil {
+		return set, nil
+	}
+	key := liverules.Key(p.name, "breaker")
+	watch, err := liverules.NewWatch(p.Consul, key, rules, liverules.Options[map[string]breaker.Rules]{
+		Validate: breaker.Validate,
+		OnChange: func(r map[string]breaker.Rules) {
+			if err := set.SetRules(r); err != nil { // validated already: cannot happen
+				p.log.Error("apply breaker rules", slog.String("key", key), slog.Any("error", err))
+			}
+		},
+		Logger:  p.log,
+		Metrics: p.Telemetry.Registry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("breakers: %w", err)
+	}
+	if err := watch.Load(ctx); err != nil {
+		p.log.Warn("breaker rules not read from consul; the defaults hold until they are", slog.String("key", key), slog.Any("error", err))
+	}
+	p.tasks = append(p.tasks, lifecycle.Task{Name: "breaker rules watch", Run: watch.Run})
+	return set, nil
 }
 
 // Run serves HTTP until ctx ends, with tasks running in the background, as
@@ -107,7 +195,12 @@ func Start(ctx context.Context, name string, cfg Config, getenv func(string) str
 // reverse once HTTP has drained. The admin server, if configured, is the
 // first task, so that it outlives the others and a stuck shutdown can still
 // be profiled. Run returns once every goroutine it started has ended.
+//
+// With Consul, the process is registered once it listens and deregistered
+// as soon as ctx ends, before HTTP drains (see the package doc). Tasks
+// the Process added itself (Breakers' rule watch) run before tasks.
 func (p *Process) Run(ctx context.Context, tasks ...lifecycle.Task) error {
+	tasks = append(slices.Clone(p.tasks), tasks...)
 	if p.cfg.AdminAddr != "" {
 		admin := lifecycle.Task{Name: "admin server", Run: func(ctx context.Context) error {
 			cfg := httpserver.Config{Addr: p.cfg.AdminAddr, ShutdownTimeout: time.Second}
@@ -115,13 +208,107 @@ func (p *Process) Run(ctx context.Context, tasks ...lifecycle.Task) error {
 		}}
 		tasks = append([]lifecycle.Task{admin}, tasks...)
 	}
-	serve := func(ctx context.Context) error { return httpserver.Serve(ctx, p.log, p.cfg.HTTP, p.Router, p.Checks) }
-	return lifecycle.Run(ctx, p.log, serve, tasks...)
+	return lifecycle.Run(ctx, p.log, p.serve, tasks...)
+}
+
+// serve serves HTTP until ctx ends and drains. With Consul, the instance is
+// in the catalog meanwhile: registered once the listener is open (retried
+// until Consul answers), deregistered when ctx ends, and only then does the
+// server drain.
+func (p *Process) serve(ctx context.Context) error {
+	if p.Consul == nil {
+		return httpserver.Serve(ctx, p.log, p.cfg.HTTP, p.Router, p.Checks)
+	}
+	ln, err := httpserver.Listen(p.cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	reg, err := p.registrar(ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	// The server's own context ends once the instance has left the
+	// catalog; registered ends with ctx, or when the server failed.
+	serveCtx, drain := context.WithCancel(context.WithoutCancel(ctx))
+	defer drain()
+	registered, leave := context.WithCancel(ctx)
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		defer drain()
+		p.register(registered, reg)
+		<-registered.Done()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
+		defer cancel()
+		if err := reg.Deregister(dctx); err != nil {
+			p.log.Warn("not deregistered from consul; its check will fail once drained", slog.String("instance", reg.ID()), slog.Any("error", err))
+			return
+		}
+		p.log.Info("deregistered from consul", slog.String("instance", reg.ID()))
+	}()
+	err = httpserver.ServeListener(serveCtx, p.log, p.cfg.HTTP, ln, p.Router, p.Checks)
+	leave()
+	<-left
+	return err
+}
+
+// registrar describes the instance listening on addr to Consul. An
+// unspecified listen address (0.0.0.0, ::) is registered under the host
+// name, which is what other hosts and containers resolve.
+func (p *Process) registrar(addr *net.TCPAddr) (*discovery.Registrar, error) {
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		var err error
+		if host, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("register in consul: host name: %w", err)
+		}
+	}
+	return discovery.NewRegistrar(p.Consul, discovery.Registration{
+		Service: p.name, Address: host, Port: addr.Port, Version: buildVersion(),
+	})
+}
+
+// register registers reg, retrying with backoff until Consul accepts it or
+// ctx ends.
+func (p *Process) register(ctx context.Context, reg *discovery.Registrar) {
+	pause := &backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second,
+	}
+	pause.Reset()
+	for {
+		err := reg.Register(ctx)
+		if err == nil {
+			p.log.Info("registered in consul", slog.String("instance", reg.ID()))
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait := pause.NextBackOff()
+		p.log.Warn("not registered in consul; retrying", slog.Any("error", err), slog.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// buildVersion is the main module's version, as telemetry's service.version
+// reports it: "(devel)" for a build from a work tree.
+func buildVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
 }
 
 // Close exports the spans still buffered, waiting at most a few seconds.
 // Call it once, after Run returned.
 func (p *Process) Close() error {
+	if p.breakers != nil {
+		p.breakers.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()
 	if err := p.Telemetry.Shutdown(ctx); err != nil {

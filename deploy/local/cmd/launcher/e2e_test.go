@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
+	"github.com/microshop/microshop/pkg/discovery/consultest"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 )
 
@@ -69,7 +74,7 @@ func TestNativeStack(t *testing.T) {
 			env := stackEnv
 			// The full stack is observed, as make run-full's is: Jaeger
 			// and Prometheus too, inventory logging each command handled.
-			var jaegerPort, prometheusPort int
+			var jaegerPort, prometheusPort, consulPort int
 			if mode == "full" {
 				jaegerBin, prometheusBin := observabilityTools(t)
 				jaegerPort, prometheusPort = freePortRange(t, 2)+1, freePortRange(t, 1)
@@ -78,6 +83,18 @@ func TestNativeStack(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				consulBin, err := consultest.Binary()
+				if err == nil {
+					_, err = os.Stat(consulBin)
+				}
+				if err != nil {
+					if os.Getenv("CI") == "" {
+						t.Skipf("consul unavailable (make .run/tools/consul; set CI=true to fail instead): %v", err)
+					}
+					t.Fatalf("consul unavailable: %v", err)
+				}
+				consulPort = freePortRange(t, 4)
+				args = append(args, "-consul", consulBin, "-consul-port", strconv.Itoa(consulPort))
 				args = append(args, "-jaeger", jaegerBin, "-prometheus", prometheusBin,
 					"-observability", filepath.Join(root, "observability"),
 					"-jaeger-port", strconv.Itoa(jaegerPort), "-otlp-port", strconv.Itoa(otlpPort),
@@ -97,6 +114,10 @@ func TestNativeStack(t *testing.T) {
 				if resp.StatusCode != http.StatusOK {
 					t.Errorf("%s: GET %s = %d, want 200", name, url, resp.StatusCode)
 				}
+			}
+
+			if mode == "full" {
+				t.Run("registered", func(t *testing.T) { registeredInConsul(t, consulPort, base) })
 			}
 
 			t.Run("shop", func(t *testing.T) {
@@ -123,7 +144,7 @@ func TestNativeStack(t *testing.T) {
 			pids := l.startedPIDs()
 			started := []string{"broker", "psp", "inventory", "payment", "order", "gateway"}
 			if mode == "full" {
-				started = append([]string{"jaeger"}, append(started, "prometheus")...)
+				started = append([]string{"consul", "jaeger"}, append(started, "prometheus")...)
 			}
 			for _, name := range started {
 				if _, ok := pids[name]; !ok {
@@ -318,4 +339,34 @@ func worldReadableTempDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// registeredInConsul checks that every service of the shop — not the
+// payment provider, a third party — has exactly one instance in Consul, at
+// the address it serves on, with its check passing.
+func registeredInConsul(t *testing.T, consulPort, base int) {
+	client, err := api.NewClient(&api.Config{Address: "127.0.0.1:" + strconv.Itoa(consulPort)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for name, offset := range map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3} {
+		poll.UntilNil(ctx, t, name+" registered and passing in consul", func() error {
+			entries, _, err := client.Health().Service(name, "", true, nil)
+			if err != nil {
+				return err
+			}
+			if len(entries) != 1 {
+				return fmt.Errorf("%d passing instances", len(entries))
+			}
+			if got, want := fmt.Sprintf("%s:%d", entries[0].Service.Address, entries[0].Service.Port), fmt.Sprintf("127.0.0.1:%d", base+offset); got != want {
+				return fmt.Errorf("registered at %s, serving at %s", got, want)
+			}
+			return nil
+		})
+	}
+	if services, _, err := client.Catalog().Services(nil); err != nil || services["psp"] != nil {
+		t.Errorf("catalog services %v (%v): want no psp, a third party", services, err)
+	}
 }

@@ -18,6 +18,11 @@
 // (OTEL_EXPORTER_OTLP_ENDPOINT), and Prometheus, after them, scraping every
 // process; their URLs are printed with the others.
 //
+// Given -consul (make run-full gives it) in -mode=full, it starts a Consul
+// agent first — dev mode, bound to 127.0.0.1, UI and update checks off — and
+// gives the services CONSUL_HTTP_ADDR: each registers itself there, and the
+// gateway finds order and inventory through it instead of fixed URLs.
+//
 // The supervision (start in order, readiness, graceful stop in reverse) is
 // package supervise, which the chaos harness (cmd/chaos) shares.
 package main
@@ -64,6 +69,8 @@ type options struct {
 	readyTimeout time.Duration
 	stopTimeout  time.Duration
 	obs          observability
+	consulBin    string
+	consulPort   int      // HTTP API; the agent's server and gossip ports are the next three
 	pgPort       int      // -mode full: the cluster's port; 0 picks a free one
 	pgSettings   []string // -mode full: more server settings, name=value
 }
@@ -85,6 +92,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.obs.jaegerQueryPort, "jaeger-port", 16686, "Jaeger query port (HTTP API); its gRPC query port is the one below")
 	fs.IntVar(&o.obs.otlpPort, "otlp-port", 4318, "Jaeger's OTLP/HTTP port; OTLP/gRPC is the one below")
 	fs.IntVar(&o.obs.prometheusPort, "prometheus-port", 9090, "Prometheus port")
+	fs.StringVar(&o.consulBin, "consul", "", "Consul binary to start in -mode=full, the services registering there and the gateway resolving through it (empty: no Consul, fixed addresses)")
+	fs.IntVar(&o.consulPort, "consul-port", 8500, "Consul's HTTP API port; its server, LAN and WAN gossip ports are the next three")
 	fs.IntVar(&o.pgPort, "postgres-port", 0, "-mode full: the PostgreSQL cluster's port on 127.0.0.1; 0 picks a free one")
 	fs.Func("postgres-setting", "-mode full: a server setting name=value for the PostgreSQL cluster, e.g. shared_preload_libraries=pg_stat_statements (repeatable)", func(s string) error {
 		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
@@ -113,6 +122,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-postgres-port: %d is not 0 or a port from 1 to 65535", o.pgPort)
 	case !validPort(o.obs.prometheusPort):
 		return o, fmt.Errorf("-prometheus-port: %d is not a port from 1 to 65535", o.obs.prometheusPort)
+	case !validPort(o.consulPort) || !validPort(o.consulPort+3):
+		return o, fmt.Errorf("-consul-port: %d and the three ports above must be ports from 1 to 65535", o.consulPort)
+	case o.consulBin != "" && o.mode != "full":
+		return o, fmt.Errorf("-consul: Consul runs in -mode=full only; the embedded mode has static addresses")
 	case o.readyTimeout <= 0:
 		return o, fmt.Errorf("-ready-timeout: must be positive")
 	case o.stopTimeout <= 0:
@@ -170,9 +183,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.obs.jaegerBin != "" {
 		telemetryEnv = append(telemetryEnv, "OTEL_EXPORTER_OTLP_ENDPOINT="+o.obs.otlpEndpoint())
 	}
+	var discoveryEnv []string
+	if o.consulBin != "" {
+		discoveryEnv = append(discoveryEnv, "CONSUL_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(o.consulPort))
+	}
 	var scrape []scrapeTarget
 	service := func(name, envPrefix string, offset int, env ...string) *supervise.Process {
 		scrape = append(scrape, scrapeTarget{job: name, addr: addr(offset)})
+		if name != "psp" { // a third party: not in the shop's catalog
+			env = append(env, discoveryEnv...)
+		}
 		return &supervise.Process{
 			Name: name,
 			Path: filepath.Join(o.bin, name),
@@ -199,6 +219,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.obs.jaegerBin != "" {
 		procs = append([]*supervise.Process{o.obs.jaeger()}, procs...)
 	}
+	if o.consulBin != "" {
+		procs = append([]*supervise.Process{consul(o.consulBin, o.consulPort)}, procs...)
+	}
 	if o.obs.prometheusBin != "" {
 		prom, err := o.obs.prometheus(o.dir, scrape)
 		if err != nil {
@@ -207,4 +230,28 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		procs = append(procs, prom)
 	}
 	return supervise.Run(ctx, out, procs, o.readyTimeout, o.stopTimeout)
+}
+
+// consul returns the Consul agent of the full mode, as DESIGN.md runs it
+// natively: one dev-mode server keeping everything in memory, every port
+// on 127.0.0.1 (HTTP on port, server and gossip on the next three; DNS and
+// gRPC off), no UI, no update check. On SIGTERM it leaves its one-node
+// cluster and exits 0 (without leave_on_terminate a server exits 1), with
+// no drain wait: nobody is left to hand over to. It is ready once it
+// answers; the services retry their registration until it has a leader.
+func consul(bin string, port int) *supervise.Process {
+	p := strconv.Itoa
+	return &supervise.Process{
+		Name: "consul",
+		Path: bin,
+		Args: []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+			"-node", "microshop",
+			"-http-port", p(port), "-server-port", p(port + 1), "-serf-lan-port", p(port + 2), "-serf-wan-port", p(port + 3),
+			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+			"-log-level", "warn",
+			"-hcl", "ui_config { enabled = false }", "-hcl", "disable_update_check = true",
+			"-hcl", "leave_on_terminate = true", "-hcl", `performance { leave_drain_time = "0s" }`},
+		URL:       "http://127.0.0.1:" + p(port),
+		ReadyPath: "/v1/status/leader",
+	}
 }

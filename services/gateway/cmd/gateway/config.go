@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/microshop/microshop/pkg/breaker"
 	"github.com/microshop/microshop/pkg/config"
+	"github.com/microshop/microshop/pkg/liverules"
 	"github.com/microshop/microshop/pkg/process"
 )
 
@@ -20,6 +24,19 @@ type Config struct {
 	// JWTSecret signs access tokens; empty means a random key per process.
 	JWTSecret string
 	TokenTTL  time.Duration
+	// BreakerRules are the breakers of the order and inventory upstreams:
+	// for good in the embedded mode, and in the full mode until Consul KV's
+	// microshop/gateway/breaker says otherwise.
+	BreakerRules map[string]breaker.Rules
+}
+
+// defaultBreakerRules trip a service's breaker when, over 10 s and at least
+// 20 calls, half failed or 80 % took over a second (the services answer in
+// milliseconds; a second is a sick instance), and probe it again after 5 s
+// with 3 calls.
+var defaultBreakerRules = map[string]breaker.Rules{
+	"order":     {MinRequests: 20, ErrorRatio: 0.5, SlowCall: breaker.Duration(time.Second), SlowRatio: 0.8, OpenFor: breaker.Duration(5 * time.Second), Probes: 3},
+	"inventory": {MinRequests: 20, ErrorRatio: 0.5, SlowCall: breaker.Duration(time.Second), SlowRatio: 0.8, OpenFor: breaker.Duration(5 * time.Second), Probes: 3},
 }
 
 func loadConfig(getenv func(string) string) (Config, error) {
@@ -33,6 +50,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		JWTSecret:       env.String("JWT_SECRET", ""),
 		TokenTTL:        env.Duration("TOKEN_TTL", time.Hour),
 	}
+	rules, err := liverules.Parse(env.String("BREAKER_RULES", ""), defaultBreakerRules, breaker.Validate)
+	if err != nil {
+		return cfg, errors.Join(env.Err(), fmt.Errorf("GATEWAY_BREAKER_RULES: %w", err))
+	}
+	cfg.BreakerRules = rules
 	return cfg, env.Err()
 }
 
@@ -49,5 +71,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("upstream_timeout", c.UpstreamTimeout.String()),
 		slog.String("jwt_secret", secret),
 		slog.String("token_ttl", c.TokenTTL.String()),
+		slog.Any("breaker_rules", c.BreakerRules),
 	)...)
 }

@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"time"
 
+	"github.com/microshop/microshop/pkg/discovery"
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/process"
@@ -29,7 +32,9 @@ func main() { os.Exit(lifecycle.Main("gateway", run)) }
 //
 // The gateway's readiness deliberately does not include the services
 // behind it: one slow upstream must not take the whole edge out of the
-// load balancer. Each route reports its upstream's failure instead.
+// load balancer. Each route reports its upstream's failure instead. In the
+// full mode (CONSUL_HTTP_ADDR set) it is ready once Consul has told it
+// where the services are.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -52,18 +57,49 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	defer func() { err = errors.Join(err, proc.Close()) }()
-	newUpstream := func(name, url string) (*upstream.Client, error) {
-		return upstream.New(name, url, cfg.UpstreamTimeout, proc.Telemetry.Transport(name, nil))
-	}
-	inventory, err := newUpstream("inventory", cfg.InventoryURL)
+	breakers, err := proc.Breakers(ctx, cfg.BreakerRules)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
-	orders, err := newUpstream("order", cfg.OrderURL)
+	retries, err := upstream.NewRetries(retryRatio, retryReserve, proc.Telemetry.Registry)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
-	psp, err := newUpstream("psp", cfg.PSPURL)
+	var resolvers []lifecycle.Task
+	// service returns the client of a service behind the gateway: its
+	// instances from Consul in the full mode, the configured URL's in the
+	// embedded one; behind its breaker; retried on another instance.
+	service := func(name, url string) (*upstream.Client, error) {
+		var instances discovery.Resolver
+		if proc.Consul == nil {
+			var err error
+			if instances, err = staticResolver(url); err != nil {
+				return nil, fmt.Errorf("configuration: %w", err)
+			}
+		} else {
+			r := discovery.NewConsulResolver(proc.Consul, name, discovery.ResolverOptions{Logger: log})
+			resolvers = append(resolvers, lifecycle.Task{Name: name + " resolver", Run: r.Run})
+			proc.Checks.Add(name+" discovery", synced(r))
+			instances, url = r, "http://"+name // the host is each instance's
+		}
+		wrap := func(next http.RoundTripper) http.RoundTripper {
+			return breakers.RoundTripper(name, proc.Telemetry.Transport(name, next))
+		}
+		return upstream.NewBalanced(name, url, discovery.NewBalancer(name, instances), cfg.UpstreamTimeout, wrap, retries)
+	}
+	inventory, err := service("inventory", cfg.InventoryURL)
+	if err != nil {
+		return err
+	}
+	orders, err := service("order", cfg.OrderURL)
+	if err != nil {
+		return err
+	}
+	// The payment provider is a third party at a configured URL, in every
+	// mode; the gateway only reaches its admin API.
+	psp, err := upstream.New("psp", cfg.PSPURL, cfg.UpstreamTimeout, func(next http.RoundTripper) http.RoundTripper {
+		return proc.Telemetry.Transport("psp", next)
+	})
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -74,5 +110,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	api.Register(proc.Router)
 
-	return proc.Run(ctx)
+	return proc.Run(ctx, resolvers...)
+}
+
+// The retry budget of each service behind the gateway: retries add at most
+// a tenth to its requests, plus ten.
+const (
+	retryRatio   = 0.1
+	retryReserve = 10
+)
+
+// staticResolver is the one instance at a configured URL.
+func staticResolver(rawURL string) (discovery.StaticResolver, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("upstream URL %q has no host", rawURL)
+	}
+	return discovery.NewStaticResolver(u.Host), nil
+}
+
+// synced is a readiness check that passes once r has had Consul's first
+// answer: before, the gateway knows no instance to send a request to.
+func synced(r *discovery.ConsulResolver) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-r.Synced():
+			return nil
+		default:
+			return errors.New("no answer from consul yet")
+		}
+	}
 }

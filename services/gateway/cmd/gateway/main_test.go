@@ -3,9 +3,12 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/services/gateway/apitest"
 )
@@ -145,7 +148,45 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"GATEWAY_UPSTREAM_TIMEOUT": "0",
 		"GATEWAY_JWT_SECRET":       "too-short",
 		"GATEWAY_TOKEN_TTL":        "-1h",
+		"GATEWAY_BREAKER_RULES":    `{"order": {"errorRatio": 2}}`,
 	})
+}
+
+// TestOpenBreakerAnswers503 checks that once the order service's breaker
+// has opened on its failures, the gateway answers at once with a 503
+// problem and a Retry-After of the rest of the open period, without
+// calling the service.
+func TestOpenBreakerAnswers503(t *testing.T) {
+	var calls atomic.Int64
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		problem.Write(w, problem.New(http.StatusBadGateway, "its database is down"))
+	}))
+	inventory := httptest.NewServer(fakeInventory())
+	t.Cleanup(func() { failing.Close(); inventory.Close() })
+	svc := servicetest.Start(t, run, map[string]string{
+		"GATEWAY_HTTP_ADDR":     servicetest.FreeAddr(t),
+		"GATEWAY_INVENTORY_URL": inventory.URL,
+		"GATEWAY_ORDER_URL":     failing.URL,
+		"GATEWAY_BREAKER_RULES": `{"order": {"minRequests": 2, "errorRatio": 1, "openFor": "30s"}}`,
+	}, "GATEWAY_HTTP_ADDR")
+	c := apitest.NewClient(t, svc.URL)
+	alice := apitest.Bearer(c.Login(t, "alice", "alice-demo"))
+	get := apitest.Request{Method: "GET", Path: "/api/v1/orders/01890000-0000-7000-8000-000000000999", Header: alice}
+	for range 2 {
+		if resp := c.Do(t, get); resp.Status == http.StatusServiceUnavailable {
+			t.Fatalf("answer %d before the breaker opened", resp.Status)
+		}
+	}
+	resp := c.Do(t, get)
+	retryAfter, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.Status != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != problem.ContentType || retryAfter < 29 || retryAfter > 30 {
+		t.Errorf("answer with the breaker open = %d %s, Retry-After %q; want a 503 problem, Retry-After 30",
+			resp.Status, resp.Header.Get("Content-Type"), resp.Header.Get("Retry-After"))
+	}
+	if got := calls.Load(); got != 2 {
+		t.Errorf("the order service got %d calls, want 2: none once the breaker opened", got)
+	}
 }
 
 func TestConfigurationIsDocumented(t *testing.T) {

@@ -9,13 +9,17 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/microshop/microshop/pkg/breaker"
+	"github.com/microshop/microshop/pkg/discovery"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/services/gateway/api"
@@ -107,12 +111,22 @@ func (a *API) fail(c *gin.Context, err error) {
 		p       problem.Details
 		details *problem.Details
 		netErr  net.Error
+		open    *breaker.OpenError
 	)
 	switch {
 	case errors.As(err, &details):
 		p = *details
 	case errors.Is(err, auth.ErrBadCredentials):
 		p = problem.New(http.StatusUnauthorized, "unknown user or wrong password")
+	case errors.As(err, &open):
+		// Failed fast: the service is given time to recover, and the
+		// client is told when to come back.
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(open.RetryAfter.Seconds()))))
+		p = problem.New(http.StatusServiceUnavailable, "a service behind the gateway is failing; try again later")
+	case errors.Is(err, discovery.ErrNoInstance):
+		a.log.WarnContext(c, "upstream has no healthy instance", slog.Any("error", err))
+		c.Header("Retry-After", "1")
+		p = problem.New(http.StatusServiceUnavailable, "a service behind the gateway has no instance available; try again later")
 	case errors.Is(err, upstream.ErrUnavailable) && errors.As(err, &netErr) && netErr.Timeout():
 		a.log.WarnContext(c, "upstream timed out", slog.Any("error", err))
 		p = problem.New(http.StatusGatewayTimeout, "a service behind the gateway did not answer in time")

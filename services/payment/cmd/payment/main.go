@@ -54,8 +54,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	}
 	defer func() { err = errors.Join(err, svc.Close()) }()
 
+	// The PSP's breaker fails a charge fast while the PSP is failing or
+	// slow, so the saga compensates at once (ReasonPSPUnavailable) instead
+	// of waiting for the step's deadline.
+	breakers, err := svc.Process.Breakers(ctx, cfg.BreakerRules)
+	if err != nil {
+		return err
+	}
 	provider := psp.New(cfg.PSPURL, cfg.PSPTimeout, func(next http.RoundTripper) http.RoundTripper {
-		return svc.Process.Telemetry.Transport("psp", next)
+		return breakers.RoundTripper("psp", svc.Process.Telemetry.Transport("psp", next))
 	})
 	defer provider.Close()
 	payments := payment.NewService(db.NewStore(svc.DB), provider, time.Now)

@@ -98,6 +98,11 @@ var (
 	// (timeout, connection lost, 5xx). The payment or refund stays PENDING;
 	// settle it with Status or RefundStatus once the PSP answers again.
 	ErrPSPAmbiguous = errors.New("payment provider outcome unknown")
+	// ErrPSPUnavailable: the call was not made — the circuit breaker in
+	// front of the PSP is open — so this attempt charged nothing. PSP
+	// methods return it together with ErrPSPAmbiguous: an earlier attempt
+	// under the same key may still have reached the PSP.
+	ErrPSPUnavailable = errors.New("payment provider unavailable")
 	// ErrPSPNotFound: the PSP has nothing under the idempotency key, so the
 	// request never took effect. Returned by PSP.ChargeStatus and RefundStatus.
 	ErrPSPNotFound = errors.New("payment provider has nothing under this key")

@@ -76,7 +76,11 @@ func validateKey(key string) error {
 // made, if any). The PSP's answer settles the payment: CAPTURED, or FAILED
 // when the card was declined or the PSP rejected the request (nil error in
 // both cases). When the answer is unknown the payment stays PENDING and
-// Charge returns it with ErrPSPAmbiguous: settle it with Status.
+// Charge returns it with ErrPSPAmbiguous: settle it with Status. A new
+// payment whose charge was not even sent (ErrPSPUnavailable: the PSP's
+// breaker is open) is FAILED with ReasonPSPUnavailable at once; a PENDING
+// one from an earlier attempt stays PENDING, as that attempt may have
+// charged.
 // A key reused for another order or amount gives ErrIdempotencyConflict.
 func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error) {
 	if err := req.validate(); err != nil {
@@ -106,8 +110,23 @@ func (s *Service) Charge(ctx context.Context, req ChargeRequest) (Payment, error
 		return p, nil
 	}
 	res, err := s.psp.Charge(ctx, ChargeAttempt{IdempotencyKey: p.IdempotencyKey, Amount: p.Amount, CardNumber: req.CardNumber})
+	if errors.Is(err, ErrPSPUnavailable) && p.ID == id.String() {
+		// The payment is new and this attempt was never sent: nothing
+		// was charged, certainly. Fail it now rather than leave it to
+		// the step's deadline.
+		o := Outcome{FailureReason: ReasonPSPUnavailable, At: s.clock()}
+		settled, err := s.store.SettlePayment(ctx, p.ID, o)
+		if err != nil {
+			return Payment{}, fmt.Errorf("settle payment %s: %w", p.ID, err)
+		}
+		return settled, nil
+	}
 	return s.settlePayment(ctx, p, res, err)
 }
+
+// ReasonPSPUnavailable is the FailureReason of a payment failed fast
+// because the PSP's circuit breaker was open.
+const ReasonPSPUnavailable = "payment provider unavailable"
 
 // Status returns the payment charged under an idempotency key, settling it
 // first if it is PENDING: the PSP's record of the charge makes it CAPTURED

@@ -3,6 +3,7 @@ package payment_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/microshop/microshop/pkg/breaker"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 	"github.com/microshop/microshop/services/payment/internal/payment/paymenttest"
@@ -561,5 +563,46 @@ func testNoCardNumbers(t *testing.T, f *fixture) {
 		if s := fmt.Sprintf("%+v", p); strings.Contains(s, "4242424242") || strings.Contains(s, "4000000000") {
 			t.Errorf("stored payment %s: card numbers must not be stored", s)
 		}
+	}
+}
+
+// TestOpenBreakerFailsNewChargesOnly checks a PSP client behind an open
+// circuit breaker: a new charge, which cannot have reached the PSP, fails at
+// once with ReasonPSPUnavailable; a pending one, whose earlier attempt may
+// have charged, stays PENDING and ambiguous, for the status query to
+// settle — which, with the breaker open, leaves it so too.
+func TestOpenBreakerFailsNewChargesOnly(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t, options{})
+	down := httptest.NewServer(f.sim.Handler())
+	down.Close()
+	breakers, err := breaker.NewSet(breaker.Config{}, map[string]breaker.Rules{
+		"psp": {MinRequests: 1, ErrorRatio: 1, OpenFor: breaker.Duration(time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(breakers.Close)
+	client := psp.New(down.URL, time.Second, func(next http.RoundTripper) http.RoundTripper { return breakers.RoundTripper("psp", next) })
+	t.Cleanup(client.Close)
+	guarded := payment.NewService(f.store, client, func() time.Time { return now })
+
+	earlier := chargeRequest("earlier", simulator.CardSucceeds, 500)
+	if got, err := guarded.Charge(ctx, earlier); !errors.Is(err, payment.ErrPSPAmbiguous) || got.Status != payment.StatusPending {
+		t.Fatalf("Charge with the PSP down = %+v, %v; want PENDING and ErrPSPAmbiguous", got, err)
+	}
+	if breakers.State("psp") != breaker.Open {
+		t.Fatalf("breaker %s after a refused connection, want open", breakers.State("psp"))
+	}
+
+	got, err := guarded.Charge(ctx, chargeRequest("new", simulator.CardSucceeds, 700))
+	if err != nil || got.Status != payment.StatusFailed || got.FailureReason != payment.ReasonPSPUnavailable {
+		t.Errorf("new Charge with the breaker open = %s %q, %v; want FAILED %q", got.Status, got.FailureReason, err, payment.ReasonPSPUnavailable)
+	}
+	if got, err := guarded.Charge(ctx, earlier); !errors.Is(err, payment.ErrPSPAmbiguous) || got.Status != payment.StatusPending {
+		t.Errorf("Charge again of the pending payment with the breaker open = %s, %v; want PENDING and ErrPSPAmbiguous", got.Status, err)
+	}
+	if got, err := guarded.Status(ctx, earlier.IdempotencyKey); !errors.Is(err, payment.ErrPSPAmbiguous) || got.Status != payment.StatusPending {
+		t.Errorf("Status with the breaker open = %s, %v; want PENDING and ErrPSPAmbiguous", got.Status, err)
 	}
 }

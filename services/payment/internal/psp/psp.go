@@ -8,12 +8,17 @@
 // it is payment.ErrPSPAmbiguous; only an explicit 4xx refusal
 // (*payment.RejectedError) proves that nothing happened. A lookup by
 // idempotency key is stricter still: anything but 200 or 404 is ambiguous.
+//
+// A request the circuit breaker around the transport refused was never
+// sent: it is payment.ErrPSPUnavailable as well as ambiguous, since only the
+// caller knows whether an earlier attempt under the same key was sent.
 package psp
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/microshop/microshop/pkg/breaker"
 	"github.com/microshop/microshop/pkg/problem"
 	"github.com/microshop/microshop/services/payment/internal/payment"
 )
@@ -196,6 +202,11 @@ func (c *Client) send(ctx context.Context, method, path, key string, in any) (in
 		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := c.http.Do(req)
+	if errors.Is(err, breaker.ErrOpen) {
+		// Nothing was sent. Still ambiguous to every caller but the one
+		// that knows no earlier attempt can have reached the PSP.
+		return 0, nil, fmt.Errorf("%w: %w: %s %s: %w", payment.ErrPSPAmbiguous, payment.ErrPSPUnavailable, method, path, err)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %s %s: %w", payment.ErrPSPAmbiguous, method, path, err)
 	}
