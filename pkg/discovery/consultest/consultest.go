@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -98,24 +99,35 @@ func Start(t testing.TB) *Consul {
 		}
 		t.Fatalf("consul unavailable (make .run/tools/consul builds it): %v", err)
 	}
-	p := freePorts(t)
-	c := &Consul{
-		Addr:  "127.0.0.1:" + strconv.Itoa(p.http),
-		t:     t,
-		bin:   bin,
-		ports: p,
-		node:  fmt.Sprintf("test-%d", p.http),
-		logs:  &logWriter{},
-	}
+	c := &Consul{t: t, bin: bin, logs: &logWriter{}}
 	t.Cleanup(func() {
 		c.Stop()
 		if t.Failed() {
 			t.Logf("consul output:\n%s", c.logs.String())
 		}
 	})
-	c.start()
-	return c
+	// A port found free can be taken before the agent binds it — by the
+	// outgoing connection of a test running beside this one, the ports
+	// being in the kernel's ephemeral range — and the agent then exits at
+	// once. That is retried on other ports; any other failure is not.
+	for attempt := 1; ; attempt++ {
+		c.ports = freePorts(t)
+		c.Addr = "127.0.0.1:" + strconv.Itoa(c.ports.http)
+		c.node = fmt.Sprintf("test-%d", c.ports.http)
+		err := c.start()
+		if err == nil {
+			return c
+		}
+		if attempt == maxStartAttempts || !strings.Contains(c.logs.String(), "address already in use") {
+			t.Fatalf("%v\n%s", err, c.logs.String())
+		}
+		t.Logf("consul could not bind its ports (attempt %d of %d); trying others", attempt, maxStartAttempts)
+		c.logs.reset()
+	}
 }
+
+// maxStartAttempts bounds Start's tries on other ports.
+const maxStartAttempts = 3
 
 // Client returns an API client of the agent.
 func (c *Consul) Client() *api.Client {
@@ -158,11 +170,14 @@ func (c *Consul) Stop() {
 func (c *Consul) Restart() {
 	c.t.Helper()
 	c.Stop()
-	c.start()
+	if err := c.start(); err != nil {
+		c.t.Fatalf("%v\n%s", err, c.logs.String())
+	}
 }
 
-// start runs the agent and polls until it leads its cluster.
-func (c *Consul) start() {
+// start runs the agent and polls until it leads its cluster. It returns an
+// error if the agent exited meanwhile.
+func (c *Consul) start() error {
 	c.t.Helper()
 	port := strconv.Itoa
 	cmd := exec.Command(c.bin, "agent", "-dev",
@@ -191,11 +206,16 @@ func (c *Consul) start() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
+	var exited error
 	poll.UntilNil(ctx, c.t, "consul at "+c.Addr+" to elect a leader", func() error {
+		if exited != nil {
+			return nil
+		}
 		select {
 		case err := <-done:
 			c.cmd = nil
-			c.t.Fatalf("consul exited while starting: %v\n%s", err, c.logs.String())
+			exited = fmt.Errorf("consul exited while starting: %v", err)
+			return nil
 		default:
 		}
 		leader, err := client.Status().Leader()
@@ -216,6 +236,7 @@ func (c *Consul) start() {
 		}
 		return nil
 	})
+	return exited
 }
 
 // freePorts returns four ports of 127.0.0.1 that were free a moment ago.
@@ -247,6 +268,12 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+func (w *logWriter) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b.Reset()
 }
 
 func (w *logWriter) String() string {
