@@ -222,7 +222,7 @@ func TestRegistrationSent(t *testing.T) {
 			reg:  discovery.Registration{Service: "order", ID: "order-1", Address: "127.0.0.1", Port: 8081},
 			want: api.AgentServiceCheck{
 				Name: "order readiness", HTTP: "http://127.0.0.1:8081/readyz", Method: "GET",
-				Interval: "1s", Timeout: "1s", DeregisterCriticalServiceAfter: "1m0s",
+				Interval: "1s", Timeout: "3s", DeregisterCriticalServiceAfter: "1m0s", FailuresBeforeCritical: 3,
 			},
 		},
 		{
@@ -233,7 +233,7 @@ func TestRegistrationSent(t *testing.T) {
 			},
 			want: api.AgentServiceCheck{
 				Name: "order readiness", HTTP: "http://[::1]:8081/health", Method: "GET",
-				Interval: "2s", Timeout: "500ms", DeregisterCriticalServiceAfter: "5m0s",
+				Interval: "2s", Timeout: "500ms", DeregisterCriticalServiceAfter: "5m0s", FailuresBeforeCritical: 3,
 			},
 		},
 	}

@@ -7,7 +7,8 @@
 //   - A [Registrar] puts one process in Consul's catalog: its service name,
 //     a unique instance id, the address others dial, a version tag, and an
 //     HTTP check on its /readyz that Consul's agent runs every second. An
-//     instance whose check fails stops being offered to callers; one that
+//     instance whose check fails three times in a row stops being offered
+//     to callers (one slow answer is not enough); one that
 //     stays critical for DeregisterCriticalServiceAfter (a minute) is removed
 //     from the catalog altogether, which cleans up after a process that
 //     died without deregistering.
@@ -48,7 +49,7 @@
 // The known weakness of any least-in-flight rule: an instance that fails
 // fast (connection refused right after a crash) has few requests in flight
 // and so attracts more than its share until Consul's check marks it
-// critical, one check interval (1 s) later. Callers therefore retry
+// critical, three check intervals (about 3 s) later. Callers therefore retry
 // connection failures on another instance: [Balancer.Pick] takes the ids to
 // avoid.
 package discovery

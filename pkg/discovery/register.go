@@ -22,8 +22,18 @@ const (
 	// DefaultCheckInterval is how often the agent runs the check. One second
 	// is the agent's floor: a shorter interval is raised to it.
 	DefaultCheckInterval = time.Second
-	// DefaultCheckTimeout bounds one check request.
-	DefaultCheckTimeout = time.Second
+	// DefaultCheckTimeout bounds one check request: above the 2 s a
+	// service's /readyz gives its own dependency checks (pkg/process), so
+	// that a readiness answer that is slow, not negative, is not a failure.
+	DefaultCheckTimeout = 3 * time.Second
+	// DefaultFailuresBeforeCritical is how many checks in a row must fail
+	// before a passing instance turns critical and leaves the resolvers:
+	// one slow answer on a loaded machine must not take the only instance
+	// of a service out (the full stack's test, run beside others in CI,
+	// saw 503 "no instance" without it). A stopping instance deregisters
+	// itself at once; a killed one leaves after about this many seconds,
+	// and the gateway's retries cover the gap.
+	DefaultFailuresBeforeCritical = 3
 	// DefaultDeregisterAfter is how long an instance may stay critical before
 	// Consul removes it from the catalog. One minute is the agent's floor,
 	// and the agent reaps every 30 s, so removal takes 1–1.5 min.
@@ -110,6 +120,7 @@ func NewRegistrar(client *api.Client, r Registration) (*Registrar, error) {
 				Interval:                       cmp.Or(r.CheckInterval, DefaultCheckInterval).String(),
 				Timeout:                        cmp.Or(r.CheckTimeout, DefaultCheckTimeout).String(),
 				DeregisterCriticalServiceAfter: cmp.Or(r.DeregisterAfter, DefaultDeregisterAfter).String(),
+				FailuresBeforeCritical:         DefaultFailuresBeforeCritical,
 				// Status is left empty: the check starts critical,
 				// so no caller is sent here before /readyz passes.
 			},
