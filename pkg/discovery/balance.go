@@ -3,10 +3,12 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Balancer picks an instance of one service per request by the power of two
@@ -15,23 +17,28 @@ import (
 type Balancer struct {
 	service  string
 	resolver Resolver
-	// intn returns a random int in [0, n); a test replaces it.
+	// intn returns a random int in [0, n) and now the time; tests replace
+	// them.
 	intn func(n int) int
+	now  func() time.Time
 
 	mu       sync.Mutex
 	inFlight map[string]*atomic.Int64 // by instance id
+	ejected  map[string]time.Time     // by instance id: skipped until then
 }
 
 // NewBalancer returns a balancer over the instances r returns; service names
 // the service in errors.
 func NewBalancer(service string, r Resolver) *Balancer {
-	return &Balancer{service: service, resolver: r, intn: rand.IntN, inFlight: make(map[string]*atomic.Int64)}
+	return &Balancer{service: service, resolver: r, intn: rand.IntN, now: time.Now,
+		inFlight: make(map[string]*atomic.Int64), ejected: make(map[string]time.Time)}
 }
 
 // Pick chooses an instance for one request, skipping the instances whose ids
-// are in exclude (those a retry already tried). It returns ErrNoInstance
-// when no instance is left. The caller must call done exactly once, when the
-// request has ended, successfully or not.
+// are in exclude (those a retry already tried) and, while others are left,
+// the instances ejected (Eject). It returns ErrNoInstance when no instance
+// is left. The caller must call done exactly once, when the request has
+// ended, successfully or not.
 func (b *Balancer) Pick(exclude ...string) (in Instance, done func(), err error) {
 	all := b.resolver.Instances()
 	candidates := all
@@ -48,6 +55,9 @@ func (b *Balancer) Pick(exclude ...string) (in Instance, done func(), err error)
 	// concurrent picks do not both choose the same idle instance.
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if healthy := b.notEjected(candidates); len(healthy) > 0 {
+		candidates = healthy
+	}
 	in = candidates[0]
 	if n := len(candidates); n > 1 {
 		i, j := b.intn(n), b.intn(n-1)
@@ -64,6 +74,32 @@ func (b *Balancer) Pick(exclude ...string) (in Instance, done func(), err error)
 	b.prune(all)
 	var once sync.Once
 	return in, func() { once.Do(func() { c.Add(-1) }) }, nil
+}
+
+// Eject makes Pick skip the instance of id for d, unless no other is left:
+// passive health checking, for an instance the caller could not connect to.
+// Consul's check needs a few failed checks to take a dead instance out
+// (DefaultFailuresBeforeCritical); meanwhile a crashed instance, which fails
+// at once and so has few requests in flight, would attract more than its
+// share of them.
+func (b *Balancer) Eject(id string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ejected[id] = b.now().Add(d)
+}
+
+// notEjected returns the candidates not ejected now, forgetting the
+// ejections that are over. b.mu is held.
+func (b *Balancer) notEjected(candidates []Instance) []Instance {
+	if len(b.ejected) == 0 {
+		return candidates
+	}
+	now := b.now()
+	maps.DeleteFunc(b.ejected, func(_ string, until time.Time) bool { return !now.Before(until) })
+	return slices.DeleteFunc(slices.Clone(candidates), func(in Instance) bool {
+		_, out := b.ejected[in.ID]
+		return out
+	})
 }
 
 // InFlight returns the number of requests picked for the instance of id and

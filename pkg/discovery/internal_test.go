@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/consul/api"
@@ -167,3 +168,38 @@ func TestBalancerForgetsGoneInstances(t *testing.T) {
 type changing struct{ list []Instance }
 
 func (c *changing) Instances() []Instance { return c.list }
+
+// TestBalancerEject: an ejected instance is skipped until its time is over,
+// unless no other is left.
+func TestBalancerEject(t *testing.T) {
+	now := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+	b := NewBalancer("order", NewStaticResolver("a:1", "b:1"))
+	b.now = func() time.Time { return now }
+	b.intn = func(int) int { return 0 } // both draws favour a:1, tied at 0 in flight
+	pick := func(exclude ...string) string {
+		t.Helper()
+		in, done, err := b.Pick(exclude...)
+		if err != nil {
+			t.Fatalf("Pick: %v", err)
+		}
+		done()
+		return in.ID
+	}
+	if got := pick(); got != "a:1" {
+		t.Fatalf("before ejecting: %s, want a:1", got)
+	}
+	b.Eject("a:1", 5*time.Second)
+	if got := pick(); got != "b:1" {
+		t.Errorf("a:1 ejected: %s, want b:1", got)
+	}
+	if got := pick("b:1"); got != "a:1" {
+		t.Errorf("a:1 ejected and b:1 excluded: %s, want a:1 (an ejected instance beats none)", got)
+	}
+	now = now.Add(5 * time.Second)
+	if got := pick(); got != "a:1" {
+		t.Errorf("ejection over: %s, want a:1 again", got)
+	}
+	if len(b.ejected) != 0 {
+		t.Errorf("%d ejections kept after they ended", len(b.ejected))
+	}
+}

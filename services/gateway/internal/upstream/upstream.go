@@ -146,6 +146,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		}
 		resp, err = c.send(ctx, in.Addr, attempt, method, path, query, header, b)
 		done()
+		if err != nil && connectionFailure(err) {
+			c.instances.Eject(in.ID, ejectFor)
+		}
 		tried = append(tried, in.ID)
 	}
 	return resp, err
@@ -188,6 +191,25 @@ func (c *Client) send(ctx context.Context, addr string, attempt int, method, pat
 // maxAttempts bounds the attempts of one request: the first and two retries.
 const maxAttempts = 3
 
+// ejectFor is how long an instance that refused or broke a connection is
+// skipped by the balancer: a few of Consul's check intervals, the time its
+// checks take to turn a dead instance critical (discovery.Balancer.Eject).
+const ejectFor = 5 * time.Second
+
+// connectionFailure reports whether err is an attempt that got no answer
+// because no connection was made or it broke — not a timeout (the instance
+// may be busy, not dead), not the breaker, not the caller giving up.
+func connectionFailure(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, breaker.ErrOpen), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return false
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return false
+	}
+	return errors.Is(err, ErrUnavailable)
+}
+
 // retryable says why a request may be sent again to another instance, or
 // "" if it may not. Only a safe request is retried — GET, HEAD, or POST with
 // an Idempotency-Key, which the service deduplicates — and only when the
@@ -200,15 +222,12 @@ const maxAttempts = 3
 func retryable(ctx context.Context, method string, header http.Header, resp Response, err error) string {
 	safe := method == http.MethodGet || method == http.MethodHead ||
 		(method == http.MethodPost && header.Get("Idempotency-Key") != "")
-	var netErr net.Error
 	switch {
 	case !safe || ctx.Err() != nil:
 		return ""
 	case err == nil && resp.Status == http.StatusServiceUnavailable:
 		return "503"
-	case err == nil, errors.Is(err, breaker.ErrOpen), errors.Is(err, discovery.ErrNoInstance):
-		return ""
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case err == nil, errors.Is(err, discovery.ErrNoInstance), !connectionFailure(err):
 		return ""
 	default:
 		return "connection failure"
