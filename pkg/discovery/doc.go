@@ -50,6 +50,7 @@
 // fast (connection refused right after a crash) has few requests in flight
 // and so attracts more than its share until Consul's check marks it
 // critical, three check intervals (about 3 s) later. Callers therefore retry
-// connection failures on another instance: [Balancer.Pick] takes the ids to
-// avoid.
+// connection failures on another instance ([Balancer.Pick] takes the ids to
+// avoid) and eject the instance for a few seconds ([Balancer.Eject]), so
+// that the next requests do not try it at all.
 package discovery
