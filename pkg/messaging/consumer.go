@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/microshop/microshop/pkg/telemetry"
 )
 
 // Handler handles one consumed message. It returns nil when the message is
@@ -580,7 +582,7 @@ func (c *Consumer) call(ctx context.Context, msg kafka.Message) (err error) {
 				slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
 			err = Permanent(fmt.Errorf("handler panicked: %v", p))
 		}
-		c.metrics.duration.WithLabelValues(msg.Topic).Observe(time.Since(start).Seconds())
+		telemetry.Observe(ctx, c.metrics.duration.WithLabelValues(msg.Topic), time.Since(start))
 	}()
 	return c.handler(hctx, msg)
 }

@@ -77,6 +77,11 @@ func testOneTrace(t *testing.T, b backend) {
 	if got := byName["saga deadline charge"].Parent().SpanID(); got != byName["saga start"].SpanContext().SpanID() {
 		t.Errorf("parent of the deadline's span = %s, want the span Start saved, %s", got, byName["saga start"].SpanContext().SpanID())
 	}
+	// The step's duration, observed while the reply was applied in the
+	// consumer's span, links to the trace.
+	if !hasExemplar(t, e, "saga_step_duration_seconds", root.SpanContext().TraceID().String()) {
+		t.Errorf("saga_step_duration_seconds has no exemplar with the trace id %s", root.SpanContext().TraceID())
+	}
 	wantAttrs := map[string][]attribute.KeyValue{
 		"saga compensate charge": {attribute.String("saga.step", "charge"), attribute.String("saga.operation", "compensate"), attribute.Int("saga.attempt", 1)},
 		"saga reply reserve":     {attribute.String("saga.reply.result", "applied"), attribute.String("saga.status", "RUNNING")},
@@ -113,4 +118,29 @@ func TestBarrierOnSpan(t *testing.T) {
 	if diff := cmp.Diff([]string{"reserve proceed", "reserve duplicate"}, got); diff != "" {
 		t.Errorf("step and barrier on the two deliveries' spans (-want +got):\n%s", diff)
 	}
+}
+
+// hasExemplar reports whether a bucket of the histogram name has an
+// exemplar labelled with traceID.
+func hasExemplar(t *testing.T, e *env, name, traceID string) bool {
+	t.Helper()
+	families, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, b := range m.GetHistogram().GetBucket() {
+				for _, l := range b.GetExemplar().GetLabel() {
+					if l.GetName() == "trace_id" && l.GetValue() == traceID {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }

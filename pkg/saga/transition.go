@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/microshop/microshop/pkg/telemetry"
 )
 
 // Writing a transition decided by the state machine (machine.go): the
@@ -107,7 +109,7 @@ func (o *Orchestrator) report(ctx context.Context, def *Definition, was Instance
 			continue
 		}
 		// was was written when the command that ended was sent.
-		o.metrics.steps.WithLabelValues(def.Name, step, e.op, strings.ToLower(e.outcome)).Observe(now.Sub(was.UpdatedAt).Seconds())
+		telemetry.Observe(ctx, o.metrics.steps.WithLabelValues(def.Name, step, e.op, strings.ToLower(e.outcome)), now.Sub(was.UpdatedAt))
 		if e.outcome == StepTimedOut {
 			o.metrics.timeouts.WithLabelValues(def.Name, step).Inc()
 			o.log.WarnContext(ctx, "saga step timed out, compensating", append(attrs, slog.String("step", step))...)
@@ -127,7 +129,7 @@ func (o *Orchestrator) report(ctx context.Context, def *Definition, was Instance
 		reason = failureReason(n.Reason)
 	}
 	o.metrics.finished.WithLabelValues(def.Name, string(n.Status), reason).Inc()
-	o.metrics.duration.WithLabelValues(def.Name, string(n.Status)).Observe(now.Sub(n.CreatedAt).Seconds())
+	telemetry.Observe(ctx, o.metrics.duration.WithLabelValues(def.Name, string(n.Status)), now.Sub(n.CreatedAt))
 	if n.Status == StatusCompleted {
 		o.log.InfoContext(ctx, "saga completed", attrs...)
 	} else {

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -128,6 +129,13 @@ func observe(o prometheus.Observer, d time.Duration, sc trace.SpanContext) {
 		return
 	}
 	o.Observe(seconds)
+}
+
+// Observe records d on the histogram o, with the trace id of the sampled
+// span in ctx, if any, as its exemplar: for the histograms of other
+// packages (saga, messaging) what the HTTP histograms do.
+func Observe(ctx context.Context, o prometheus.Observer, d time.Duration) {
+	observe(o, d, trace.SpanContextFromContext(ctx))
 }
 
 // statusClass returns "2xx" for 200 to 299, and so on.
