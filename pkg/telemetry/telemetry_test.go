@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/microshop/microshop/pkg/telemetry"
+	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 )
 
@@ -225,11 +225,7 @@ func TestREDMetrics(t *testing.T) {
 func promtool(t *testing.T, url string) {
 	t.Helper()
 	bin, err := exec.LookPath("promtool")
-	if err != nil && os.Getenv("CI") == "" {
-		t.Skipf("promtool not installed (set CI=true to fail instead): %v", err)
-	} else if err != nil {
-		t.Fatalf("promtool not installed: %v", err)
-	}
+	servicetest.Require(t, "promtool (make prometheus)", err)
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)

@@ -20,9 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +31,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/microshop/microshop/pkg/poll"
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // startTimeout bounds how long Start waits for the agent to lead.
@@ -61,44 +60,12 @@ type Consul struct {
 // ports are the agent's listening ports on 127.0.0.1.
 type ports struct{ http, server, serfLAN, serfWAN int }
 
-// Binary returns the path of the Consul binary: $CONSUL_BIN if set, else
-// .run/tools/consul at the root of the repository (the closest directory
-// above the working directory that holds go.work).
-func Binary() (string, error) {
-	if bin := os.Getenv("CONSUL_BIN"); bin != "" {
-		return bin, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, ".run", "tools", "consul"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Start runs a Consul agent for the test, waits until it is the leader of its
 // one-node cluster, and stops it in t.Cleanup. Without the binary it skips
 // the test, or fails it under CI.
 func Start(t testing.TB) *Consul {
 	t.Helper()
-	bin, err := Binary()
-	if err == nil {
-		_, err = os.Stat(bin)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("consul unavailable (run make .run/tools/consul; set CI=true to fail instead): %v", err)
-		}
-		t.Fatalf("consul unavailable (make .run/tools/consul builds it): %v", err)
-	}
+	bin := servicetest.Tool(t, "consul", "CONSUL_BIN", "make .run/tools/consul")
 	c := &Consul{t: t, bin: bin, logs: &logWriter{}}
 	t.Cleanup(func() {
 		c.Stop()

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/microshop/microshop/pkg/poll"
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // Jaeger is a running Jaeger.
@@ -53,55 +53,13 @@ type Span struct {
 // Trace is the spans of one trace.
 type Trace []Span
 
-// Binary returns the path of the Jaeger binary: $JAEGER_BIN if set, else
-// .run/tools/jaeger at the root of the repository (the directory holding
-// go.work, above the working directory).
-func Binary() (string, error) {
-	if bin := os.Getenv("JAEGER_BIN"); bin != "" {
-		return bin, nil
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, ".run", "tools", "jaeger"), nil
-}
-
-// RepoRoot returns the closest directory above the working directory that
-// holds go.work.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Start runs Jaeger for the test on free ports of 127.0.0.1, waits until it
 // answers, and stops it in t.Cleanup. Without the binary it skips the test,
 // or fails it under CI.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
-	bin, err := Binary()
-	if err == nil {
-		_, err = os.Stat(bin)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("jaeger unavailable (run make slow-tools; set CI=true to fail instead): %v", err)
-		}
-		t.Fatalf("jaeger unavailable: %v", err)
-	}
-	root, err := RepoRoot()
+	bin := servicetest.Tool(t, "jaeger", "JAEGER_BIN", "make slow-tools")
+	root, err := servicetest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

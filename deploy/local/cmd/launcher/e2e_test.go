@@ -22,9 +22,8 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/microshop/microshop/pkg/discovery/consultest"
 	"github.com/microshop/microshop/pkg/poll"
-	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // programs are the packages `make run` builds into .run/bin.
@@ -79,20 +78,11 @@ func TestNativeStack(t *testing.T) {
 				jaegerBin, prometheusBin := observabilityTools(t)
 				jaegerPort, prometheusPort = freePortRange(t, 2)+1, freePortRange(t, 1)
 				otlpPort := freePortRange(t, 2) + 1
-				root, err := jaegertest.RepoRoot()
+				root, err := servicetest.RepoRoot()
 				if err != nil {
 					t.Fatal(err)
 				}
-				consulBin, err := consultest.Binary()
-				if err == nil {
-					_, err = os.Stat(consulBin)
-				}
-				if err != nil {
-					if os.Getenv("CI") == "" {
-						t.Skipf("consul unavailable (make .run/tools/consul; set CI=true to fail instead): %v", err)
-					}
-					t.Fatalf("consul unavailable: %v", err)
-				}
+				consulBin := servicetest.Tool(t, "consul", "CONSUL_BIN", "make .run/tools/consul")
 				consulPort = freePortRange(t, 4)
 				args = append(args, "-consul", consulBin, "-consul-port", strconv.Itoa(consulPort))
 				args = append(args, "-jaeger", jaegerBin, "-prometheus", prometheusBin,

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/microshop/microshop/observability/dashboards"
 	"github.com/microshop/microshop/pkg/poll"
+	"github.com/microshop/microshop/pkg/servicetest"
 	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/gateway/apitest"
@@ -28,19 +28,9 @@ import (
 // machine and fails it in CI (make test builds and installs both first).
 func observabilityTools(t *testing.T) (jaeger, prometheus string) {
 	t.Helper()
-	jaeger, err := jaegertest.Binary()
-	if err == nil {
-		_, err = os.Stat(jaeger)
-	}
-	if err == nil {
-		prometheus, err = exec.LookPath("prometheus")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("jaeger or prometheus unavailable (make slow-tools prometheus; set CI=true to fail instead): %v", err)
-		}
-		t.Fatalf("jaeger or prometheus unavailable: %v", err)
-	}
+	jaeger = servicetest.Tool(t, "jaeger", "JAEGER_BIN", "make slow-tools")
+	prometheus, err := exec.LookPath("prometheus")
+	servicetest.Require(t, "prometheus (make prometheus)", err)
 	return jaeger, prometheus
 }
 
