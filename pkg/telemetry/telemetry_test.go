@@ -18,8 +18,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/microshop/microshop/pkg/telemetry"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/pkg/telemetry"
 	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 )
 
