@@ -60,6 +60,15 @@ func (r *Reader) String(name, def string) string {
 	return def
 }
 
+// Check records err, unless nil, as a problem of the variable name: for
+// a value that String returned and the caller parsed itself (a JSON rules
+// document, say).
+func (r *Reader) Check(name string, err error) {
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", r.prefix+name, err))
+	}
+}
+
 // Int returns the variable as an integer within [min, max], or def when unset.
 func (r *Reader) Int(name string, def, min, max int) int {
 	key, v, ok := r.lookup(name)

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -131,5 +132,17 @@ func TestRedact(t *testing.T) {
 		if got := config.Redact(tt.in); got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestCheckNamesTheVariable(t *testing.T) {
+	r := config.New(func(string) string { return "" }, "SVC_")
+	r.Check("RULES", nil)
+	if err := r.Err(); err != nil {
+		t.Fatalf("Check(nil) recorded %v", err)
+	}
+	r.Check("RULES", errors.New("decode: unexpected EOF"))
+	if err := r.Err(); err == nil || err.Error() != "SVC_RULES: decode: unexpected EOF" {
+		t.Errorf("Err() = %v, want SVC_RULES: decode: unexpected EOF", err)
 	}
 }

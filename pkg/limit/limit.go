@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -32,12 +33,17 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Now is the clock of the token buckets; nil means time.Now.
 	Now func() time.Time
+	// Routes are the program's own rules of its routes, their priorities
+	// mostly: code knows which route is a checkout. A rules document's
+	// route of the same key replaces the program's.
+	Routes map[string]Route
 }
 
 // Limiter is the middleware of one process. Create it with New; it is
 // safe for concurrent use, and SetRules may be called while it serves.
 type Limiter struct {
 	user    func(*http.Request) string
+	routes  map[string]Route
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -62,7 +68,7 @@ func New(cfg Config, rules Rules) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Limiter{user: cfg.User, log: cmp.Or(cfg.Logger, slog.Default()), now: cfg.Now, metrics: m}
+	l := &Limiter{user: cfg.User, routes: maps.Clone(cfg.Routes), log: cmp.Or(cfg.Logger, slog.Default()), now: cfg.Now, metrics: m}
 	if l.user == nil {
 		l.user = func(*http.Request) string { return "" }
 	}
@@ -78,6 +84,12 @@ func New(cfg Config, rules Rules) (*Limiter, error) {
 // SetRules puts rules in force. Buckets start full again; the adaptive
 // algorithm, if it stays the same, keeps what it learnt.
 func (l *Limiter) SetRules(rules Rules) error {
+	routes := maps.Clone(l.routes)
+	if routes == nil {
+		routes = map[string]Route{}
+	}
+	maps.Copy(routes, rules.Routes)
+	rules.Routes = routes
 	if err := Validate(rules); err != nil {
 		return fmt.Errorf("limit rules: %w", err)
 	}

@@ -50,6 +50,7 @@ import (
 	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/liverules"
 	"github.com/microshop/microshop/pkg/telemetry"
 )
@@ -64,12 +65,17 @@ type Config struct {
 	// so it is opt-in and belongs on a loopback or otherwise private
 	// address.
 	AdminAddr string
+	// Limit are the process's limits (pkg/limit): for good in the embedded
+	// mode, and with Consul until microshop/<name>/limit says otherwise.
+	// The zero value is limit.DefaultRules().
+	Limit limit.Rules
 }
 
 // ReadConfig reads the variables every process has through env, whose
 // prefix is the process's (config.New(getenv, "PSP_")): HTTP_ADDR (default
-// httpAddr), SHUTDOWN_TIMEOUT (10s), LOG_LEVEL (info) and ADMIN_ADDR (none).
-// What does not parse is in env.Err().
+// httpAddr), SHUTDOWN_TIMEOUT (10s), LOG_LEVEL (info) and ADMIN_ADDR
+// (none). What does not parse is in env.Err(). Limit is not read: a
+// program that limits its requests reads it with ReadLimit.
 func ReadConfig(env *config.Reader, httpAddr string) Config {
 	return Config{
 		HTTP: httpserver.Config{
@@ -81,6 +87,15 @@ func ReadConfig(env *config.Reader, httpAddr string) Config {
 	}
 }
 
+// ReadLimit reads LIMIT_RULES through env, a pkg/limit rules document
+// (limit.Rules), default limit.DefaultRules(). What does not parse or
+// validate is in env.Err().
+func ReadLimit(env *config.Reader) limit.Rules {
+	rules, err := liverules.Parse(env.String("LIMIT_RULES", ""), limit.DefaultRules(), limit.Validate)
+	env.Check("LIMIT_RULES", err)
+	return rules
+}
+
 // LogAttrs returns c for a log line; a program's Config.LogValue adds its
 // own after them.
 func (c Config) LogAttrs() []slog.Attr {
@@ -89,6 +104,7 @@ func (c Config) LogAttrs() []slog.Attr {
 		slog.String("shutdown_timeout", c.HTTP.ShutdownTimeout.String()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("admin_addr", c.AdminAddr),
+		slog.Any("limit", c.Limit),
 	}
 }
 
@@ -109,8 +125,12 @@ type Process struct {
 	// Checks decide readiness; the program adds its dependencies.
 	Checks *health.Checks
 	// Router serves HTTP: /healthz, /readyz and /metrics are registered,
-	// every route is traced and measured; the program adds its API.
+	// every route is traced and measured and, but for those three, behind
+	// the process's Limiter; the program adds its API.
 	Router *gin.Engine
+	// Limiter sheds what the process cannot serve (pkg/limit): every route
+	// the program registers on Router is behind it.
+	Limiter *limit.Limiter
 	// Consul is the client of the agent named by CONSUL_HTTP_ADDR; nil in
 	// the embedded mode, where that variable is unset. The program builds
 	// its resolvers with it (pkg/discovery).
@@ -123,6 +143,17 @@ type Process struct {
 	breakers *breaker.Set
 }
 
+// An Option adds what a program knows about its own routes to Start.
+type Option func(*limit.Config)
+
+// WithLimit gives the Limiter the program's knowledge: who the
+// authenticated user of a request is (user, nil: nobody; see
+// limit.Config.User), and its routes' rules (their priorities, mostly),
+// which a rules document may override route by route.
+func WithLimit(user func(*http.Request) string, routes map[string]limit.Route) Option {
+	return func(c *limit.Config) { c.User, c.Routes = user, routes }
+}
+
 // Start sets up the telemetry of the process name (the OTEL_* variables
 // read through getenv, see pkg/telemetry) and builds its router. Nothing
 // listens until Run. Close the Process when Run returned, or when the
@@ -131,7 +162,11 @@ type Process struct {
 // With CONSUL_HTTP_ADDR set (read through getenv, like CONSUL_HTTP_TOKEN)
 // the process is registered in Consul while Run serves; see the package
 // doc.
-func Start(ctx context.Context, name string, cfg Config, getenv func(string) string, log *slog.Logger) (*Process, error) {
+//
+// Every route the program registers on Router is behind the Limiter, with
+// cfg.Limit in force and, with Consul, the document at microshop/<name>/limit
+// followed while Run runs (see Breakers for how).
+func Start(ctx context.Context, name string, cfg Config, getenv func(string) string, log *slog.Logger, opts ...Option) (*Process, error) {
 	var consul *api.Client
 	if addr := getenv("CONSUL_HTTP_ADDR"); addr != "" {
 		var err error
@@ -147,7 +182,50 @@ func Start(ctx context.Context, name string, cfg Config, getenv func(string) str
 	checks := health.New(2 * time.Second)
 	router := httpserver.NewRouter(log, checks, tel.ServerMiddleware()...)
 	router.GET("/metrics", gin.WrapH(tel.MetricsHandler()))
-	return &Process{Telemetry: tel, Checks: checks, Router: router, Consul: consul, name: name, cfg: cfg, log: log}, nil
+	p := &Process{Telemetry: tel, Checks: checks, Router: router, Consul: consul, name: name, cfg: cfg, log: log}
+	lcfg := limit.Config{Logger: log, Metrics: tel.Registry}
+	for _, o := range opts {
+		o(&lcfg)
+	}
+	if p.Limiter, err = limit.New(lcfg, cfg.Limit); err != nil {
+		return nil, errors.Join(fmt.Errorf("limiter: %w", err), p.Close())
+	}
+	// After /healthz, /readyz and /metrics: those are never shed.
+	router.Use(p.Limiter.Middleware())
+	if err := follow(ctx, p, "limit", cfg.Limit, limit.Validate, p.Limiter.SetRules); err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
+	return p, nil
+}
+
+// follow puts the rules document of concern in force with apply: with
+// Consul, the one at microshop/<name>/<concern>, read now and followed
+// while Run runs, each valid change applied at once, an invalid one
+// logged, counted and ignored (pkg/liverules); def until it is read, and
+// when the key is missing. Without Consul, nothing to follow.
+func follow[T any](ctx context.Context, p *Process, concern string, def T, validate func(T) error, apply func(T) error) error {
+	if p.Consul == nil {
+		return nil
+	}
+	key := liverules.Key(p.name, concern)
+	watch, err := liverules.NewWatch(p.Consul, key, def, liverules.Options[T]{
+		Validate: validate,
+		OnChange: func(v T) {
+			if err := apply(v); err != nil { // validated already: cannot happen
+				p.log.Error("apply rules", slog.String("key", key), slog.Any("error", err))
+			}
+		},
+		Logger:  p.log,
+		Metrics: p.Telemetry.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("%s rules: %w", concern, err)
+	}
+	if err := watch.Load(ctx); err != nil {
+		p.log.Warn("rules not read from consul; the defaults hold until they are", slog.String("key", key), slog.Any("error", err))
+	}
+	p.tasks = append(p.tasks, lifecycle.Task{Name: concern + " rules watch", Run: watch.Run})
+	return nil
 }
 
 // Breakers returns the circuit breakers of the process's upstreams
@@ -166,27 +244,9 @@ func (p *Process) Breakers(ctx context.Context, rules map[string]breaker.Rules) 
 		return nil, err
 	}
 	p.breakers = set
-	if p.Consul == nil {
-		return set, nil
+	if err := follow(ctx, p, "breaker", rules, breaker.Validate, set.SetRules); err != nil {
+		return nil, err
 	}
-	key := liverules.Key(p.name, "breaker")
-	watch, err := liverules.NewWatch(p.Consul, key, rules, liverules.Options[map[string]breaker.Rules]{
-		Validate: breaker.Validate,
-		OnChange: func(r map[string]breaker.Rules) {
-			if err := set.SetRules(r); err != nil { // validated already: cannot happen
-				p.log.Error("apply breaker rules", slog.String("key", key), slog.Any("error", err))
-			}
-		},
-		Logger:  p.log,
-		Metrics: p.Telemetry.Registry,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("breakers: %w", err)
-	}
-	if err := watch.Load(ctx); err != nil {
-		p.log.Warn("breaker rules not read from consul; the defaults hold until they are", slog.String("key", key), slog.Any("error", err))
-	}
-	p.tasks = append(p.tasks, lifecycle.Task{Name: "breaker rules watch", Run: watch.Run})
 	return set, nil
 }
 
@@ -308,6 +368,9 @@ func buildVersion() string {
 func (p *Process) Close() error {
 	if p.breakers != nil {
 		p.breakers.Close()
+	}
+	if p.Limiter != nil {
+		p.Limiter.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 	defer cancel()

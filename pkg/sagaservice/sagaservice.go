@@ -36,6 +36,7 @@ import (
 	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/faultinject"
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/messaging"
 	"github.com/microshop/microshop/pkg/outbox"
 	"github.com/microshop/microshop/pkg/process"
@@ -62,12 +63,14 @@ type Config struct {
 // ReadConfig reads the shared variables of service name through env, whose
 // prefix is the service's (config.New(getenv, "ORDER_")): those of every
 // process (process.ReadConfig: HTTP_ADDR, default httpAddr,
-// SHUTDOWN_TIMEOUT, LOG_LEVEL, ADMIN_ADDR), DATABASE_URL (default
+// SHUTDOWN_TIMEOUT, LOG_LEVEL, ADMIN_ADDR; and process.ReadLimit: LIMIT_RULES), DATABASE_URL (default
 // sqlite:.run/data/<name>.db), KAFKA_BROKERS, CONSUMER_CONCURRENCY and
 // CHAOS_CRASH_AFTER_HANDLE. What does not parse is in env.Err().
 func ReadConfig(env *config.Reader, name, httpAddr string) Config {
+	pc := process.ReadConfig(env, httpAddr)
+	pc.Limit = process.ReadLimit(env)
 	return Config{
-		Config:              process.ReadConfig(env, httpAddr),
+		Config:              pc,
 		DatabaseURL:         env.URL("DATABASE_URL", "sqlite:.run/data/"+name+".db", "sqlite", "postgres", "postgresql"),
 		KafkaBrokers:        env.Addrs("KAFKA_BROKERS", []string{"127.0.0.1:9092"}),
 		ConsumerConcurrency: env.Int("CONSUMER_CONCURRENCY", 8, 1, messaging.MaxConcurrency),
@@ -102,6 +105,10 @@ type Spec struct {
 	// topics on a crash).
 	Topics     []string
 	Partitions int
+	// Limit are the rules of the service's routes, their priorities
+	// (pkg/limit): a route without one is Normal. The LIMIT_RULES
+	// document, or Consul's, may override them route by route.
+	Limit map[string]limit.Route
 }
 
 // Service is the shared parts of a running service. Create it with Open.
@@ -143,7 +150,7 @@ func Open(ctx context.Context, spec Spec, cfg Config, getenv func(string) string
 
 func (s *Service) open(ctx context.Context, getenv func(string) string) error {
 	var err error
-	if s.Process, err = process.Start(ctx, s.spec.Name, s.cfg.Config, getenv, s.log); err != nil {
+	if s.Process, err = process.Start(ctx, s.spec.Name, s.cfg.Config, getenv, s.log, process.WithLimit(nil, s.spec.Limit)); err != nil {
 		return err
 	}
 	s.Metrics, s.Router = s.Process.Telemetry.Registry, s.Process.Router

@@ -50,6 +50,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		JWTSecret:       env.String("JWT_SECRET", ""),
 		TokenTTL:        env.Duration("TOKEN_TTL", time.Hour),
 	}
+	cfg.Limit = process.ReadLimit(env)
 	rules, err := liverules.Parse(env.String("BREAKER_RULES", ""), defaultBreakerRules, breaker.Validate)
 	if err != nil {
 		return cfg, errors.Join(env.Err(), fmt.Errorf("GATEWAY_BREAKER_RULES: %w", err))

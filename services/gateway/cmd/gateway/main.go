@@ -15,10 +15,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/microshop/microshop/pkg/discovery"
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
@@ -52,7 +54,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("configuration: GATEWAY_JWT_SECRET: %w", err)
 	}
-	proc, err := process.Start(ctx, "gateway", cfg.Config, getenv, log)
+	proc, err := process.Start(ctx, "gateway", cfg.Config, getenv, log, process.WithLimit(customer(tokens), limitRoutes))
 	if err != nil {
 		return err
 	}
@@ -119,6 +121,41 @@ const (
 	retryRatio   = 0.1
 	retryReserve = 10
 )
+
+// limitRoutes are the priorities of the gateway's routes: browsing is shed
+// first, a checkout in progress (placing an order, polling it) last, an
+// admin's request never. GATEWAY_LIMIT_RULES, or Consul's
+// microshop/gateway/limit, may override each route, and set the budgets
+// of each customer ("user"): none by default, because the demo has two
+// customers whom every load test, benchmark and chaos run logs in as.
+var limitRoutes = map[string]limit.Route{
+	"GET /images/:file":                                  {Priority: limit.Low},
+	"GET /api/v1/openapi.json":                           {Priority: limit.Low},
+	"GET /api/v1/products":                               {Priority: limit.Low},
+	"GET /api/v1/products/:sku":                          {Priority: limit.Low},
+	"POST /api/v1/orders":                                {Priority: limit.High},
+	"GET /api/v1/orders/:id":                             {Priority: limit.High},
+	"POST /api/v1/admin/products/:sku/stock-adjustments": {Priority: limit.Critical},
+	"GET /api/v1/admin/psp/faults":                       {Priority: limit.Critical},
+	"PUT /api/v1/admin/psp/faults":                       {Priority: limit.Critical},
+}
+
+// customer names the user of a request for the limiter's per-user
+// budgets: the subject of a valid bearer token, "" for anyone else (whom
+// the route then refuses, or serves anonymously).
+func customer(tokens *auth.Tokens) func(*http.Request) string {
+	return func(r *http.Request) string {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			return ""
+		}
+		u, err := tokens.Verify(token)
+		if err != nil {
+			return ""
+		}
+		return u.ID
+	}
+}
 
 // staticResolver is the one instance at a configured URL.
 func staticResolver(rawURL string) (discovery.StaticResolver, error) {

@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
@@ -45,6 +46,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "inventory", Migrations: migrations.FS, Migrate: saga.MigrateBarrier,
 		Topics: checkoutv1.WithDLQ(checkoutv1.TopicInventoryCommands, checkoutv1.TopicReplies), Partitions: checkoutv1.TopicPartitions,
+		// Browsing is shed first; an admin's stock adjustment never.
+		Limit: map[string]limit.Route{
+			"GET /v1/products": {Priority: limit.Low}, "GET /v1/products/:sku": {Priority: limit.Low},
+			"POST /v1/products/:sku/stock-adjustments": {Priority: limit.Critical},
+		},
 	}, cfg.Config, getenv, log)
 	if err != nil {
 		return err

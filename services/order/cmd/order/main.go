@@ -15,6 +15,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/microshop/microshop/pkg/lifecycle"
+	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
@@ -46,6 +47,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	svc, err := sagaservice.Open(ctx, sagaservice.Spec{
 		Name: "order", Migrations: migrations.FS, Migrate: saga.MigrateOrchestrator,
 		Topics: checkoutv1.WithDLQ(checkoutv1.Topics()...), Partitions: checkoutv1.TopicPartitions,
+		// A checkout in progress — placing the order, polling it — is shed
+		// after the order lists.
+		Limit: map[string]limit.Route{"POST /v1/orders": {Priority: limit.High}, "GET /v1/orders/:id": {Priority: limit.High}},
 	}, cfg.Config, getenv, log)
 	if err != nil {
 		return err
