@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry prometheus dashboards \
+.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -47,6 +47,15 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 	$(BIN)/bench -bin $(BIN) -mode embedded -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate $(BENCH_RATE_FULL) $(BENCH_FLAGS)
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS)
+
+# bench-overload runs the stack on CPU 1 and the load generator on CPU 0
+# (taskset), so that they do not steal from each other: capacity is one
+# core's. The whole run takes about a quarter of an hour.
+OVERLOAD_FLAGS ?= -warmup 3s -duration 10s
+
+bench-overload: build ## pkg/limit's adaptive limiters side by side past capacity: goodput, admitted and rejection p99, errors, CPU at 0.5-5 C, retry storms; table and docs/overload.svg
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	taskset -c 0 $(BIN)/bench -bin $(BIN) -overload -stack-cpus 1 -svg docs/overload.svg $(OVERLOAD_FLAGS)
 
 # BENCH_PROFILE=dir makes bench-checkout-cost also write a CPU profile of the
 # window of every service to dir (the profiler's own CPU is then counted too).

@@ -61,7 +61,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -101,6 +103,18 @@ type options struct {
 	jaeger      string            // Jaeger binary the launcher starts and the services export to; "" none
 	reads       bool              // measure GET /api/v1/products instead of checkouts
 	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
+
+	overload       bool          // -overload: the limiters side by side past capacity
+	algorithms     []string      // -overload: pkg/limit algorithms compared, "none" first
+	levels         []float64     // -overload: offered loads, multiples of capacity
+	slo            time.Duration // -overload: latency within which a success counts as goodput
+	startRate      float64       // -overload: first rate of the capacity search
+	stepDuration   time.Duration // -overload: window of each step of the capacity search
+	pause          time.Duration // -overload: rest between levels
+	requestTimeout time.Duration // -overload: a request unanswered this long is an error
+	retryStorm     bool          // -overload: also the retry storms at 3 C
+	stackCPUs      string        // taskset's CPU list for the stack; "" does not pin it
+	svg            string        // -overload: where to draw the figure; "" draws none
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -124,8 +138,32 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger binary (make slow-tools: .run/tools/jaeger) the launcher starts on free ports, the services exporting their traces to it; sampling follows the OTEL_TRACES_SAMPLER variables of bench's environment; empty: nothing exported")
 	fs.BoolVar(&o.reads, "reads", false, "measure reads instead of checkouts: -concurrency closed-loop workers GET /api/v1/products through the gateway; requests/s, latency percentiles and CPU µs per request of every process")
 	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
+	fs.BoolVar(&o.overload, "overload", false, "compare pkg/limit's adaptive limiters past capacity: find capacity C without a limiter, then offer each -levels multiple of C, open loop, with each -algorithms candidate; see overload.go")
+	algorithms := fs.String("algorithms", "none,sentinel,kratos,failsafe,gradient2,vegas", "-overload: the candidates, comma-separated (none is no limiter)")
+	levels := fs.String("levels", "0.5,1,2,3,5", "-overload: the offered loads, comma-separated multiples of C")
+	fs.DurationVar(&o.slo, "slo", 200*time.Millisecond, "-overload: a successful answer within this latency counts as goodput")
+	fs.Float64Var(&o.startRate, "start-rate", 50, "-overload: the first rate of the capacity search, raised by a quarter each step")
+	fs.DurationVar(&o.stepDuration, "step", 5*time.Second, "-overload: the window of each step of the capacity search (after -warmup)")
+	fs.DurationVar(&o.pause, "pause", 3*time.Second, "-overload: rest between levels, for the stack to work off its queues")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "-overload: a request unanswered this long counts as an error")
+	fs.BoolVar(&o.retryStorm, "retry-storm", true, "-overload: also offer 3 C with clients retrying rejections after Retry-After and at once, without a limiter and with the chosen one")
+	fs.StringVar(&o.stackCPUs, "stack-cpus", "", "taskset CPU list the launcher and the stack run on (e.g. 1); empty: not pinned")
+	fs.StringVar(&o.svg, "svg", "", "-overload: write the figure (goodput and admitted p99 against offered load) to this SVG file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if o.overload {
+		o.algorithms = strings.Split(*algorithms, ",")
+		for _, f := range strings.Split(*levels, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 || v > 20 {
+				return o, fmt.Errorf("-levels: %q is not a multiple of capacity from 0 to 20", f)
+			}
+			o.levels = append(o.levels, v)
+		}
+		if !slices.Contains(o.algorithms, "none") {
+			return o, errors.New("-algorithms: none (no limiter) is the baseline and must be in the list")
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -179,6 +217,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	} else if o.dir, err = filepath.Abs(o.dir); err != nil {
 		return err
+	}
+	if o.overload {
+		return runOverload(ctx, o, stdout) // a stack of its own for every candidate
 	}
 	if o.portBase == 0 {
 		if o.portBase, err = freePortRange(pspOffset + 1); err != nil {
