@@ -149,8 +149,9 @@ type gatewayLine struct {
 type stackOptions struct {
 	// replicas is how many replicas of order and of inventory run.
 	replicas int
-	// orderEnv and paymentEnv are added to those services' environments.
-	orderEnv, paymentEnv []string
+	// orderEnv, paymentEnv and gatewayEnv are added to those services'
+	// environments.
+	orderEnv, paymentEnv, gatewayEnv []string
 	// pspVia, if set, returns the PSP address payment dials instead of
 	// the PSP's own (a proxy in front of it).
 	pspVia func(psp string) string
@@ -158,13 +159,16 @@ type stackOptions struct {
 
 // stack is a shop started by startStack.
 type stack struct {
-	consul   *consultest.Consul
-	out      *supervise.Output
-	logs     *logtest.Buffer
-	gateway  string // base URL
-	psp      string // base URL of the PSP itself
-	payment  string // base URL of payment
-	replicas map[string][]*supervise.Process
+	consul  *consultest.Consul
+	out     *supervise.Output
+	logs    *logtest.Buffer
+	gateway string // base URL
+	psp     string // base URL of the PSP itself
+	payment string // base URL of payment
+	broker  string // the Kafka-protocol broker's address
+	// databases are the services' database URLs, by service name.
+	databases map[string]string
+	replicas  map[string][]*supervise.Process
 
 	mu    sync.Mutex
 	lines []gatewayLine // the gateway's log lines
@@ -213,6 +217,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port-1) }
 	broker, pspAddr, gatewayAddr, paymentAddr := next(), next(), next(), next()
 	st.gateway, st.psp, st.payment = "http://"+gatewayAddr, "http://"+pspAddr, "http://"+paymentAddr
+	st.broker, st.databases = broker, databases
 	paymentPSP := pspAddr
 	if o.pspVia != nil {
 		paymentPSP = o.pspVia(pspAddr)
@@ -243,7 +248,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	procs = append(procs,
 		service("payment", "PAYMENT", paymentAddr, append([]string{"PAYMENT_PSP_URL=http://" + paymentPSP}, o.paymentEnv...)...),
 		&supervise.Process{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: st.gateway,
-			Env: []string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}},
+			Env: append([]string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}, o.gatewayEnv...)},
 	)
 	started, err := supervise.StartAll(ctx, st.out, procs, 2*time.Minute)
 	t.Cleanup(func() { _ = supervise.StopAll(st.out, started, 20*time.Second) })
