@@ -159,6 +159,17 @@ func overview() Dashboard {
 		{Title: "Targets up", Unit: "short", Queries: []Query{
 			{Expr: "up", Legend: "{{job}} {{instance}}"},
 		}},
+		// pkg/limit: what each service sheds and the limit it sheds at.
+		{Title: "Requests shed per second, by service, priority and reason (route, user: 429; adaptive: 503)", Unit: "reqps", Queries: []Query{
+			{Expr: "sum by (job, priority, reason) (" + rate("limiter_rejected_total") + ")", Legend: "{{job}} {{priority}} {{reason}}"},
+		}},
+		{Title: "Share of requests shed, by service", Unit: "percentunit", Queries: []Query{
+			{Expr: "sum by (job) (" + rate("limiter_rejected_total") + ") / (sum by (job) (" + rate("limiter_rejected_total") + ") + sum by (job) (" + rate("limiter_admitted_total") + "))", Legend: "{{job}}"},
+		}},
+		{Title: "Adaptive concurrency limit and requests in flight, by service", Unit: "short", Queries: []Query{
+			{Expr: "max by (job) (limiter_limit)", Legend: "limit {{job}}"},
+			{Expr: "max by (job) (limiter_inflight)", Legend: "in flight {{job}}"},
+		}},
 	}}
 }
 
