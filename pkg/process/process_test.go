@@ -32,6 +32,7 @@ func start(t *testing.T, vars map[string]string, log *slog.Logger) (base, admin 
 	getenv := func(k string) string { return vars[k] }
 	env := config.New(getenv, "P_")
 	cfg := process.ReadConfig(env, "127.0.0.1:0")
+	cfg.Limit = process.ReadLimit(env)
 	if err := env.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +125,47 @@ func TestServes(t *testing.T) {
 			t.Errorf("admin address %q without P_ADMIN_ADDR", admin)
 		}
 	})
+}
+
+// TestLimited checks that the program's routes are behind the limiter, with
+// the rules of LIMIT_RULES, and health, readiness and metrics are not.
+func TestLimited(t *testing.T) {
+	base, _, _ := start(t, map[string]string{
+		"P_HTTP_ADDR":   servicetest.FreeAddr(t),
+		"P_LIMIT_RULES": `{"adaptive": "none", "routes": {"GET /hello": {"rate": 0.001, "burst": 1}}}`,
+	}, slog.New(slog.DiscardHandler))
+	if code, _ := body(t, base+"/hello"); code != http.StatusOK {
+		t.Fatalf("first GET /hello = %d, want 200", code)
+	}
+	resp, err := get(base + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("second GET /hello = %d, Retry-After %q, Content-Type %q; want 429 problem+json with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+	for range 3 {
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			if code, _ := body(t, base+path); code != http.StatusOK {
+				t.Errorf("GET %s = %d, want 200: never limited", path, code)
+			}
+		}
+	}
+	_, metrics := body(t, base+"/metrics")
+	for _, want := range []string{`limiter_rejected_total{priority="normal",reason="route"} 1`, `limiter_rejected_total{priority="low",reason="adaptive"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestLimitRulesInvalid(t *testing.T) {
+	env := config.New(func(k string) string { return map[string]string{"P_LIMIT_RULES": `{"adaptive": "magic"}`}[k] }, "P_")
+	process.ReadLimit(env)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "P_LIMIT_RULES") {
+		t.Errorf("env.Err() = %v, want an error naming P_LIMIT_RULES", err)
+	}
 }
 
 // TestTraced checks, against a real Jaeger, that a request to a process
