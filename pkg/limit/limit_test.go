@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,15 +85,14 @@ func (f *fixed) Close()     {}
 // counts the requests that reached a handler.
 type server struct {
 	*gin.Engine
-	handled int
-	block   chan struct{} // when not nil, GET /slow waits on it
+	handled atomic.Int64
 }
 
 func newServer(l *Limiter) *server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &server{Engine: gin.New()}
 	s.Use(l.Middleware())
-	h := func(c *gin.Context) { s.handled++; c.Status(http.StatusNoContent) }
+	h := func(c *gin.Context) { s.handled.Add(1); c.Status(http.StatusNoContent) }
 	for _, p := range []string{"/browse", "/normal", "/checkout", "/admin"} {
 		s.GET(p, h)
 	}
@@ -169,8 +171,8 @@ func TestUserOverBudgetGets429WhileAnotherIsServed(t *testing.T) {
 	if rec := s.get("/normal", ""); rec.Code != http.StatusNoContent {
 		t.Errorf("anonymous: status %d, want 204 (no user, no user bucket)", rec.Code)
 	}
-	if s.handled != 5 {
-		t.Errorf("%d requests handled, want 5: the refused one must not reach its handler", s.handled)
+	if n := s.handled.Load(); n != 5 {
+		t.Errorf("%d requests handled, want 5: the refused one must not reach its handler", n)
 	}
 }
 
@@ -261,8 +263,8 @@ func TestAdaptiveRejectionMetrics(t *testing.T) {
 	if s.get("/admin", "").Code != http.StatusNoContent {
 		t.Error("critical route refused")
 	}
-	if s.handled != 1 {
-		t.Errorf("%d handled, want 1 (the admin request only)", s.handled)
+	if n := s.handled.Load(); n != 1 {
+		t.Errorf("%d handled, want 1 (the admin request only)", n)
 	}
 }
 
@@ -358,4 +360,47 @@ func TestSentinelOnePerProcess(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	b.Close()
+}
+
+// TestConcurrent serves requests from many goroutines through every
+// algorithm while the rules change, for the race detector; every request
+// must be answered 204, 429 or 503, and every admitted one released (the
+// in-flight count back to 0).
+func TestConcurrent(t *testing.T) {
+	for _, alg := range Algorithms {
+		t.Run(string(alg), func(t *testing.T) {
+			l, err := New(Config{User: byHeader}, Rules{Adaptive: alg, Routes: testRoutes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			s := newServer(l)
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 200 {
+						path := []string{"/browse", "/normal", "/checkout", "/admin"}[i%4]
+						rec := httptest.NewRecorder()
+						req := httptest.NewRequest(http.MethodGet, path, nil)
+						req.Header.Set("X-User", strconv.Itoa(g))
+						s.ServeHTTP(rec, req)
+						if c := rec.Code; c != http.StatusNoContent && c != http.StatusTooManyRequests && c != http.StatusServiceUnavailable {
+							t.Errorf("GET %s = %d", path, c)
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				for range 20 {
+					if err := l.SetRules(Rules{Adaptive: alg, User: Bucket{Rate: 1000, Burst: 100}}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			wg.Wait()
+			if a := l.state.Load().adaptive; a != nil && a.inflight.Load() != 0 {
+				t.Errorf("%d requests still in flight after all were answered", a.inflight.Load())
+			}
+		})
+	}
 }
