@@ -54,7 +54,7 @@ type overloadLevel struct {
 	errors    int             // neither 2xx nor a rejection: 5xx, timeouts, connection errors
 	errKinds  map[string]int  // errors by method, path and status or error
 	window    time.Duration
-	cpuSecond float64 // of the stack, in the window
+	cpuSecond float64 // of the stack, CPU seconds in the window (scaled to its planned length)
 }
 
 func (l *overloadLevel) goodput() float64 { return float64(l.good) / l.window.Seconds() }
@@ -129,8 +129,12 @@ func runOverload(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	best := choose(cands, unloaded, o.slo)
-	if o.retryStorm && best != nil {
-		for _, alg := range []string{none, best.name} {
+	stormed := best
+	if stormed == nil {
+		stormed = bestGoodput(cands)
+	}
+	if o.retryStorm && stormed != nil {
+		for _, alg := range []string{none, stormed.name} {
 			for _, mode := range []retryMode{retryAfterDelay, retryAtOnce} {
 				if st, err = startStack(ctx, o, alg); err != nil {
 					return err
@@ -225,6 +229,25 @@ func choose(cands []*candidate, unloaded, slo time.Duration) *candidate {
 			}
 		}
 		if ok && c.name != "none" && (best == nil || good > bestGood) {
+			best, bestGood = c, good
+		}
+	}
+	return best
+}
+
+// bestGoodput returns the limiter with the best goodput at 3 C and 5 C
+// together, whatever its latency; nil if there is none but "none".
+func bestGoodput(cands []*candidate) *candidate {
+	var best *candidate
+	var bestGood float64
+	for _, c := range cands {
+		var good float64
+		for _, lv := range c.levels {
+			if lv.factor >= 3 {
+				good += lv.goodput()
+			}
+		}
+		if c.name != "none" && (best == nil || good > bestGood) {
 			best, bestGood = c, good
 		}
 	}
@@ -341,18 +364,22 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 	}
 	var retries sync.WaitGroup
 	var retried atomic.Int64
+	// The CPU is sampled at the window's ends; the generator's CPU may be
+	// busy, so the time between the samples is taken as it was, not as
+	// planned.
 	var cpuBefore, cpuAfter cpuSnapshot
+	var cpuFrom, cpuTo time.Time
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
 		if sleepUntil(ctx, windowStart) != nil {
 			return
 		}
-		cpuBefore = sampleCPU(st.l.pid(), st.dir)
+		cpuBefore, cpuFrom = sampleCPU(st.l.pid(), st.dir), time.Now()
 		if sleepUntil(ctx, windowEnd) != nil {
 			return
 		}
-		cpuAfter = sampleCPU(st.l.pid(), st.dir)
+		cpuAfter, cpuTo = sampleCPU(st.l.pid(), st.dir), time.Now()
 	}()
 	st.shop.retries.Store(mode != noRetry)
 	pacer := vegeta.ConstantPacer{Freq: max(1, int(rate+0.5)), Per: time.Second}
@@ -360,7 +387,7 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 		if ctx.Err() != nil {
 			attacker.Stop()
 		}
-		failed := res.Error != "" || res.Code == 0
+		failed := res.Code == 0 // vegeta also sets Error to the status line of a 4xx or 5xx
 		record(res.Timestamp, int(res.Code), res.Latency, res.Headers, failed, kindOf(res.Method, res.URL, int(res.Code), res.Error))
 		st.shop.learn(res)
 		if mode != noRetry && !failed && res.Headers.Get("Retry-After") != "" &&
@@ -378,6 +405,7 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 			lv.cpuSecond += c.seconds
 		}
 	}
+	lv.cpuSecond *= window.Seconds() / cpuTo.Sub(cpuFrom).Seconds() // per second of the window
 	lv.retries = int(retried.Load())
 	slices.Sort(lv.admitted)
 	slices.Sort(lv.rejected)
