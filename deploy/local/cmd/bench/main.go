@@ -110,7 +110,7 @@ type options struct {
 	slo            time.Duration // -overload: latency within which a success counts as goodput
 	startRate      float64       // -overload: first rate of the capacity search
 	stepDuration   time.Duration // -overload: window of each step of the capacity search
-	pause          time.Duration // -overload: rest between levels
+	pause          time.Duration // -overload: the longest wait for the stack to settle after a level
 	requestTimeout time.Duration // -overload: a request unanswered this long is an error
 	retryStorm     bool          // -overload: also the retry storms at 3 C
 	stackCPUs      string        // taskset's CPU list for the stack; "" does not pin it
@@ -144,7 +144,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.slo, "slo", 200*time.Millisecond, "-overload: a successful answer within this latency counts as goodput")
 	fs.Float64Var(&o.startRate, "start-rate", 50, "-overload: the first rate of the capacity search, raised by a quarter each step")
 	fs.DurationVar(&o.stepDuration, "step", 5*time.Second, "-overload: the window of each step of the capacity search (after -warmup)")
-	fs.DurationVar(&o.pause, "pause", 3*time.Second, "-overload: rest between levels, for the stack to work off its queues")
+	fs.DurationVar(&o.pause, "settle", time.Minute, "-overload: after each level, wait at most this long for the stack to work off its queues (its CPU use under 0.2 cores)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "-overload: a request unanswered this long counts as an error")
 	fs.BoolVar(&o.retryStorm, "retry-storm", true, "-overload: also offer 3 C with clients retrying rejections after Retry-After and at once, without a limiter and with the chosen one")
 	fs.StringVar(&o.stackCPUs, "stack-cpus", "", "taskset CPU list the launcher and the stack run on (e.g. 1); empty: not pinned")

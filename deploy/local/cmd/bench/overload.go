@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -54,7 +55,11 @@ type overloadLevel struct {
 	errors    int             // neither 2xx nor a rejection: 5xx, timeouts, connection errors
 	errKinds  map[string]int  // errors by method, path and status or error
 	window    time.Duration
-	cpuSecond float64 // of the stack, CPU seconds in the window (scaled to its planned length)
+	cpuSecond float64 // the stack's CPU use in the window, in cores
+	// stackWait and generatorWait are how long the threads of the stack
+	// and of bench waited for a CPU while runnable, per second of the
+	// window (/proc/<pid>/task/*/schedstat): the CPU others took from them.
+	stackWait, generatorWait float64
 }
 
 func (l *overloadLevel) goodput() float64 { return float64(l.good) / l.window.Seconds() }
@@ -104,15 +109,20 @@ func runOverload(ctx context.Context, o options, stdout io.Writer) error {
 		return errors.Join(err, st.stop())
 	}
 	fmt.Fprintf(stdout, "capacity C = %.0f requests/s (p99 first above 2× the p99 at 0.3 C, %s)\n", capacity, unloaded)
+	// Every candidate on a fresh stack, "none" too: the search left a
+	// backlog behind.
+	if err := st.stop(); err != nil {
+		return err
+	}
 	var cands []*candidate
-	for _, alg := range o.algorithms {
-		if alg != none {
+	for i, alg := range o.algorithms {
+		if i > 0 {
 			if err := st.stop(); err != nil {
 				return err
 			}
-			if st, err = startStack(ctx, o, alg); err != nil {
-				return err
-			}
+		}
+		if st, err = startStack(ctx, o, alg); err != nil {
+			return err
 		}
 		c := &candidate{name: alg}
 		for _, f := range o.levels {
@@ -258,7 +268,8 @@ func bestGoodput(cands []*candidate) *candidate {
 func (l *overloadLevel) line(o options) string {
 	return fmt.Sprintf("offered %.0f/s (+%d retries), goodput %.1f/s, admitted p50 %s p99 %s, rejection p99 %s (%d), errors %.2f %% %v, stack CPU %.2f cores",
 		l.rate, l.retries, l.goodput(), ms(percentile(l.admitted, 50)), ms(percentile(l.admitted, 99)),
-		ms(percentile(l.rejected, 99)), len(l.rejected), 100*l.errorRate(), l.errKinds, l.cpuSecond/l.window.Seconds())
+		ms(percentile(l.rejected, 99)), len(l.rejected), 100*l.errorRate(), l.errKinds, l.cpuSecond) +
+		fmt.Sprintf(", waited for a CPU: stack %.2f s/s, generator %.2f s/s", l.stackWait, l.generatorWait)
 }
 
 // stack is the shop started by the launcher for one candidate.
@@ -369,6 +380,7 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 	// planned.
 	var cpuBefore, cpuAfter cpuSnapshot
 	var cpuFrom, cpuTo time.Time
+	var waitBefore, waitAfter runWait
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
@@ -376,10 +388,12 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 			return
 		}
 		cpuBefore, cpuFrom = sampleCPU(st.l.pid(), st.dir), time.Now()
+		waitBefore = sampleWait(cpuBefore)
 		if sleepUntil(ctx, windowEnd) != nil {
 			return
 		}
 		cpuAfter, cpuTo = sampleCPU(st.l.pid(), st.dir), time.Now()
+		waitAfter = sampleWait(cpuAfter)
 	}()
 	st.shop.retries.Store(mode != noRetry)
 	pacer := vegeta.ConstantPacer{Freq: max(1, int(rate+0.5)), Per: time.Second}
@@ -400,18 +414,50 @@ func (st *stack) attackRate(ctx context.Context, o options, rate float64, mode r
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for _, c := range cpuAfter.since(cpuBefore) {
-		if c.name != "bench" {
-			lv.cpuSecond += c.seconds
+	if span := cpuTo.Sub(cpuFrom); span >= window/2 {
+		for _, c := range cpuAfter.since(cpuBefore) {
+			if c.name != "bench" {
+				lv.cpuSecond += c.seconds
+			}
 		}
+		lv.cpuSecond /= span.Seconds()
+		lv.stackWait = (waitAfter.stack - waitBefore.stack).Seconds() / span.Seconds()
+		lv.generatorWait = (waitAfter.generator - waitBefore.generator).Seconds() / span.Seconds()
+	} else {
+		lv.cpuSecond = math.NaN() // the sampler itself was kept from the CPU
+		lv.stackWait, lv.generatorWait = math.NaN(), math.NaN()
 	}
-	lv.cpuSecond *= window.Seconds() / cpuTo.Sub(cpuFrom).Seconds() // per second of the window
 	lv.retries = int(retried.Load())
 	slices.Sort(lv.admitted)
 	slices.Sort(lv.rejected)
-	// Let the stack work off what it queued (sagas, outbox) before the
-	// next level.
-	return lv, sleepUntil(ctx, time.Now().Add(o.pause))
+	return lv, st.settle(ctx, o.pause)
+}
+
+// idleCores is the stack's CPU use below which it counts as idle.
+const idleCores = 0.2
+
+// settle waits until the stack has worked off what the last level queued —
+// sagas, outbox messages, requests still in its queues — shown by its CPU
+// use falling below idleCores over a second, or until max passes, so that
+// one level's backlog does not weigh on the next.
+func (st *stack) settle(ctx context.Context, max time.Duration) error {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		before, from := sampleCPU(st.l.pid(), st.dir), time.Now()
+		if err := sleepUntil(ctx, from.Add(time.Second)); err != nil {
+			return err
+		}
+		var used float64
+		for _, c := range sampleCPU(st.l.pid(), st.dir).since(before) {
+			if c.name != "bench" {
+				used += c.seconds
+			}
+		}
+		if used/time.Since(from).Seconds() < idleCores {
+			return nil
+		}
+	}
+	return nil
 }
 
 // retry sends again the request rejected in res, as a client would: after
@@ -598,4 +644,34 @@ func (t *targets) learn(res *vegeta.Result) {
 	}
 	t.orders[t.nextOrd] = created.ID
 	t.nextOrd = (t.nextOrd + 1) % maxOrders
+}
+
+// runWait is the time threads spent runnable but waiting for a CPU.
+type runWait struct{ stack, generator time.Duration }
+
+// sampleWait sums the run-queue waits of every thread of the processes of
+// snap (bench's own under generator, the others' under stack).
+func sampleWait(snap cpuSnapshot) runWait {
+	var w runWait
+	self := os.Getpid()
+	for pid := range snap {
+		tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", task.Name(), "schedstat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b)) // on-CPU ns, waiting ns, timeslices
+			if len(f) < 2 {
+				continue
+			}
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			if pid == self {
+				w.generator += time.Duration(ns)
+			} else {
+				w.stack += time.Duration(ns)
+			}
+		}
+	}
+	return w
 }

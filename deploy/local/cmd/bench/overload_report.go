@@ -25,8 +25,8 @@ func printOverload(w io.Writer, o options, steps []capacityStep, capacity float6
 	}
 	fmt.Fprintf(w, "\nC = %.0f requests/s; unloaded p99 (at the rate nearest 0.3 C) = %s; SLO of goodput = %s\n\n",
 		capacity, unloaded.Round(10*time.Microsecond), o.slo)
-	fmt.Fprintln(w, "| limiter | load | offered/s | goodput/s | goodput / C | admitted p50 | admitted p99 | p99 / unloaded | rejection p99 | rejected | errors | stack CPU (cores) |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| limiter | load | offered/s | goodput/s | goodput / C | admitted p50 | admitted p99 | p99 / unloaded | rejection p99 | rejected | errors | stack CPU (cores) | waited for CPU: stack, generator (s/s) |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range cands {
 		for _, lv := range c.levels {
 			offered := fmt.Sprintf("%.0f", lv.rate)
@@ -38,10 +38,10 @@ func printOverload(w io.Writer, o options, steps []capacityStep, capacity float6
 			if len(lv.rejected) > 0 {
 				rej = ms(percentile(lv.rejected, 99))
 			}
-			fmt.Fprintf(w, "| %s | %.1f C | %s | %.1f | %.0f %% | %s | %s | %.1f× | %s | %.1f %% | %.2f %% | %.2f |\n",
+			fmt.Fprintf(w, "| %s | %.1f C | %s | %.1f | %.0f %% | %s | %s | %.1f× | %s | %.1f %% | %.2f %% | %.2f | %.2f, %.2f |\n",
 				c.name, lv.factor, offered, lv.goodput(), 100*lv.goodput()/capacity,
 				ms(percentile(lv.admitted, 50)), ms(p99), float64(p99)/float64(unloaded), rej,
-				100*float64(len(lv.rejected))/float64(max(1, lv.total)), 100*lv.errorRate(), lv.cpuSecond/lv.window.Seconds())
+				100*float64(len(lv.rejected))/float64(max(1, lv.total)), 100*lv.errorRate(), lv.cpuSecond, lv.stackWait, lv.generatorWait)
 		}
 	}
 	fmt.Fprintln(w)
