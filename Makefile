@@ -50,7 +50,8 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 
 # bench-overload runs the stack on CPU 1 and the load generator on CPU 0
 # (taskset), so that they do not steal from each other: capacity is one
-# core's. The whole run takes about a quarter of an hour.
+# core's. The whole run takes 20 to 40 minutes (a fresh stack per
+# candidate, up to a minute after each level for it to settle).
 OVERLOAD_FLAGS ?= -warmup 3s -duration 10s
 
 bench-overload: build ## pkg/limit's adaptive limiters side by side past capacity: goodput, admitted and rejection p99, errors, CPU at 0.5-5 C, retry storms; table and docs/overload.svg
