@@ -282,8 +282,20 @@ type stack struct {
 }
 
 // startStack starts the shop with every service's limiter set to alg, on
-// o.stackCPUs if set, in a directory of its own under o.dir.
-func startStack(ctx context.Context, o options, alg string) (*stack, error) {
+// o.stackCPUs if set, in a directory of its own under o.dir. A launcher
+// that fails to start is tried twice more, on other ports: freePortRange's
+// ports may be taken by another program before the launcher binds them.
+func startStack(ctx context.Context, o options, alg string) (st *stack, err error) {
+	for range 3 {
+		if st, err = startStackOnce(ctx, o, alg); err == nil || ctx.Err() != nil {
+			return st, err
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s: %v; trying again\n", alg, err)
+	}
+	return nil, err
+}
+
+func startStackOnce(ctx context.Context, o options, alg string) (*stack, error) {
 	dir, err := os.MkdirTemp(o.dir, "stack-"+alg+"-")
 	if err != nil {
 		return nil, err
