@@ -44,6 +44,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,6 +59,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 	"go.opentelemetry.io/otel/trace"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	gormtracing "gorm.io/plugin/opentelemetry/tracing"
 )
@@ -218,14 +220,25 @@ func (t *Telemetry) Transport(peer string, next http.RoundTripper) http.RoundTri
 
 // InstrumentDB adds a span to every query of db (the GORM OpenTelemetry
 // plugin), with the statement but without its values, which may be personal
-// data.
+// data, and with the PostgreSQL server's address and port.
 func (t *Telemetry) InstrumentDB(db *gorm.DB) error {
-	err := db.Use(gormtracing.NewPlugin(
+	opts := []gormtracing.Option{
 		gormtracing.WithTracerProvider(t.TracerProvider),
 		gormtracing.WithoutQueryVariables(),
 		gormtracing.WithoutMetrics(), // pool metrics belong in Prometheus, not in OTel's global meter
-	))
-	if err != nil {
+		// The plugin would parse the connection string again for every
+		// statement (1.7 % of order's CPU in a checkout profile); the
+		// address is the same every time, so it is parsed once here.
+		gormtracing.WithoutServerAddress(),
+	}
+	if pg, ok := db.Dialector.(*postgres.Dialector); ok && pg.Config.DSN != "" {
+		cfg, err := pgconn.ParseConfig(pg.Config.DSN)
+		if err != nil {
+			return fmt.Errorf("instrument database: %w", err)
+		}
+		opts = append(opts, gormtracing.WithAttributes(semconv.ServerAddress(cfg.Host), semconv.ServerPort(int(cfg.Port))))
+	}
+	if err := db.Use(gormtracing.NewPlugin(opts...)); err != nil {
 		return fmt.Errorf("instrument database: %w", err)
 	}
 	return nil

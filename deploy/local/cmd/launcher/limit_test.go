@@ -53,7 +53,7 @@ func TestOverloadKeepsInvariants(t *testing.T) {
 	})
 	cancel()
 
-	d, closeDBs, err := invariants.OpenDatabases(ctx, st.databases)
+	d, closeDBs, err := invariants.OpenDatabases(ctx, st.dbURLs)
 	if err != nil {
 		t.Fatal(err)
 	}
