@@ -142,7 +142,6 @@ func (l *Limiter) Close() {
 	defer l.mu.Unlock()
 	if s := l.state.Load(); s != nil && s.adaptive != nil {
 		s.adaptive.Close()
-		s.adaptive = nil
 	}
 }
 
