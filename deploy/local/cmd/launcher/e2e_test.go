@@ -292,11 +292,14 @@ func processesMentioning(s string) []string {
 }
 
 // freePortRange returns the first of n consecutive ports on 127.0.0.1 that
-// are free now.
+// are free now. They are drawn below Linux's ephemeral range (32768 and up
+// by default), which the kernel hands to outgoing connections: a port
+// drawn there can be taken by any client between this check and the
+// process's bind (seen in CI as "address already in use").
 func freePortRange(t *testing.T, n int) int {
 	t.Helper()
 	for range 100 {
-		base := 20000 + rand.IntN(30000)
+		base := 10000 + rand.IntN(22000-n)
 		var lns []net.Listener
 		for i := range n {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
