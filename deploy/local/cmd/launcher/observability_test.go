@@ -17,6 +17,7 @@ func TestNativePrometheusConfigIsCurrent(t *testing.T) {
 		{job: "payment", addr: "127.0.0.1:8083"},
 		{job: "order", addr: "127.0.0.1:8081"},
 		{job: "gateway", addr: "127.0.0.1:8080"},
+		{job: "probe", addr: "127.0.0.1:9400"}, // the eBPF probe, when it can load (root)
 	}
 	got := prometheusConfig(targets, "rules/*.yml", "127.0.0.1:9090")
 	file := filepath.Join("..", "..", "..", "..", "observability", "prometheus", "native.yml")
