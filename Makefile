@@ -29,7 +29,7 @@ run: build ## run the shop natively: Kafka-protocol broker + services, SQLite fi
 	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN)
 
 run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Consul, Jaeger and Prometheus
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus)
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)

@@ -53,17 +53,24 @@ type Query struct {
 
 // All returns the dashboards, in the order of their files.
 func All() []Dashboard {
-	return []Dashboard{overview(), checkout(), kafkaOutbox(), goRuntime()}
+	return []Dashboard{overview(), checkout(), kafkaOutbox(), goRuntime(), ebpf()}
 }
 
 // Queries returns every PromQL expression of every dashboard.
 func Queries() []string {
 	var exprs []string
 	for _, d := range All() {
-		for _, p := range d.Panels {
-			for _, q := range p.Queries {
-				exprs = append(exprs, q.Expr)
-			}
+		exprs = append(exprs, d.Queries()...)
+	}
+	return exprs
+}
+
+// Queries returns every PromQL expression of d's panels.
+func (d Dashboard) Queries() []string {
+	var exprs []string
+	for _, p := range d.Panels {
+		for _, q := range p.Queries {
+			exprs = append(exprs, q.Expr)
 		}
 	}
 	return exprs

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0-only)
 //
 // HTTP requests served by Go programs, seen from uprobes on
-// net/http.serverHandler.ServeHTTP: its entry records the request (method,
-// path, start time) under the goroutine that runs it, and each of its RET
-// instructions (Go programs crash under uretprobes, whose trampoline
-// corrupts the moving goroutine stacks) reads the response status and emits
-// one event. Field offsets come per process from the target's DWARF
+// net/http.serverHandler.ServeHTTP: its entry records the request (start
+// time, where its method, path and status are) under the goroutine that
+// runs it, and each of its RET instructions (Go programs crash under
+// uretprobes, whose trampoline corrupts the moving goroutine stacks) reads
+// them into one event. The path is the one the request arrived with, also
+// when the handler set another (Gin's trailing-slash redirect does). Field offsets come per process from the target's DWARF
 // (map go_targets), so no Go version is baked in here.
 
 #include "vmlinux.h"
@@ -43,11 +44,24 @@ struct http_event {
 	char path[PATH_LEN];
 };
 
-// inflight is a request being served, keyed by its goroutine.
+struct go_string {
+	__u64 ptr;
+	__u64 len;
+};
+
+// Keeps struct http_event in the object's BTF, where bpf2go finds it: no
+// map or variable has it as its type.
+const struct http_event *unused_http_event __attribute__((unused));
+
+// inflight is a request being served, keyed by its goroutine: what the
+// entry learnt, kept small (the map's update and the RET's lookup copy
+// it). The bytes of method and path are read at the RET, straight into
+// the event: Go strings are immutable, and the request keeps them.
 struct inflight {
 	__u64 start_ns;
-	__u64 response; // *net/http.response, 0 if the writer is another type
-	struct http_event event;
+	__u64 status; // address of the *net/http.response's status, 0 if the writer is another type
+	struct go_string method;
+	struct go_string path;
 };
 
 struct {
@@ -69,17 +83,11 @@ struct goroutine {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH); // a handler that panics never returns
 	__uint(max_entries, 65536);
+	// An LRU list per CPU instead of one behind a lock: cheaper updates.
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct goroutine);
 	__type(value, struct inflight);
 } requests SEC(".maps");
-
-// A per-CPU scratch value: struct inflight is too big for the BPF stack.
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct inflight);
-} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -94,11 +102,6 @@ struct {
 	__type(value, __u64);
 } http_lost SEC(".maps");
 
-struct go_string {
-	__u64 ptr;
-	__u64 len;
-};
-
 SEC("uprobe/serve_http")
 int serve_http(struct pt_regs *ctx)
 {
@@ -107,50 +110,31 @@ int serve_http(struct pt_regs *ctx)
 	if (!off)
 		return 0;
 
-	__u32 zero = 0;
-	struct inflight *r = bpf_map_lookup_elem(&scratch, &zero);
-	if (!r)
-		return 0;
-	__builtin_memset(r, 0, sizeof(*r));
-	r->start_ns = bpf_ktime_get_ns();
-	r->event.tgid = tgid;
-
+	struct inflight r = {.start_ns = bpf_ktime_get_ns()};
 	// ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request) in the
 	// Go register ABI: sh in ax, rw's itab and data in bx and cx, req in di.
 	void *req = (void *)ctx->di;
-	if (!off->response_itab || ctx->bx == off->response_itab)
-		r->response = ctx->cx;
-
-	struct go_string s;
-	if (bpf_probe_read_user(&s, sizeof(s), req + off->request_method) == 0) {
-		__u64 n = s.len < METHOD_LEN ? s.len : METHOD_LEN;
-		if (bpf_probe_read_user(r->event.method, n & (2 * METHOD_LEN - 1), (void *)s.ptr) == 0)
-			r->event.method_len = n;
-	}
+	if (ctx->cx && (!off->response_itab || ctx->bx == off->response_itab))
+		r.status = ctx->cx + off->response_status;
+	bpf_probe_read_user(&r.method, sizeof(r.method), req + off->request_method);
 	__u64 url = 0;
-	if (bpf_probe_read_user(&url, sizeof(url), req + off->request_url) == 0 && url &&
-	    bpf_probe_read_user(&s, sizeof(s), (void *)url + off->url_path) == 0) {
-		__u64 n = s.len < PATH_LEN - 1 ? s.len : PATH_LEN - 1;
-		if (bpf_probe_read_user(r->event.path, n & (PATH_LEN - 1), (void *)s.ptr) == 0) {
-			r->event.path_len = n;
-			r->event.path_truncated = s.len > n;
-		}
-	}
+	if (bpf_probe_read_user(&url, sizeof(url), req + off->request_url) == 0 && url)
+		bpf_probe_read_user(&r.path, sizeof(r.path), (void *)url + off->url_path);
 
 	struct goroutine g = {.g = ctx->r14, .tgid = tgid};
-	bpf_map_update_elem(&requests, &g, r, BPF_ANY);
+	bpf_map_update_elem(&requests, &g, &r, BPF_ANY);
 	return 0;
 }
 
 SEC("uprobe/serve_http_return")
 int serve_http_return(struct pt_regs *ctx)
 {
+	__u64 end_ns = bpf_ktime_get_ns();
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct goroutine g = {.g = ctx->r14, .tgid = tgid};
 	struct inflight *r = bpf_map_lookup_elem(&requests, &g);
 	if (!r)
 		return 0;
-	struct go_offsets *off = bpf_map_lookup_elem(&go_targets, &tgid);
 
 	struct http_event *e = bpf_ringbuf_reserve(&http_events, sizeof(*e), 0);
 	if (!e) {
@@ -161,13 +145,25 @@ int serve_http_return(struct pt_regs *ctx)
 		bpf_map_delete_elem(&requests, &g);
 		return 0;
 	}
-	__builtin_memcpy(e, &r->event, sizeof(*e));
-	e->duration_ns = bpf_ktime_get_ns() - r->start_ns;
+	e->duration_ns = end_ns - r->start_ns;
+	e->tgid = tgid;
+	e->status = 0;
+	e->response_known = 0;
 	__s64 status = 0;
-	if (off && r->response &&
-	    bpf_probe_read_user(&status, sizeof(status), (void *)r->response + off->response_status) == 0) {
+	if (r->status && bpf_probe_read_user(&status, sizeof(status), (void *)r->status) == 0) {
 		e->status = status;
 		e->response_known = 1;
+	}
+	__u64 n = r->method.len < METHOD_LEN ? r->method.len : METHOD_LEN;
+	e->method_len = 0;
+	if (bpf_probe_read_user(e->method, n & (2 * METHOD_LEN - 1), (void *)r->method.ptr) == 0)
+		e->method_len = n;
+	n = r->path.len < PATH_LEN - 1 ? r->path.len : PATH_LEN - 1;
+	e->path_len = 0;
+	e->path_truncated = 0;
+	if (bpf_probe_read_user(e->path, n & (PATH_LEN - 1), (void *)r->path.ptr) == 0) {
+		e->path_len = n;
+		e->path_truncated = r->path.len > n;
 	}
 	bpf_ringbuf_submit(e, wakeup_flags(&http_events));
 	bpf_map_delete_elem(&requests, &g);

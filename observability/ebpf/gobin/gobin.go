@@ -44,6 +44,14 @@ var (
 type HTTPServer struct {
 	// GoVersion is the toolchain that built the executable ("go1.26.8").
 	GoVersion string
+	// Entry is the offset from ServeHTTP's start where the entry probe
+	// goes: the conditional jump of the stack check that opens every Go
+	// function (CMPQ SP, 16(R14); JBE morestack), which the kernel
+	// emulates, where the first instruction would be single-stepped out of
+	// line — one trap fewer per request. The argument registers are still
+	// those of the call there. 0 (the start) when the function does not
+	// open so.
+	Entry uint64
 	// Returns are the offsets of ServeHTTP's RET instructions from its start.
 	Returns []uint64
 	// Offsets of fields in net/http.Request, net/url.URL and net/http.response.
@@ -93,7 +101,12 @@ func ReadHTTPServer(path string) (HTTPServer, error) {
 	if serve == nil {
 		return HTTPServer{}, fmt.Errorf("%s: %w", path, ErrNoHTTPServer)
 	}
-	if s.Returns, err = returns(f, serve); err != nil {
+	code, err := functionCode(f, serve)
+	if err != nil {
+		return HTTPServer{}, fmt.Errorf("%s: %s: %w", path, ServeHTTP, err)
+	}
+	s.Entry = stackCheckJump(code)
+	if s.Returns, err = returns(code); err != nil {
 		return HTTPServer{}, fmt.Errorf("%s: %s: %w", path, ServeHTTP, err)
 	}
 	if err := s.readOffsets(f); err != nil {
@@ -102,8 +115,8 @@ func ReadHTTPServer(path string) (HTTPServer, error) {
 	return s, nil
 }
 
-// returns disassembles fn and lists the offsets of its RET instructions.
-func returns(f *elf.File, fn *elf.Symbol) ([]uint64, error) {
+// functionCode reads the machine code of fn.
+func functionCode(f *elf.File, fn *elf.Symbol) ([]byte, error) {
 	text := f.Section(".text")
 	if text == nil || fn.Value < text.Addr || fn.Value+fn.Size > text.Addr+text.Size {
 		return nil, errors.New("not in .text")
@@ -112,6 +125,32 @@ func returns(f *elf.File, fn *elf.Symbol) ([]uint64, error) {
 	if _, err := text.ReadAt(code, int64(fn.Value-text.Addr)); err != nil {
 		return nil, fmt.Errorf("read code: %w", err)
 	}
+	return code, nil
+}
+
+// stackCheckJump is the offset of the conditional jump that ends a Go
+// function's stack check — CMPQ SP, 16(R14), or LEAQ -n(SP), R12 and
+// CMPQ R12, 16(R14) for a large frame, then JBE — or 0 if code does not
+// start so. Up to there only the flags and R12 have changed.
+func stackCheckJump(code []byte) uint64 {
+	for off := 0; off < len(code); {
+		inst, err := x86asm.Decode(code[off:], 64)
+		switch {
+		case err != nil:
+			return 0
+		case inst.Op == x86asm.JBE:
+			return uint64(off)
+		case inst.Op == x86asm.CMP, inst.Op == x86asm.LEA && inst.Args[0] == x86asm.R12:
+			off += inst.Len
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+// returns lists the offsets of the RET instructions in code.
+func returns(code []byte) ([]uint64, error) {
 	var rets []uint64
 	for off := 0; off < len(code); {
 		inst, err := x86asm.Decode(code[off:], 64)

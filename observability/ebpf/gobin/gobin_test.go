@@ -29,9 +29,10 @@ func TestReadHTTPServer(t *testing.T) {
 	// The toolchain running this test built the target, so reflect knows
 	// the exported fields' offsets; the go tool's own disassembler and
 	// symbol table find the RET instructions and the itab independently.
-	start, rets := objdumpReturns(t, exe, gobin.ServeHTTP)
+	start, jbe, rets := objdumpReturns(t, exe, gobin.ServeHTTP)
 	want := gobin.HTTPServer{
 		GoVersion:      goVersion(t),
+		Entry:          jbe,
 		Returns:        rets,
 		RequestMethod:  fieldOffset(t, reflect.TypeFor[http.Request](), "Method"),
 		RequestURL:     fieldOffset(t, reflect.TypeFor[http.Request](), "URL"),
@@ -45,7 +46,10 @@ func TestReadHTTPServer(t *testing.T) {
 	if got.ResponseStatus == 0 {
 		t.Error("ResponseStatus = 0, net/http.response does not start with status")
 	}
-	t.Logf("%s at %#x returns at %v", gobin.ServeHTTP, start, got.Returns)
+	if got.Entry == 0 {
+		t.Error("Entry = 0: ServeHTTP does not open with the stack check's JBE")
+	}
+	t.Logf("%s at %#x: entry probe at +%d, returns at %v", gobin.ServeHTTP, start, got.Entry, got.Returns)
 }
 
 func TestReadHTTPServerRefuses(t *testing.T) {
@@ -107,8 +111,10 @@ func fieldOffset(t *testing.T, typ reflect.Type, name string) uint64 {
 	return uint64(f.Offset)
 }
 
-// objdumpReturns lists fn's RET instructions as go tool objdump prints them.
-func objdumpReturns(t *testing.T, exe, fn string) (start uint64, rets []uint64) {
+// objdumpReturns lists fn's start, the offset of its first JBE (the stack
+// check's) and the offsets of its RET instructions, as go tool objdump
+// prints them.
+func objdumpReturns(t *testing.T, exe, fn string) (start, jbe uint64, rets []uint64) {
 	t.Helper()
 	out, err := exec.Command("go", "tool", "objdump", "-s", "^"+strings.ReplaceAll(fn, ".", `\.`)+"$", exe).Output()
 	if err != nil {
@@ -128,6 +134,9 @@ func objdumpReturns(t *testing.T, exe, fn string) (start uint64, rets []uint64) 
 		if start == 0 {
 			start = addr
 		}
+		if jbe == 0 && cols[3] == "JBE" && addr > start {
+			jbe = addr - start
+		}
 		if cols[len(cols)-1] == "RET" {
 			rets = append(rets, addr-start)
 		}
@@ -135,7 +144,7 @@ func objdumpReturns(t *testing.T, exe, fn string) (start uint64, rets []uint64) 
 	if start == 0 {
 		t.Fatalf("go tool objdump printed no %s:\n%s", fn, out)
 	}
-	return start, rets
+	return start, jbe, rets
 }
 
 func symbolAddress(t *testing.T, exe, name string) uint64 {

@@ -44,10 +44,19 @@ type httpHttpEvent struct {
 }
 
 type httpInflight struct {
-	_        structs.HostLayout
-	StartNs  uint64
-	Response uint64
-	Event    httpHttpEvent
+	_       structs.HostLayout
+	StartNs uint64
+	Status  uint64
+	Method  struct {
+		_   structs.HostLayout
+		Ptr uint64
+		Len uint64
+	}
+	Path struct {
+		_   structs.HostLayout
+		Ptr uint64
+		Len uint64
+	}
 }
 
 // Names of all BPF objects in the ELF.
@@ -58,9 +67,9 @@ const (
 	httpMapHttpEvents       = "http_events"
 	httpMapHttpLost         = "http_lost"
 	httpMapRequests         = "requests"
-	httpMapScratch          = "scratch"
 	httpProgServeHttp       = "serve_http"
 	httpProgServeHttpReturn = "serve_http_return"
+	httpVarUnusedHttpEvent  = "unused_http_event"
 )
 
 // loadHttp returns the embedded CollectionSpec for http.
@@ -117,13 +126,13 @@ type httpMapSpecs struct {
 	HttpEvents *ebpf.MapSpec `ebpf:"http_events"`
 	HttpLost   *ebpf.MapSpec `ebpf:"http_lost"`
 	Requests   *ebpf.MapSpec `ebpf:"requests"`
-	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // httpVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type httpVariableSpecs struct {
+	UnusedHttpEvent *ebpf.VariableSpec `ebpf:"unused_http_event"`
 }
 
 // httpObjects contains all objects after they have been loaded into the kernel.
@@ -150,7 +159,6 @@ type httpMaps struct {
 	HttpEvents *ebpf.Map `ebpf:"http_events"`
 	HttpLost   *ebpf.Map `ebpf:"http_lost"`
 	Requests   *ebpf.Map `ebpf:"requests"`
-	Scratch    *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *httpMaps) Close() error {
@@ -159,7 +167,6 @@ func (m *httpMaps) Close() error {
 		m.HttpEvents,
 		m.HttpLost,
 		m.Requests,
-		m.Scratch,
 	)
 }
 
@@ -167,6 +174,7 @@ func (m *httpMaps) Close() error {
 //
 // It can be passed to loadHttpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type httpVariables struct {
+	UnusedHttpEvent *ebpf.Variable `ebpf:"unused_http_event"`
 }
 
 // httpPrograms contains all programs after they have been loaded into the kernel.

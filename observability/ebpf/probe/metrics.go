@@ -15,6 +15,13 @@ type metrics struct {
 	routes *routes
 	probe  *Probe
 
+	// observers are the request histograms of the events seen lately, by
+	// what labels them, so that a repeated request costs one map lookup,
+	// not the label strings, the route match and the vector's own lookup
+	// (BenchmarkHTTPEvent). Only the HTTP reader uses it; it is emptied
+	// when it holds maxObservers (paths of one route are distinct keys).
+	observers map[observerKey]prometheus.Observer
+
 	requests    *prometheus.HistogramVec
 	opened      *prometheus.CounterVec
 	durations   *prometheus.HistogramVec
@@ -31,8 +38,9 @@ func newMetrics(patterns []string, p *Probe) (*metrics, error) {
 	}
 	peerLabels := []string{"process", "direction", "peer"}
 	return &metrics{
-		routes: r,
-		probe:  p,
+		routes:    r,
+		probe:     p,
+		observers: make(map[observerKey]prometheus.Observer),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ebpf_http_server_request_duration_seconds",
 			Help: "Duration of HTTP requests served by Go programs, seen by the eBPF probe (net/http.serverHandler.ServeHTTP).",
@@ -67,9 +75,33 @@ func newMetrics(patterns []string, p *Probe) (*metrics, error) {
 	}, nil
 }
 
+// observerKey is what labels an HTTP event: the process and the event's
+// method, path and status as the kernel wrote them.
+type observerKey struct {
+	process string
+	method  [8]int8
+	path    [128]int8
+	status  uint16
+	lens    [4]uint8 // method and path lengths, truncated, response known
+}
+
+const maxObservers = 4096
+
+// http counts one request; it is called by one goroutine at a time.
 func (m *metrics) http(process string, e *httpHttpEvent) {
-	method, path, status := httpLabels(e)
-	m.requests.WithLabelValues(process, method, m.routes.route(method, path), status).Observe(seconds(e.DurationNs))
+	key := observerKey{process: process, status: e.Status, lens: [4]uint8{e.MethodLen, e.PathLen, e.PathTruncated, e.ResponseKnown}}
+	copy(key.method[:e.MethodLen], e.Method[:])
+	copy(key.path[:e.PathLen], e.Path[:])
+	o, ok := m.observers[key]
+	if !ok {
+		if len(m.observers) >= maxObservers {
+			clear(m.observers)
+		}
+		method, path, status := httpLabels(e)
+		o = m.requests.WithLabelValues(process, method, m.routes.route(method, path), status)
+		m.observers[key] = o
+	}
+	o.Observe(seconds(e.DurationNs))
 }
 
 func (m *metrics) tcp(process string, e *tcpTcpEvent) {

@@ -294,7 +294,7 @@ func (exe *executable) attach(path string, entry, ret *ebpf.Program) error {
 		}
 		exe.links = append(exe.links, l)
 	}
-	l, err := ex.Uprobe(gobin.ServeHTTP, entry, nil)
+	l, err := ex.Uprobe(gobin.ServeHTTP, entry, &link.UprobeOptions{Offset: exe.server.Entry})
 	if err != nil {
 		return loadError("HTTP entry uprobe", err)
 	}

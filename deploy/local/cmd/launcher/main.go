@@ -18,6 +18,12 @@
 // (OTEL_EXPORTER_OTLP_ENDPOINT), and Prometheus, after them, scraping every
 // process; their URLs are printed with the others.
 //
+// Given -probe (make run-full gives it), it asks the eBPF probe
+// (observability/ebpf/cmd/probe -check) whether it can load here: if so it
+// starts it before the services, watching them by name and serving its
+// metrics on -probe-port, and Prometheus scrapes it; if not (not root, no
+// kernel BTF, lockdown) it says why and runs the stack without it.
+//
 // Given -consul (make run-full gives it) in -mode=full, it starts a Consul
 // agent first — dev mode, bound to 127.0.0.1, UI and update checks off — and
 // gives the services CONSUL_HTTP_ADDR: each registers itself there, and the
@@ -92,6 +98,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.obs.jaegerQueryPort, "jaeger-port", 16686, "Jaeger query port (HTTP API); its gRPC query port is the one below")
 	fs.IntVar(&o.obs.otlpPort, "otlp-port", 4318, "Jaeger's OTLP/HTTP port; OTLP/gRPC is the one below")
 	fs.IntVar(&o.obs.prometheusPort, "prometheus-port", 9090, "Prometheus port")
+	fs.StringVar(&o.obs.probeBin, "probe", "", "eBPF probe binary to start watching the services when it can load here (root); when it cannot, the stack runs without it (empty: no probe)")
+	fs.IntVar(&o.obs.probePort, "probe-port", 9400, "the eBPF probe's metrics port")
 	fs.StringVar(&o.consulBin, "consul", "", "Consul binary to start in -mode=full, the services registering there and the gateway resolving through it (empty: no Consul, fixed addresses)")
 	fs.IntVar(&o.consulPort, "consul-port", 8500, "Consul's HTTP API port; its server, LAN and WAN gossip ports are the next three")
 	fs.IntVar(&o.pgPort, "postgres-port", 0, "-mode full: the PostgreSQL cluster's port on 127.0.0.1; 0 picks a free one")
@@ -122,6 +130,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-postgres-port: %d is not 0 or a port from 1 to 65535", o.pgPort)
 	case !validPort(o.obs.prometheusPort):
 		return o, fmt.Errorf("-prometheus-port: %d is not a port from 1 to 65535", o.obs.prometheusPort)
+	case !validPort(o.obs.probePort):
+		return o, fmt.Errorf("-probe-port: %d is not a port from 1 to 65535", o.obs.probePort)
 	case !validPort(o.consulPort) || !validPort(o.consulPort+3):
 		return o, fmt.Errorf("-consul-port: %d and the three ports above must be ports from 1 to 65535", o.consulPort)
 	case o.consulBin != "" && o.mode != "full":
@@ -215,6 +225,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
 		service("gateway", "GATEWAY", 0,
 			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
+	}
+	if o.obs.probeBin != "" {
+		var watched []string
+		for _, t := range scrape {
+			watched = append(watched, t.job)
+		}
+		probe, err := o.obs.probe(ctx, watched)
+		switch {
+		case errors.Is(err, errNoProbe):
+			out.Printf("launcher", "eBPF probe not started, the stack runs without it: %v", err)
+		case err != nil:
+			return err
+		default:
+			procs = append([]*supervise.Process{probe}, procs...) // before the services: it sees all they serve
+			scrape = append(scrape, scrapeTarget{job: "probe", addr: strings.TrimPrefix(probe.URL, "http://")})
+		}
 	}
 	if o.obs.jaegerBin != "" {
 		procs = append([]*supervise.Process{o.obs.jaeger()}, procs...)

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,13 +45,63 @@ scrape_configs:
 	return b.String()
 }
 
-// observability are the launcher's Jaeger and Prometheus, for -mode=full.
+// observability are the launcher's Jaeger, Prometheus and eBPF probe, for
+// -mode=full.
 type observability struct {
 	jaegerBin, prometheusBin string
+	probeBin                 string
 	configDir                string // the repository's observability/
 	jaegerQueryPort          int    // its gRPC query port is the one below
 	otlpPort                 int    // OTLP/HTTP; OTLP/gRPC is the one below
 	prometheusPort           int
+	probePort                int // its metrics
+}
+
+// probeRoutes are the route patterns of the stack's HTTP servers, by which
+// the probe labels the paths it sees (PROBE_ROUTES): one series per route,
+// as the services' own metrics have, not one per order id. A path none
+// matches is labelled "unmatched".
+var probeRoutes = []string{
+	"/healthz", "/readyz", "/metrics", "/{$}", // {$}: "/" alone, the storefront
+	// gateway
+	"/images/{file}", "/api/v1/openapi.json", "/api/v1/login", "/api/v1/products", "/api/v1/products/{sku}",
+	"/api/v1/orders", "/api/v1/orders/{id}", "/api/v1/admin/products/{sku}/stock-adjustments", "/api/v1/admin/psp/faults",
+	// inventory, order, payment
+	"/v1/products", "/v1/products/{sku}", "/v1/products/{sku}/stock-adjustments",
+	"/v1/orders", "/v1/orders/{id}", "/v1/payments", "/v1/payments/{id}",
+	// psp
+	"/v1/charges", "/v1/refunds", "/v1/admin/faults", "/v1/admin/charges", "/v1/admin/refunds",
+}
+
+// errNoProbe: the probe cannot load here; the stack runs without it.
+var errNoProbe = errors.New("the eBPF probe cannot load here")
+
+// probe returns the eBPF probe process (observability/ebpf/cmd/probe)
+// watching the processes named in targets, or an error wrapping
+// errNoProbe that says why it cannot load here (not root, no BTF, kernel
+// locked down) — its own "probe -check" answer.
+func (o observability) probe(ctx context.Context, targets []string) (*supervise.Process, error) {
+	var stderr bytes.Buffer
+	check := exec.CommandContext(ctx, o.probeBin, "-check")
+	check.Stderr = &stderr
+	if err := check.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 2 {
+			return nil, fmt.Errorf("%w: %s", errNoProbe, strings.TrimSpace(strings.TrimPrefix(stderr.String(), "probe: cannot load: ")))
+		}
+		return nil, fmt.Errorf("%s -check: %v: %s", o.probeBin, err, stderr.Bytes())
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(o.probePort)
+	return &supervise.Process{
+		Name: "probe",
+		Path: o.probeBin,
+		Env: []string{
+			"PROBE_METRICS_ADDR=" + addr,
+			"PROBE_PROCESSES=" + strings.Join(targets, ","),
+			"PROBE_ROUTES=" + strings.Join(probeRoutes, ","),
+		},
+		URL: "http://" + addr,
+	}, nil
 }
 
 // otlpEndpoint is the OTEL_EXPORTER_OTLP_ENDPOINT of the services.

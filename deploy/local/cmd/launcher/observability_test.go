@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -17,6 +19,7 @@ func TestNativePrometheusConfigIsCurrent(t *testing.T) {
 		{job: "payment", addr: "127.0.0.1:8083"},
 		{job: "order", addr: "127.0.0.1:8081"},
 		{job: "gateway", addr: "127.0.0.1:8080"},
+		{job: "probe", addr: "127.0.0.1:9400"}, // the eBPF probe, when it can load (root)
 	}
 	got := prometheusConfig(targets, "rules/*.yml", "127.0.0.1:9090")
 	file := filepath.Join("..", "..", "..", "..", "observability", "prometheus", "native.yml")
@@ -47,4 +50,42 @@ func TestBoolComparisons(t *testing.T) {
 			t.Errorf("boolComparisons(%q) = %q, want %q", tt.expr, got, tt.want)
 		}
 	}
+}
+
+// TestProbe: the launcher adds the eBPF probe only when the probe's own
+// -check says it can load, and otherwise passes on its reason as
+// errNoProbe, so that the stack runs without it. The fakes answer -check
+// as the probe does (cmd/probe's TestMissingCapability checks the real one).
+func TestProbe(t *testing.T) {
+	fake := func(t *testing.T, script string) string {
+		path := filepath.Join(t.TempDir(), "probe")
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Run("can load", func(t *testing.T) {
+		o := observability{probeBin: fake(t, `[ "$1" = -check ] || exit 1`), probePort: 9400}
+		p, err := o.probe(t.Context(), []string{"gateway", "order"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.URL != "http://127.0.0.1:9400" || !slices.Contains(p.Env, "PROBE_PROCESSES=gateway,order") {
+			t.Errorf("probe process: URL %s, env %v", p.URL, p.Env)
+		}
+	})
+	t.Run("cannot load", func(t *testing.T) {
+		o := observability{probeBin: fake(t, `echo "probe: cannot load: missing capability CAP_BPF (or CAP_SYS_ADMIN): run the probe as root or grant them" >&2; exit 2`)}
+		_, err := o.probe(t.Context(), []string{"gateway"})
+		want := "the eBPF probe cannot load here: missing capability CAP_BPF (or CAP_SYS_ADMIN): run the probe as root or grant them"
+		if !errors.Is(err, errNoProbe) || err.Error() != want {
+			t.Errorf("err = %v, want errNoProbe: %q", err, want)
+		}
+	})
+	t.Run("broken", func(t *testing.T) {
+		o := observability{probeBin: fake(t, `echo "something else" >&2; exit 1`)}
+		if _, err := o.probe(t.Context(), []string{"gateway"}); err == nil || errors.Is(err, errNoProbe) {
+			t.Errorf("err = %v, want an error other than errNoProbe", err)
+		}
+	})
 }

@@ -153,9 +153,15 @@ func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL
 	})
 
 	t.Run("every dashboard and rule query has data", func(t *testing.T) {
-		queries := map[string]string{} // expression → where it comes from
-		for _, q := range dashboards.Queries() {
-			queries[strings.ReplaceAll(q, dashboards.RateInterval, "1m")] = "dashboard"
+		queries := map[string]string{}  // expression → where it comes from
+		_, probed := processes["probe"] // the eBPF probe runs: it could load here
+		for _, d := range dashboards.All() {
+			if d.UID == "microshop-ebpf" && !probed {
+				continue // TestNativeStack says so, and fails under CI
+			}
+			for _, q := range d.Queries() {
+				queries[strings.ReplaceAll(q, dashboards.RateInterval, "1m")] = "dashboard " + d.UID
+			}
 		}
 		for _, r := range rules(t, prometheusURL) {
 			if r.Health != "ok" || r.LastError != "" {

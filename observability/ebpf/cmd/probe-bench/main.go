@@ -13,6 +13,10 @@
 // last phase runs the probe with PROBE_PROGRAM_STATS=true and divides each
 // program's run time by its run count.
 //
+// -probe may name several probe executables, comma-separated (a build of
+// another commit beside this one): each round then measures without and
+// with each of them in turn, so that they are compared side by side.
+//
 // Usage (as root):
 //
 //	probe-bench [-target .run/bin/gateway] [-probe .run/bin/probe] [-path /healthz] [-rounds 5] [-phase 5s] [-concurrency 8]
@@ -81,7 +85,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("probe-bench", flag.ContinueOnError)
 	fs.StringVar(&o.target, "target", ".run/bin/gateway", "the HTTP server to watch")
 	fs.StringVar(&o.addrEnv, "addr-env", "GATEWAY_HTTP_ADDR", "the variable that tells the target its listen address")
-	fs.StringVar(&o.probe, "probe", ".run/bin/probe", "the probe executable")
+	fs.StringVar(&o.probe, "probe", ".run/bin/probe", "the probe executable, or several comma-separated to compare them")
 	fs.StringVar(&o.path, "path", "/healthz", "the path requested")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds of one phase without and one with the probe")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "keep-alive clients")
@@ -105,50 +109,74 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("target never answered %s: %w", url, err)
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}
-	fmt.Fprintf(stdout, "target %s (pid %d), GET %s, %d clients, %d rounds of %v without and with the probe\n",
+	fmt.Fprintf(stdout, "target %s (pid %d), GET %s, %d clients, %d rounds of %v without and with each probe\n",
 		o.target, target.Process.Pid, o.path, o.concurrency, o.rounds, o.phase)
 
-	var without, with sample
+	probes := strings.Split(o.probe, ",")
+	fmt.Fprintf(stdout, "load average at the start: %s", loadAverage())
+	without, with := sample{}, make([]sample, len(probes))
 	for round := 1; round <= o.rounds; round++ {
 		off, err := measure(ctx, client, url, o, target.Process.Pid, 0)
 		if err != nil {
 			return err
 		}
-		p, err := startProbe(ctx, o.probe, target.Process.Pid, false)
-		if err != nil {
-			return err
-		}
-		on, err := measure(ctx, client, url, o, target.Process.Pid, p.cmd.Process.Pid)
-		p.stop()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "round %d: without %.0f req/s %.1f µs CPU/req; with %.0f req/s %.1f µs CPU/req (+ probe %.2f µs/req)\n",
-			round, off.rate(), off.perRequest(off.targetCPU), on.rate(), on.perRequest(on.targetCPU), on.perRequest(on.probeCPU))
+		line := fmt.Sprintf("round %d: without %.0f req/s %.1f µs CPU/req", round, off.rate(), off.perRequest(off.targetCPU))
 		without.add(off)
-		with.add(on)
+		for i, exe := range probes {
+			p, err := startProbe(ctx, exe, target.Process.Pid, false)
+			if err != nil {
+				return err
+			}
+			on, err := measure(ctx, client, url, o, target.Process.Pid, p.cmd.Process.Pid)
+			p.stop()
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf("; with %s %.0f req/s %.1f µs CPU/req (+ probe %.2f µs/req)",
+				exe, on.rate(), on.perRequest(on.targetCPU), on.perRequest(on.probeCPU))
+			with[i].add(on)
+		}
+		fmt.Fprintln(stdout, line)
 	}
+	fmt.Fprintf(stdout, "load average at the end: %s", loadAverage())
 
 	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, "| | requests/s | target CPU µs/request | probe process CPU µs/request |")
-	fmt.Fprintln(stdout, "|---|---|---|---|")
-	fmt.Fprintf(stdout, "| without the probe | %.0f | %.1f | — |\n", without.rate(), without.perRequest(without.targetCPU))
-	fmt.Fprintf(stdout, "| with the probe | %.0f | %.1f | %.2f |\n", with.rate(), with.perRequest(with.targetCPU), with.perRequest(with.probeCPU))
-	fmt.Fprintf(stdout, "| change | %+.1f %% | %+.1f %% | |\n", 100*(with.rate()/without.rate()-1),
-		100*(with.perRequest(with.targetCPU)/without.perRequest(without.targetCPU)-1))
+	fmt.Fprintln(stdout, "| | requests/s | target CPU µs/request | probe process CPU µs/request | throughput | target CPU per request |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|")
+	fmt.Fprintf(stdout, "| without a probe | %.0f | %.1f | — | | |\n", without.rate(), without.perRequest(without.targetCPU))
+	for i, exe := range probes {
+		w := with[i]
+		fmt.Fprintf(stdout, "| with %s | %.0f | %.1f | %.2f | %+.1f %% | %+.1f %% |\n", exe, w.rate(), w.perRequest(w.targetCPU), w.perRequest(w.probeCPU),
+			100*(w.rate()/without.rate()-1), 100*(w.perRequest(w.targetCPU)/without.perRequest(without.targetCPU)-1))
+	}
 
 	// Time in the BPF programs per event, from the kernel's statistics.
-	p, err := startProbe(ctx, o.probe, target.Process.Pid, true)
+	fmt.Fprintln(stdout)
+	fmt.Fprintln(stdout, "| probe | BPF program | runs | ns per run |")
+	fmt.Fprintln(stdout, "|---|---|---|---|")
+	for _, exe := range probes {
+		if err := programStats(ctx, client, url, o, target.Process.Pid, exe, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// programStats runs one phase with the probe exe and the kernel's BPF
+// statistics on, checks that the probe counted every request, and prints
+// each program's runs and time per run.
+func programStats(ctx context.Context, client *http.Client, url string, o options, pid int, exe string, stdout io.Writer) error {
+	p, err := startProbe(ctx, exe, pid, true)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	s, err := measure(ctx, client, url, o, target.Process.Pid, p.cmd.Process.Pid)
+	s, err := measure(ctx, client, url, o, pid, p.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
-	// The probe started after the target's readiness checks: every request
-	// it saw is one of this phase's.
+	// The probe started after the target's readiness checks and the
+	// phases before: every request it saw is one of this phase's.
 	series := fmt.Sprintf(`ebpf_http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route=%q,process=%q}`,
 		o.path, filepath.Base(o.target))
 	var body string
@@ -156,13 +184,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		body, err = getBody(p.metricsURL)
 		return err == nil && metricValue(body, series) >= float64(s.requests)
 	})
-	fmt.Fprintf(stdout, "\n%d requests answered 200 with PROBE_PROGRAM_STATS=true; the probe counted %.0f (%s)\n\n",
-		s.requests, metricValue(body, series), series)
-	if err != nil {
-		return fmt.Errorf("the probe's count never reached the requests sent: %w", err)
+	if err != nil || metricValue(body, series) != float64(s.requests) {
+		return fmt.Errorf("%s counted %.0f of the %d requests answered 200 (%v)", exe, metricValue(body, series), s.requests, err)
 	}
-	fmt.Fprintln(stdout, "| BPF program | runs | ns per run |")
-	fmt.Fprintln(stdout, "|---|---|---|")
 	for _, prog := range []string{"serve_http", "serve_http_return", "inet_sock_set_state", "tcp_retransmit_skb"} {
 		runs := metricValue(body, `ebpf_probe_program_runs_total{program="`+prog+`"}`)
 		secs := metricValue(body, `ebpf_probe_program_run_seconds_total{program="`+prog+`"}`)
@@ -170,9 +194,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if runs > 0 {
 			perRun = secs * 1e9 / runs
 		}
-		fmt.Fprintf(stdout, "| %s | %.0f | %.0f |\n", prog, runs, perRun)
+		fmt.Fprintf(stdout, "| %s | %s | %.0f | %.0f |\n", exe, prog, runs, perRun)
 	}
+	fmt.Fprintf(stdout, "| %s | (%d requests answered 200, as many counted) | | |\n", exe, s.requests)
 	return nil
+}
+
+// loadAverage is /proc/loadavg, as uptime prints it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return err.Error() + "\n"
+	}
+	return string(b)
 }
 
 // measure sends requests for one phase and reads the CPU the target (and

@@ -7,11 +7,16 @@
 // It must run as root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) on a
 // kernel with BTF; otherwise it exits with status 2 and says what is
 // missing, and the programs it would have watched run on unaffected.
+//
+// Run as "probe -check" it only checks: it exits 0 if it could load here,
+// or 2 with the same message. The launcher asks this before it adds the
+// probe to the native stack.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,9 +37,16 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
-	stop()
+	check := flag.Bool("check", false, "only check that the probe can load here: exit 0 if so, 2 saying what is missing")
+	flag.Parse()
+	var err error
+	if *check {
+		err = (probe.System{}).Check()
+	} else {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = run(ctx, os.Getenv, os.Stdout)
+		stop()
+	}
 	switch {
 	case errors.Is(err, probe.ErrMissingCapability), errors.Is(err, probe.ErrNoBTF), errors.Is(err, probe.ErrLockedDown):
 		fmt.Fprintln(os.Stderr, "probe: cannot load:", err)

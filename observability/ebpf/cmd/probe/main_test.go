@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -302,7 +304,8 @@ func waitFor(t *testing.T, what string, cond func() bool, explain ...func() stri
 	}
 }
 
-// TestMissingCapability runs the probe without privileges: it must exit
+// TestMissingCapability runs the probe without privileges, and asks it
+// with -check whether it could load (the launcher does): both must exit
 // with status 2 and name the capabilities it lacks.
 func TestMissingCapability(t *testing.T) {
 	dir := t.TempDir()
@@ -313,25 +316,32 @@ func TestMissingCapability(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(exe)
-	if os.Geteuid() == 0 { // as nobody: a user without capabilities
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skipf("running as root and no setpriv to drop privileges: %v", err)
+	for _, args := range [][]string{nil, {"-check"}} {
+		cmd := exec.Command(exe, args...)
+		if os.Geteuid() == 0 { // as nobody: a user without capabilities
+			setpriv, err := exec.LookPath("setpriv")
+			if err != nil {
+				t.Skipf("running as root and no setpriv to drop privileges: %v", err)
+			}
+			cmd = exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
 		}
-		cmd = exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", exe)
+		cmd.Env = []string{"PROBE_METRICS_ADDR=" + servicetest.FreeAddr(t)}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("probe %v without privileges: %v, want exit status 2; stderr:\n%s", args, err, stderr.String())
+		}
+		want := "probe: cannot load: missing capability CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run the probe as root or grant them\n"
+		if got := stderr.String(); got != want {
+			t.Errorf("probe %v: stderr = %q, want %q", args, got, want)
+		}
 	}
-	cmd.Env = []string{"PROBE_METRICS_ADDR=" + servicetest.FreeAddr(t)}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Fatalf("probe without privileges: %v, want exit status 2; stderr:\n%s", err, stderr.String())
-	}
-	want := "probe: cannot load: missing capability CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN): run the probe as root or grant them\n"
-	if got := stderr.String(); got != want {
-		t.Errorf("stderr = %q, want %q", got, want)
+	if os.Geteuid() == 0 { // and as root it can
+		if out, err := exec.Command(exe, "-check").CombinedOutput(); err != nil {
+			t.Errorf("probe -check as root: %v\n%s", err, out)
+		}
 	}
 }
 
@@ -352,114 +362,244 @@ func TestConfigurationIsDocumented(t *testing.T) {
 	})
 }
 
-// TestAgreementGateway attaches the probe to the shop's real gateway (Gin
-// on net/http), alone, with the services behind it down: the probe's
-// counts per route pattern and status must be the statuses the client
-// received, and the gateway's refused calls to inventory failed connections.
-func TestAgreementGateway(t *testing.T) {
+// TestAgreementServices attaches the probe to two of the shop's real
+// services, the gateway (Gin on net/http) and inventory (a saga service of
+// pkg/sagaservice, on SQLite and the Kafka-protocol broker), the gateway
+// calling inventory and order, which is down. Per route pattern and status
+// the probe's counts must be the statuses the client received from the
+// gateway; per route and status class they must equal each service's own
+// http_server_request_duration_seconds (the SDK side), also across a
+// restart of inventory, whose new process the probe picks up again. The
+// gateway's refused calls to order are failed connections.
+func TestAgreementServices(t *testing.T) {
 	requireProbe(t)
-	name := fmt.Sprintf("gateway-agreement-%d", os.Getpid())
-	exe := filepath.Join(t.TempDir(), name)
-	build := exec.Command("go", "build", "-o", exe, "github.com/microshop/microshop/services/gateway/cmd/gateway")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the gateway: %v\n%s", err, out)
+	dir := t.TempDir()
+	suffix := fmt.Sprintf("-agreement-%d", os.Getpid()) // names no other process has: the probe watches by name
+	gatewayName, inventoryName := "gateway"+suffix, "inventory"+suffix
+	gatewayExe := buildProgram(t, dir, gatewayName, "github.com/microshop/microshop/services/gateway/cmd/gateway")
+	inventoryExe := buildProgram(t, dir, "inventory"+suffix, "github.com/microshop/microshop/services/inventory/cmd/inventory")
+	brokerExe := buildProgram(t, dir, "broker", "github.com/microshop/microshop/deploy/local/cmd/broker")
+
+	broker, gatewayAddr, inventoryAddr, down := servicetest.FreeAddr(t), servicetest.FreeAddr(t), servicetest.FreeAddr(t), servicetest.FreeAddr(t)
+	startProgram(t, brokerExe, nil, "", "-addr", broker, "-data-dir", "")
+	waitFor(t, "the broker listening", func() bool {
+		c, err := net.Dial("tcp", broker)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	inventoryEnv := []string{
+		"INVENTORY_HTTP_ADDR=" + inventoryAddr,
+		"INVENTORY_LOG_LEVEL=error",
+		"INVENTORY_DATABASE_URL=sqlite:" + filepath.Join(dir, "inventory.db"),
+		"INVENTORY_KAFKA_BROKERS=" + broker,
 	}
-	addr, down := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
-	gateway := exec.Command(exe)
-	gateway.Env = []string{
-		"GATEWAY_HTTP_ADDR=" + addr,
+	inventory := startProgram(t, inventoryExe, inventoryEnv, "http://"+inventoryAddr+"/readyz")
+	startProgram(t, gatewayExe, []string{
+		"GATEWAY_HTTP_ADDR=" + gatewayAddr,
 		"GATEWAY_LOG_LEVEL=error",
-		"GATEWAY_INVENTORY_URL=http://" + down,
+		"GATEWAY_INVENTORY_URL=http://" + inventoryAddr,
 		"GATEWAY_ORDER_URL=http://" + down,
 		"GATEWAY_PSP_URL=http://" + down,
-	}
-	gateway.Stderr = os.Stderr
-	if err := gateway.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gateway.Process.Kill(); gateway.Wait() })
-	base := "http://" + addr
-	waitFor(t, "the gateway live", func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
+	}, "http://"+gatewayAddr+"/healthz")
 
 	env := map[string]string{
 		"PROBE_METRICS_ADDR":  servicetest.FreeAddr(t),
-		"PROBE_PROCESSES":     name,
+		"PROBE_PROCESSES":     gatewayName + "," + inventoryName,
 		"PROBE_SCAN_INTERVAL": "100ms",
-		"PROBE_ROUTES":        "GET /healthz,GET /api/v1/openapi.json,GET /api/v1/products/{sku}",
+		"PROBE_ROUTES": strings.Join([]string{"GET /healthz", "GET /metrics", "GET /api/v1/openapi.json",
+			"POST /api/v1/login", "GET /api/v1/products/{sku}", "GET /api/v1/orders/{id}", "GET /v1/products/{sku}"}, ","),
 	}
 	svc := servicetest.Start(t, run, env, "PROBE_METRICS_ADDR")
 	metrics := func() map[string]*dto.MetricFamily { return scrape(t, svc.URL) }
-	waitFor(t, "the gateway's HTTP server traced", func() bool {
-		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 1
+	waitFor(t, "both services' HTTP servers traced", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 2
 	})
 
-	// What the client received, by route pattern.
+	// What the client received from the gateway, by route pattern.
+	gateway := "http://" + gatewayAddr
 	received := make(map[route]int)
-	get := func(path, pattern string) {
-		resp, err := http.Get(base + path)
+	do := func(method, path, pattern, body string, header ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, gateway+path, strings.NewReader(body))
 		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
+			t.Fatal(err)
 		}
-		resp.Body.Close()
-		received[route{"GET", pattern, resp.StatusCode}]++
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		received[route{method, pattern, resp.StatusCode}]++
+		return resp
 	}
+	get := func(path, pattern string) { do("GET", path, pattern, "").Body.Close() }
 	for range 20 {
 		get("/healthz", "/healthz")
 	}
 	for range 5 {
 		get("/api/v1/openapi.json", "/api/v1/openapi.json")
 	}
-	for i := range 6 { // inventory is down: the gateway answers an error
-		get(fmt.Sprintf("/api/v1/products/SKU-%d", i), "/api/v1/products/{sku}")
+	for range 12 { // inventory answers: 200
+		get("/api/v1/products/BAG-TOTE-CANVAS", "/api/v1/products/{sku}")
+	}
+	for i := range 6 { // inventory answers: 404
+		get(fmt.Sprintf("/api/v1/products/NO-SUCH-%d", i), "/api/v1/products/{sku}")
 	}
 	for range 4 {
 		get("/api/v1/no-such-route", "unmatched")
 	}
+	login := do("POST", "/api/v1/login", "/api/v1/login", `{"username":"alice","password":"alice-demo"}`)
+	var token struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(login.Body).Decode(&token); err != nil || token.AccessToken == "" {
+		t.Fatalf("login: status %d, %v", login.StatusCode, err)
+	}
+	login.Body.Close()
+	for i := range 3 { // order is down: the gateway's calls are refused
+		do("GET", fmt.Sprintf("/api/v1/orders/ord-%d", i), "/api/v1/orders/{id}", "", "Authorization", "Bearer "+token.AccessToken).Body.Close()
+	}
 
 	var got map[route]int
-	waitFor(t, "the probe's counts to equal the statuses received", func() bool {
-		got = requestCounts(metrics(), name)
+	waitFor(t, "the probe's gateway counts to equal the statuses received", func() bool {
+		got = requestCounts(metrics(), gatewayName)
+		delete(got, route{"GET", "/metrics", 200}) // this test's scrapes of the gateway below
 		return cmp.Equal(received, got)
 	}, func() string { return cmp.Diff(received, got) })
 	t.Logf("probe and client agree on the gateway: %v", got)
+	if n := received[route{"GET", "/api/v1/products/{sku}", 200}]; n != 12 {
+		t.Fatalf("the gateway answered %d GET /api/v1/products/BAG-TOTE-CANVAS with 200, want 12 (is the SKU in the demo catalog?): %v", n, received)
+	}
 
-	// The gateway's own RED histogram (pkg/telemetry, the SDK side) counts
-	// the same requests: per route template and status class, the probe's
-	// counts must equal it. Gin names a parameter :sku where the probe's
-	// patterns say {sku}; /healthz is not observed by the SDK (probes would
-	// drown the dashboards), so it is left out.
-	sdk := make(map[route]int)
-	for _, metric := range scrape(t, base)["http_server_request_duration_seconds"].GetMetric() {
-		l := labels(metric)
-		path := strings.ReplaceAll(l["http_route"], ":sku", "{sku}")
-		var class int
-		fmt.Sscanf(l["http_response_status_class"], "%dxx", &class)
-		sdk[route{l["http_request_method"], path, class}] += int(metric.GetHistogram().GetSampleCount())
+	// The SDK side: each service's own RED histogram, per route template
+	// and status class; the probe's counts, classed alike, must equal it.
+	// The SDK leaves out /healthz, /readyz and /metrics (probes and scrapes
+	// would drown the dashboards).
+	agree := func(name, base string, before map[route]int) (sdk map[route]int) {
+		t.Helper()
+		var probe map[route]int
+		waitFor(t, name+": the probe's counts to equal the SDK's", func() bool {
+			sdk = sdkCounts(t, base)
+			for r, n := range before { // the SDK's counters of the process before a restart
+				sdk[r] += n
+			}
+			probe = make(map[route]int)
+			for r, n := range requestCounts(metrics(), name) {
+				if r.Path != "/healthz" && r.Path != "/readyz" && r.Path != "/metrics" {
+					probe[route{r.Method, r.Path, r.Status / 100}] += n
+				}
+			}
+			return cmp.Equal(probe, sdk)
+		}, func() string {
+			return "by route and status class (-probe +sdk):\n" + cmp.Diff(probe, sdk)
+		})
+		return sdk
 	}
-	probe := make(map[route]int)
-	for r, n := range got {
-		if r.Path != "/healthz" {
-			probe[route{r.Method, r.Path, r.Status / 100}] += n
-		}
+	t.Logf("the probe agrees with the gateway's SDK metrics: %v", agree(gatewayName, gateway, nil))
+	inventoryBefore := agree(inventoryName, "http://"+inventoryAddr, nil)
+	t.Logf("the probe agrees with inventory's SDK metrics: %v", inventoryBefore)
+	if n := inventoryBefore[route{"GET", "/v1/products/{sku}", 2}]; n != 12 {
+		t.Errorf("inventory's SDK counted %d GET /v1/products/{sku} 2xx, want 12", n)
 	}
-	if diff := cmp.Diff(probe, sdk); diff != "" {
-		t.Errorf("the probe's requests by route and status class and the gateway's own http_server_request_duration_seconds differ (-probe +sdk):\n%s", diff)
-	}
-	t.Logf("probe and the gateway's SDK metrics agree: %v", sdk)
 
-	refused := map[string]string{"process": name, "peer": down}
+	// Inventory restarted, as the chaos harness does: the probe drops the
+	// old process, picks the new one up under the same name, and its
+	// counts go on from where they were while the new process's SDK
+	// counters start from zero.
+	inventory.stop()
+	waitFor(t, "the stopped inventory dropped", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 1
+	})
+	startProgram(t, inventoryExe, inventoryEnv, "http://"+inventoryAddr+"/readyz")
+	waitFor(t, "the restarted inventory traced", func() bool {
+		return value(metrics(), "ebpf_probe_targets", map[string]string{"http": "true"}) == 2
+	})
+	for range 9 {
+		get("/api/v1/products/BAG-TOTE-CANVAS", "/api/v1/products/{sku}")
+	}
+	if n := received[route{"GET", "/api/v1/products/{sku}", 200}]; n != 12+9 {
+		t.Fatalf("after inventory's restart the gateway answered %d GET /api/v1/products/BAG-TOTE-CANVAS with 200 in all, want 21", n)
+	}
+	t.Logf("after inventory's restart the probe agrees with its SDK metrics before and after: %v",
+		agree(inventoryName, "http://"+inventoryAddr, inventoryBefore))
+
+	refused := map[string]string{"process": gatewayName, "peer": down}
 	var failures float64
-	waitFor(t, "the gateway's refused calls counted", func() bool {
+	waitFor(t, "the gateway's refused calls to order counted", func() bool {
 		failures = value(metrics(), "ebpf_tcp_connection_failures_total", refused)
 		return failures >= 1
 	})
-	t.Logf("the gateway's failed connections to %s: %v", down, failures)
+	t.Logf("the gateway's failed connections to %s (order, down): %v", down, failures)
+	if lost := value(metrics(), "ebpf_probe_events_lost_total", map[string]string{"source": "http"}); lost != 0 {
+		t.Errorf("%v HTTP events lost", lost)
+	}
+}
+
+// sdkCounts are the counts of a service's own
+// http_server_request_duration_seconds per method, route template (Gin's
+// :param written {param}, as in ServeMux patterns) and status class (2 for
+// 2xx).
+func sdkCounts(t *testing.T, base string) map[route]int {
+	t.Helper()
+	param := regexp.MustCompile(`:([a-z]+)`)
+	counts := make(map[route]int)
+	for _, metric := range scrape(t, base)["http_server_request_duration_seconds"].GetMetric() {
+		l := labels(metric)
+		var class int
+		fmt.Sscanf(l["http_response_status_class"], "%dxx", &class)
+		counts[route{l["http_request_method"], param.ReplaceAllString(l["http_route"], "{$1}"), class}] += int(metric.GetHistogram().GetSampleCount())
+	}
+	return counts
+}
+
+// buildProgram builds the Go program pkg as the executable name in dir.
+func buildProgram(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	exe := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", exe, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return exe
+}
+
+// program is a process a test started.
+type program struct{ cmd *exec.Cmd }
+
+// stop kills the program and waits for it; calling it again does nothing.
+func (p *program) stop() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+// startProgram runs exe with args and env until the test ends, and waits
+// until ready answers 200 (unless ready is empty).
+func startProgram(t *testing.T, exe string, env []string, ready string, args ...string) *program {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = env
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &program{cmd}
+	t.Cleanup(p.stop)
+	if ready != "" {
+		waitFor(t, filepath.Base(exe)+" ready", func() bool {
+			resp, err := http.Get(ready)
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil && resp.StatusCode == http.StatusOK
+		})
+	}
+	return p
 }
 
 // TestRetransmitsAndTimeouts makes the target connect to a listener whose
