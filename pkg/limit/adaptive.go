@@ -53,8 +53,9 @@ func NewAdaptive(a Algorithm) (Adaptive, error) {
 	return nil, fmt.Errorf("unknown adaptive algorithm %q", a)
 }
 
-// Bounds of the concurrency limits, the same for every candidate that
-// takes them, so that the benchmark compares algorithms, not settings.
+// Bounds of failsafe's concurrency limit. Vegas starts at initialLimit
+// too (up to the library's 1000); Gradient2 keeps the library's defaults
+// (20, between 20 and 200); kratos and sentinel have no bounds.
 const (
 	minLimit     = 4
 	initialLimit = 20
