@@ -40,7 +40,7 @@ func TestInstrumentDB(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range ended[0].Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	u, err := neturl.Parse(dsn)
 	if err != nil {
