@@ -3,13 +3,12 @@ package process
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/microshop/microshop/pkg/config"
+	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/lifecycle"
 )
 
@@ -52,33 +51,5 @@ func Healthcheck(ctx context.Context, name, httpAddr string, getenv func(string)
 	if err := env.Err(); err != nil {
 		return err
 	}
-	url := "http://" + probeAddr(cfg.HTTP.Addr) + "/readyz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
-
-// probeAddr turns a listen address into one to dial from the same host.
-func probeAddr(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen // config.Reader.Addr validated it
-	}
-	switch ip := net.ParseIP(host); {
-	case host == "" || (ip != nil && ip.To4() != nil && ip.IsUnspecified()):
-		host = "127.0.0.1"
-	case ip != nil && ip.IsUnspecified():
-		host = "::1"
-	}
-	return net.JoinHostPort(host, port)
+	return health.Probe(ctx, cfg.HTTP.Addr)
 }

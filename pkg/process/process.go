@@ -36,7 +36,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -277,7 +276,7 @@ func (p *Process) registrar(addr *net.TCPAddr) (*discovery.Registrar, error) {
 		}
 	}
 	return discovery.NewRegistrar(p.Consul, discovery.Registration{
-		Service: p.name, Address: host, Port: addr.Port, Version: buildVersion(),
+		Service: p.name, Address: host, Port: addr.Port, Version: telemetry.Version(),
 	})
 }
 
@@ -305,15 +304,6 @@ func (p *Process) register(ctx context.Context, reg *discovery.Registrar) {
 		case <-time.After(wait):
 		}
 	}
-}
-
-// buildVersion is the main module's version, as telemetry's service.version
-// reports it: "(devel)" for a build from a work tree.
-func buildVersion() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		return info.Main.Version
-	}
-	return "(devel)"
 }
 
 // Close exports the spans still buffered, waiting at most a few seconds.
