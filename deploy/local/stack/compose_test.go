@@ -96,7 +96,7 @@ func TestComposeFile(t *testing.T) {
 	}
 	grafana := project.Services["grafana"]
 	for target, source := range map[string]string{
-		"/etc/grafana/provisioning":  "observability/grafana/provisioning",
+		"/etc/grafana/provisioning":   "observability/grafana/provisioning",
 		"/var/lib/grafana/dashboards": "observability/grafana/dashboards",
 	} {
 		if !slices.ContainsFunc(grafana.Volumes, func(v types.ServiceVolumeConfig) bool {
