@@ -143,6 +143,22 @@ func (r *Registrar) Register(ctx context.Context) error {
 	return nil
 }
 
+// Registered reports whether the agent still has the instance. An agent
+// that restarted without its state (a dev agent always does; a client
+// agent whose data directory was lost) has forgotten every registration,
+// and nothing tells the instance but asking.
+func (r *Registrar) Registered(ctx context.Context) (bool, error) {
+	_, _, err := r.agent.Service(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+	var status api.StatusError
+	if errors.As(err, &status) && status.Code == 404 {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ask consul for %s: %w", r.reg.ID, err)
+	}
+	return true, nil
+}
+
 // Deregister removes the instance and its check from the agent. Call it
 // first on graceful shutdown, before draining (see the package doc).
 // Deregistering an instance the agent does not know is not an error.

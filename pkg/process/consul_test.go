@@ -223,6 +223,37 @@ func TestRegistersOnceConsulAnswers(t *testing.T) {
 	})
 }
 
+// TestRegistersAgainAfterConsulRestart checks that a process registers
+// again when its agent restarted and forgot it (a dev agent keeps no
+// state): it is back in the catalog, passing, without a restart of its own.
+func TestRegistersAgainAfterConsulRestart(t *testing.T) {
+	consul := consultest.Start(t)
+	logs := &logtest.Buffer{}
+	startWithConsul(t, consul.Addr, logging.New(logs, "hello", slog.LevelInfo), nil)
+	client := consul.Client()
+	onePassing := func() error {
+		entries, err := passing(client)
+		if err == nil && len(entries) != 1 {
+			err = fmt.Errorf("%d passing instances", len(entries))
+		}
+		return err
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	poll.UntilNil(ctx, t, "hello passing in consul", onePassing)
+	consul.Stop()
+	consul.Restart()
+	if services, _, err := client.Catalog().Service("hello", "", nil); err != nil || len(services) != 0 {
+		t.Fatalf("the restarted agent's catalog: %d instances of hello, %v; want it to have forgotten the instance", len(services), err)
+	}
+	restarted := time.Now()
+	poll.UntilNil(ctx, t, "hello passing in consul again", onePassing)
+	t.Logf("registered and passing again %v after the agent restarted", time.Since(restarted).Round(time.Millisecond))
+	if !slices.ContainsFunc(logs.Lines(), func(l string) bool { return strings.Contains(l, `"msg":"consul forgot the instance`) }) {
+		t.Errorf("no log line says the instance was registered again")
+	}
+}
+
 // TestBreakerRulesLive checks that with Consul, the breakers' rules are the
 // KV document microshop/hello/breaker, followed while the process runs, and
 // without Consul they are the rules given. (pkg/liverules tests that an

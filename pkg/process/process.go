@@ -20,7 +20,9 @@
 // stop signal arrives, deregisters it first and only then drains, so that
 // no caller is sent to an instance that is stopping. Consul unreachable at
 // start does not stop the process: registration is retried with backoff
-// while it serves. Breakers read their rules from Consul KV and follow
+// while it serves. An agent that restarts and forgets the instance gets it
+// back within reregisterInterval (5 s): the process asks whether it is still
+// registered. Breakers read their rules from Consul KV and follow
 // them ([Process.Breakers]). Unset, the embedded mode: no Consul at all.
 //
 // A Process is built by one goroutine (Start, then the routes), Run once,
@@ -245,7 +247,7 @@ func (p *Process) serve(ctx context.Context) error {
 		defer close(left)
 		defer drain()
 		p.register(registered, reg)
-		<-registered.Done()
+		p.keepRegistered(registered, reg)
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
 		defer cancel()
 		if err := reg.Deregister(dctx); err != nil {
@@ -302,6 +304,39 @@ func (p *Process) register(ctx context.Context, reg *discovery.Registrar) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		}
+	}
+}
+
+// reregisterInterval is how often a registered process asks its agent
+// whether it still has the instance. A Consul agent that restarted without
+// its state has forgotten it; until it is registered again no caller
+// resolves it, so this bounds how long an agent's restart hides a healthy
+// instance (plus its first passing check).
+const reregisterInterval = 5 * time.Second
+
+// keepRegistered asks the agent every reregisterInterval until ctx ends
+// whether it still has reg, and registers it again when it has not. An
+// agent that does not answer is asked again next time: the resolvers keep
+// their last instances meanwhile (pkg/discovery).
+func (p *Process) keepRegistered(ctx context.Context, reg *discovery.Registrar) {
+	tick := time.NewTicker(reregisterInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ok, err := reg.Registered(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			p.log.Debug("consul unreachable; asking again", slog.Any("error", err))
+		case !ok:
+			p.log.Warn("consul forgot the instance (agent restarted?); registering it again", slog.String("instance", reg.ID()))
+			p.register(ctx, reg)
 		}
 	}
 }

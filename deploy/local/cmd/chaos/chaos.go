@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +16,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
-	"github.com/microshop/microshop/pkg/database"
 	"github.com/microshop/microshop/pkg/pgcluster"
 )
 
@@ -32,7 +29,7 @@ type report struct {
 	kills      int64
 	restarts   int64
 	logs       *logCounts
-	check      *checkResult
+	check      *invariants.Result
 	problems   []string // what makes the run fail besides violations: not quiet, unreadable, ...
 	quietAfter time.Duration
 	wall       time.Duration
@@ -109,7 +106,7 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	}
 	defer stopStack()
 
-	d, closeDBs, err := openDatabases(ctx, urls)
+	d, closeDBs, err := invariants.OpenDatabases(ctx, urls)
 	if err != nil {
 		return nil, err
 	}
@@ -117,15 +114,14 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	kc := &kafka.Client{Addr: kafka.TCP(s.brokerAddr), Timeout: 10 * time.Second}
 
 	r := &report{logs: counts}
-	c := &client{base: s.gatewayURL, http: &http.Client{Timeout: 10 * time.Second}}
-	catalog, plenty, low, customers, err := prepare(ctx, c, d, o.orders)
+	c := invariants.NewClient(s.gatewayURL, 10*time.Second)
+	shop, err := invariants.Prepare(ctx, c, d, o.orders)
 	if err != nil {
 		return nil, err
 	}
-	truth := groundTruth{catalog: catalog, requests: map[string]checkout{}, answered: map[string]string{}}
-	progressf("stack ready; %d plentiful and %d low-stock products; warming up", len(plenty), len(low))
-	err = warmUp(ctx, c, d, customers[0], o.seed, plenty[0], o.readyTimeout, truth)
-	if err != nil {
+	truth := invariants.NewGroundTruth(shop.Catalog)
+	progressf("stack ready; %d plentiful and %d low-stock products; warming up", len(shop.Plenty), len(shop.Low))
+	if err := invariants.WarmUp(ctx, c, d, shop, o.seed, o.readyTimeout, truth); err != nil {
 		return nil, err
 	}
 	progressf("a checkout went through; placing orders")
@@ -154,16 +150,16 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	if o.kills > 0 {
 		pace = o.killInterval * time.Duration(o.kills) / time.Duration(o.orders)
 	}
-	res := drive(faultCtx, c, customers, o.orders, o.concurrency, pace, o.seed, plenty, low, func() {
-		if n := placed.Add(1); n%max(int64(o.orders)/10, 1) == 0 {
-			progressf("%d orders placed, %d kills, %d restarts", n, kills.Load(), s.restarts.Load())
-		}
-	})
+	res := invariants.Drive(faultCtx, c, shop, invariants.Load{Orders: o.orders, Concurrency: o.concurrency, Pace: pace, Seed: o.seed,
+		Progress: func() {
+			if n := placed.Add(1); n%max(int64(o.orders)/10, 1) == 0 {
+				progressf("%d orders placed, %d kills, %d restarts", n, kills.Load(), s.restarts.Load())
+			}
+		}})
 	<-killerDone
 	r.kills = kills.Load()
-	maps.Copy(truth.requests, res.requests)
-	maps.Copy(truth.answered, res.ids)
-	r.placed, r.notPlaced, r.retries = len(truth.answered), res.failed, res.retries
+	truth.Record(res)
+	r.placed, r.notPlaced, r.retries = len(truth.Answered), res.Failed, res.Retries
 	progressf("%d orders placed (%d POST retries), %d kills; restarting every replica without crash injection", r.placed, r.retries, r.kills)
 	if err := s.calmDown(ctx, o.readyTimeout); err != nil {
 		r.problem("calming down: %v", err)
@@ -172,24 +168,9 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	// Settle: the faults have stopped; the stack runs on for at least the
 	// longest retry backoff and until nothing is in flight.
 	progressf("settling: at least %s, at most %s, until nothing is pending, every outbox is sent and no consumer group lags", settleWindow, o.quietTimeout)
-	quietStart := time.Now()
-	var last string
-	err = poll(ctx, o.quietTimeout, func() bool {
-		busy, err := inFlight(ctx, d, kc)
-		switch {
-		case err != nil:
-			last = err.Error()
-		case len(busy) > 0:
-			last = strings.Join(busy, ", ")
-		default:
-			last = "quiet"
-			return time.Since(quietStart) >= settleWindow
-		}
-		return false
-	})
-	r.quietAfter = time.Since(quietStart)
+	r.quietAfter, err = invariants.AwaitQuiet(ctx, d, kc, settleWindow, o.quietTimeout)
 	if err != nil {
-		r.problem("not quiet within -quiet-timeout %s: %s", o.quietTimeout, last)
+		r.problem("-quiet-timeout: %v", err)
 	} else {
 		progressf("quiet after %s", r.quietAfter.Round(time.Millisecond))
 	}
@@ -199,197 +180,24 @@ func runChaos(ctx context.Context, o options, stdout io.Writer) (*report, error)
 	r.restarts = s.restarts.Load()
 	stopFaults()
 	s.stopReplicas()
-	snap := &snapshot{}
-	for what, read := range map[string]func() error{
-		"psp":           func() error { return readPSP(ctx, s.pspURL, snap) },
-		"dead letters":  func() error { return readDeadLetters(ctx, kc, snap) },
-		"the databases": func() error { return readDatabases(ctx, d, snap) },
-	} {
-		if err := read(); err != nil {
-			r.problem("the checker could not read %s: %v", what, err)
-		}
-	}
-	r.check = check(truth, snap)
-	for _, table := range tablesNeeded {
-		if r.check.tables[table] == 0 {
-			r.problem("the checker read no rows of %s", table)
-		}
-	}
-	i5, err := proveStockChecks(ctx, d.inventory)
+	r.check, err = invariants.Verify(ctx, invariants.Sources{Databases: d, PSP: s.pspURL, Kafka: kc}, truth)
 	if err != nil {
-		r.problem("%v", err)
+		r.problem("the checker: %v", err)
 	}
-	r.check.violations = append(r.check.violations, i5...)
+	if r.check == nil {
+		r.check = &invariants.Result{}
+	}
+	for _, table := range r.check.Unread() {
+		r.problem("the checker read no rows of %s", table)
+	}
 	stopStack()
 	violationsPath := filepath.Join(o.dir, "violations.txt")
-	if err := os.WriteFile(violationsPath, []byte(strings.Join(append(r.check.violations, ""), "\n")), 0o644); err != nil {
+	if err := os.WriteFile(violationsPath, []byte(strings.Join(append(r.check.Violations, ""), "\n")), 0o644); err != nil {
 		r.problem("write %s: %v", violationsPath, err)
-	} else if len(r.check.violations) > 0 {
+	} else if len(r.check.Violations) > 0 {
 		progressf("every violation: %s", violationsPath)
 	}
 	return r, nil
-}
-
-// openDatabases opens the three services' databases.
-func openDatabases(ctx context.Context, urls map[string]string) (databases, func(), error) {
-	var d databases
-	var opened []*database.DB
-	closeAll := func() {
-		for _, db := range opened {
-			_ = db.Close()
-		}
-	}
-	log := slog.New(slog.DiscardHandler)
-	for name, db := range map[string]**sql.DB{"order": &d.order, "inventory": &d.inventory, "payment": &d.payment} {
-		conn, err := database.Open(ctx, urls[name], log)
-		if err != nil {
-			closeAll()
-			return d, nil, fmt.Errorf("open the %s database: %w", name, err)
-		}
-		opened = append(opened, conn)
-		if *db, err = conn.DB.DB(); err != nil {
-			closeAll()
-			return d, nil, fmt.Errorf("open the %s database: %w", name, err)
-		}
-	}
-	return d, closeAll, nil
-}
-
-// inFlight lists what is not settled yet: orders, reservations, payments
-// and refunds PENDING, sagas running or compensating, outbox rows not sent,
-// commands and replies not consumed. The stack is quiet when it is empty.
-func inFlight(ctx context.Context, d databases, kc *kafka.Client) ([]string, error) {
-	var busy []string
-	for _, q := range []struct {
-		what string
-		db   *sql.DB
-		sql  string
-	}{
-		{"orders PENDING", d.order, "SELECT count(*) FROM orders WHERE status = 'PENDING'"},
-		{"sagas in flight", d.order, "SELECT count(*) FROM saga_instances WHERE status IN ('RUNNING', 'COMPENSATING')"},
-		{"reservations PENDING", d.inventory, "SELECT count(*) FROM reservations WHERE status = 'PENDING'"},
-		{"payments PENDING", d.payment, "SELECT count(*) FROM payments WHERE status = 'PENDING'"},
-		{"refunds PENDING", d.payment, "SELECT count(*) FROM refunds WHERE status = 'PENDING'"},
-	} {
-		n, err := count(ctx, q.db, q.sql)
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			busy = append(busy, fmt.Sprintf("%d %s", n, q.what))
-		}
-	}
-	err := d.each(func(service string, db *sql.DB) error {
-		n, err := unsentOutbox(ctx, db)
-		if n > 0 {
-			busy = append(busy, fmt.Sprintf("%d unsent in %s's outbox", n, service))
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	lag, err := consumerLag(ctx, kc)
-	if err != nil {
-		return nil, err
-	}
-	for _, group := range slices.Sorted(maps.Keys(lag)) {
-		if lag[group] > 0 {
-			busy = append(busy, fmt.Sprintf("consumer group %s lags %d", group, lag[group]))
-		}
-	}
-	return busy, nil
-}
-
-// prepare logs in, restocks the plentiful products so that the run does not
-// sell them out, and reads the catalog, prices and stock, before the run.
-func prepare(ctx context.Context, c *client, d databases, orders int) (catalog map[string]product, plenty, low []string, customers []customer, err error) {
-	catalog, err = c.catalog(ctx)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	for sku, p := range catalog {
-		if p.Available > lowStock {
-			plenty = append(plenty, sku)
-		} else {
-			low = append(low, sku)
-		}
-	}
-	slices.Sort(plenty)
-	slices.Sort(low)
-	if len(plenty) == 0 {
-		return nil, nil, nil, nil, errors.New("no product with stock to sell")
-	}
-	admin, err := c.login(ctx, "admin")
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	for _, user := range []string{"alice", "bob"} {
-		cu, err := c.login(ctx, user)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		customers = append(customers, cu)
-	}
-	if err := c.restock(ctx, admin.token, plenty, int64(2*orders)); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if catalog, err = c.catalog(ctx); err != nil {
-		return nil, nil, nil, nil, err
-	}
-	// The stock the catalog shows is all there is only if nothing is held.
-	held, err := count(ctx, d.inventory, "SELECT count(*) FROM stock WHERE reserved <> 0")
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	if held != 0 {
-		return nil, nil, nil, nil, fmt.Errorf("%d products have stock reserved before the run", held)
-	}
-	return catalog, plenty, low, customers, nil
-}
-
-// warmUp places orders with a good card, one at a time, until one is
-// CONFIRMED: the consumer groups have settled and the saga works before any
-// fault is injected. It records the orders it placed in truth.
-func warmUp(ctx context.Context, c *client, d databases, cu customer, seed uint64, sku string, timeout time.Duration, truth groundTruth) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for i := 0; ; i++ {
-		co := checkout{key: fmt.Sprintf("chaos-%d-warmup-%d", seed, i), card: cardSucceeds, sku: sku, quantity: 1, customerID: cu.id}
-		truth.requests[co.key] = co
-		var o struct{ ID string }
-		body := map[string]any{"card_number": co.card, "lines": []map[string]any{{"sku": co.sku, "quantity": co.quantity}}}
-		if _, err := c.retry(ctx, http.MethodPost, "/api/v1/orders", cu.token, co.key, body, &o); err != nil {
-			return fmt.Errorf("warm-up order: %w", err)
-		}
-		truth.answered[o.ID] = co.key
-		var status string
-		err := poll(ctx, timeout, func() bool {
-			return d.order.QueryRowContext(ctx, "SELECT status FROM orders WHERE id = $1", o.ID).Scan(&status) == nil && status != "PENDING"
-		})
-		if err != nil {
-			return fmt.Errorf("warm-up order %s still %s: %w", o.ID, status, err)
-		}
-		if status == "CONFIRMED" {
-			return nil
-		}
-	}
-}
-
-// poll calls cond every 200ms until it holds or timeout passes.
-func poll(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }
 
 // faults are the faults the run must prove happened, each with how often
@@ -406,9 +214,9 @@ func (r *report) faults() []fault {
 		{"kills (SIGKILL)", int(r.kills)},
 		{"injected crashes after handle", crashes},
 		{"redeliveries seen by a barrier", barrierDup},
-		{"refunds at the PSP", r.check.pspRefunds},
-		{"ambiguous (hanging-card) charges", r.check.ambiguousCharges},
-		{"insufficient-stock cancellations", r.check.insufficientStock},
+		{"refunds at the PSP", r.check.PSPRefunds},
+		{"ambiguous (hanging-card) charges", r.check.AmbiguousCharges},
+		{"insufficient-stock cancellations", r.check.InsufficientStock},
 	}
 }
 
@@ -421,7 +229,7 @@ type fault struct {
 // never happened, and anything that kept the checker from a sound snapshot.
 func (r *report) err() error {
 	var errs []error
-	if n := len(r.check.violations); n > 0 {
+	if n := len(r.check.Violations); n > 0 {
 		errs = append(errs, fmt.Errorf("%d invariant violations", n))
 	}
 	if n := len(r.notPlaced); n > 0 {
@@ -445,9 +253,9 @@ func (r *report) err() error {
 // print writes the violations and the summary table.
 func (r *report) print(w io.Writer) {
 	const maxShown = 50
-	for i, v := range r.check.violations {
+	for i, v := range r.check.Violations {
 		if i == maxShown {
-			fmt.Fprintf(w, "violation: … and %d more\n", len(r.check.violations)-maxShown)
+			fmt.Fprintf(w, "violation: … and %d more\n", len(r.check.Violations)-maxShown)
 			break
 		}
 		fmt.Fprintf(w, "violation: %s\n", v)
@@ -467,13 +275,13 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "chaos summary")
 	row("orders placed (ids answered)", r.placed)
 	row("orders not placed", len(r.notPlaced))
-	row("orders in the database", r.check.tables["orders"])
-	row("confirmed", r.check.statuses["CONFIRMED"])
-	row("cancelled", r.check.statuses["CANCELLED"])
-	for _, class := range slices.Sorted(maps.Keys(r.check.cancelled)) {
-		row("  cancelled: "+class, r.check.cancelled[class])
+	row("orders in the database", r.check.Tables["orders"])
+	row("confirmed", r.check.Statuses["CONFIRMED"])
+	row("cancelled", r.check.Statuses["CANCELLED"])
+	for _, class := range slices.Sorted(maps.Keys(r.check.Cancelled)) {
+		row("  cancelled: "+class, r.check.Cancelled[class])
 	}
-	row("pending", r.check.statuses["PENDING"])
+	row("pending", r.check.Statuses["PENDING"])
 	row("POST retries (same Idempotency-Key)", r.retries)
 	for _, f := range r.faults() {
 		row("fault: "+f.name, f.seen)
@@ -496,18 +304,18 @@ func (r *report) print(w io.Writer) {
 	}
 	row("error log lines", r.logs.failures)
 	r.logs.mu.Unlock()
-	for _, t := range slices.Sorted(maps.Keys(r.check.tables)) {
-		row("rows read: "+t, r.check.tables[t])
+	for _, t := range slices.Sorted(maps.Keys(r.check.Tables)) {
+		row("rows read: "+t, r.check.Tables[t])
 	}
 	row("quiet after (settle window "+settleWindow.String()+")", r.quietAfter.Round(time.Millisecond))
 	byRule := map[string]int{}
-	for _, v := range r.check.violations {
+	for _, v := range r.check.Violations {
 		rule, _, _ := strings.Cut(v, ":")
 		byRule[rule]++
 	}
 	for _, rule := range slices.Sorted(maps.Keys(byRule)) {
 		row("violations: "+rule, byRule[rule])
 	}
-	row("violations", len(r.check.violations))
+	row("violations", len(r.check.Violations))
 	row("wall time", r.wall.Round(time.Second))
 }

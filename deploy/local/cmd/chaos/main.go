@@ -60,8 +60,9 @@
 // outbox is sent and no consumer group lags; not settling within
 // -quiet-timeout fails the run. The replicas stop, and then the snapshot is
 // read: the PSP's records, the dead-letter topics, the databases.
-// check judges it against the ground truth the harness kept (the catalog
-// before the run, every checkout it asked for), and proveStockChecks shows
+// invariants.Verify (package deploy/local/internal/invariants, which the
+// launcher's tests share) judges it against the ground truth the harness
+// kept (the catalog before the run, every checkout it asked for) and shows
 // that the database refuses negative stock (I5).
 //
 // The program prints a summary and exits non-zero on any violation, on an

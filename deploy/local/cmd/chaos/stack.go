@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
 )
 
@@ -229,12 +230,12 @@ func calmEnv(env []string) []string {
 func (s *stack) calmDown(ctx context.Context, readyTimeout time.Duration) error {
 	s.calm.Store(true)
 	for _, r := range s.replicas {
-		if err := poll(ctx, readyTimeout, r.up.Load); err != nil {
+		if err := invariants.Poll(ctx, readyTimeout, r.up.Load); err != nil {
 			return fmt.Errorf("%s not up: %w", r.p.Name, err)
 		}
 		r.up.Store(false) // not before the watcher has restarted it
 		_ = r.p.Stop(s.out, stopTimeout)
-		if err := poll(ctx, readyTimeout, r.up.Load); err != nil {
+		if err := invariants.Poll(ctx, readyTimeout, r.up.Load); err != nil {
 			return fmt.Errorf("%s not up again: %w", r.p.Name, err)
 		}
 	}

@@ -15,11 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
+	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
 	"github.com/microshop/microshop/pkg/discovery/consultest"
 	"github.com/microshop/microshop/pkg/logtest"
 	"github.com/microshop/microshop/pkg/pgcluster"
 	"github.com/microshop/microshop/pkg/poll"
+	"github.com/microshop/microshop/services/psp/simulator"
 )
 
 // TestRollingRestart runs the shop with two replicas each of order and
@@ -30,8 +34,9 @@ import (
 // on the other replica. Then it kills one replica with SIGKILL under the
 // same load and reports how many requests failed and how long the gateway
 // kept the dead replica among its instances; every checkout placed must
-// still reach CONFIRMED or CANCELLED. Figures are logged, not asserted,
-// except the zero of the rolling restart.
+// still reach CONFIRMED or CANCELLED, and the saga's invariants I1–I5 hold
+// against the ground truth of what the load asked for. Figures are logged,
+// not asserted, except the zero of the rolling restart.
 func TestRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the stack with replicas; run without -short")
@@ -111,25 +116,9 @@ func TestRollingRestart(t *testing.T) {
 	waitPassing(t, "order", 2)
 	stop()
 
-	// Every checkout placed settles.
-	settleStart := time.Now()
-	ids := shop.orderIDs()
-	settle, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	final := map[string]int{}
-	for _, id := range ids {
-		poll.UntilNil(settle, t, "order "+id+" final", func() error {
-			status, err := shop.status(settle, id)
-			if err == nil && status == "PENDING" {
-				err = fmt.Errorf("still PENDING")
-			}
-			if err == nil {
-				final[status]++
-			}
-			return err
-		})
-	}
-	t.Logf("%d checkouts placed, all final %v within %v of the load's end", len(ids), final, time.Since(settleStart).Round(time.Millisecond))
+	// Every checkout placed settles, and I1–I5 hold.
+	shop.answerAll(ctx, t)
+	st.verify(t, shop.truth)
 	if _, metrics, err := shop.do(ctx, "GET", "/metrics", "", ""); err == nil {
 		for _, line := range strings.Split(string(metrics), "\n") {
 			if strings.HasPrefix(line, "upstream_retries_total") {
@@ -154,6 +143,13 @@ type stackOptions struct {
 	// pspVia, if set, returns the PSP address payment dials instead of
 	// the PSP's own (a proxy in front of it).
 	pspVia func(psp string) string
+	// gatewayVia, if set, returns the address the gateway dials for a
+	// service's instance at addr (a proxy in front of it): the gateway then
+	// takes its upstreams from GATEWAY_*_URL rather than from Consul, and
+	// with one replica each.
+	gatewayVia func(service, addr string) string
+	// gatewayEnv is added to the gateway's environment.
+	gatewayEnv []string
 }
 
 // stack is a shop started by startStack.
@@ -165,6 +161,8 @@ type stack struct {
 	psp      string // base URL of the PSP itself
 	payment  string // base URL of payment
 	replicas map[string][]*supervise.Process
+	broker   string            // the broker's address
+	dbURLs   map[string]string // each service's database
 
 	mu    sync.Mutex
 	lines []gatewayLine // the gateway's log lines
@@ -208,10 +206,12 @@ func startStack(t *testing.T, o stackOptions) *stack {
 			t.Fatal(err)
 		}
 	}
+	st.dbURLs = databases
 
 	port := freePortRange(t, 4+2*o.replicas)
 	next := func() string { port++; return "127.0.0.1:" + strconv.Itoa(port-1) }
 	broker, pspAddr, gatewayAddr, paymentAddr := next(), next(), next(), next()
+	st.broker = broker
 	st.gateway, st.psp, st.payment = "http://"+gatewayAddr, "http://"+pspAddr, "http://"+paymentAddr
 	paymentPSP := pspAddr
 	if o.pspVia != nil {
@@ -240,10 +240,18 @@ func startStack(t *testing.T, o stackOptions) *stack {
 			procs = append(procs, p)
 		}
 	}
+	gatewayEnv := append([]string{"GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}, o.gatewayEnv...)
+	if o.gatewayVia == nil {
+		gatewayEnv = append(gatewayEnv, consulEnv)
+	} else {
+		for _, svc := range []string{"inventory", "order"} {
+			addr := strings.TrimPrefix(st.replicas[svc][0].URL, "http://")
+			gatewayEnv = append(gatewayEnv, "GATEWAY_"+strings.ToUpper(svc)+"_URL=http://"+o.gatewayVia(svc, addr))
+		}
+	}
 	procs = append(procs,
 		service("payment", "PAYMENT", paymentAddr, append([]string{"PAYMENT_PSP_URL=http://" + paymentPSP}, o.paymentEnv...)...),
-		&supervise.Process{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: st.gateway,
-			Env: []string{consulEnv, "GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}},
+		&supervise.Process{Name: "gateway", Path: filepath.Join(bin, "gateway"), URL: st.gateway, Env: gatewayEnv},
 	)
 	started, err := supervise.StartAll(ctx, st.out, procs, 2*time.Minute)
 	t.Cleanup(func() { _ = supervise.StopAll(st.out, started, 20*time.Second) })
@@ -253,6 +261,40 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	st.waitPassing(t, "order", o.replicas)
 	st.waitPassing(t, "inventory", o.replicas)
 	return st
+}
+
+// verify waits until nothing is in flight — every order final, every
+// outbox sent, no consumer lagging — and then checks the saga's invariants
+// I1–I5 against the ground truth the shopper kept, in the databases and
+// the PSP's records (package invariants, as the chaos harness does). Stop
+// the load and call shopper.answerAll first. It returns the checker's
+// result for the figures.
+func (st *stack) verify(t *testing.T, truth invariants.GroundTruth) *invariants.Result {
+	t.Helper()
+	ctx := t.Context()
+	d, closeDBs, err := invariants.OpenDatabases(ctx, st.dbURLs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDBs()
+	kc := &kafka.Client{Addr: kafka.TCP(st.broker), Timeout: 10 * time.Second}
+	quiet, err := invariants.AwaitQuiet(ctx, d, kc, 2*time.Second, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := invariants.Verify(ctx, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range r.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	if r.Tables["orders"] != len(truth.Answered) {
+		t.Errorf("the checker read %d orders, the gateway answered %d", r.Tables["orders"], len(truth.Answered))
+	}
+	t.Logf("quiet %v after the load; %d orders %v, cancelled %v; %d violations of I1–I5",
+		quiet.Round(time.Millisecond), r.Tables["orders"], r.Statuses, r.Cancelled, len(r.Violations))
+	return r
 }
 
 // waitPassing waits until Consul has n passing instances of service.
@@ -285,15 +327,20 @@ func (st *stack) gatewayLines(substr string) []gatewayLine {
 
 // shopper is the steady load: each worker, about ten times a second,
 // lists the products and, every third time, places a checkout (POST with
-// an Idempotency-Key) and reads it back.
+// an Idempotency-Key) and reads it back. It keeps the ground truth of what
+// it asked for, for stack.verify.
 type shopper struct {
-	base  string
-	token string
-	http  *http.Client
+	base     string
+	token    string
+	customer string // the id the gateway gives the customer: the token's subject
+	http     *http.Client
 
-	mu     sync.Mutex
-	now    phaseCounts // of the current phase
-	orders []string
+	mu    sync.Mutex
+	now   phaseCounts // of the current phase
+	truth invariants.GroundTruth
+	// unanswered are the checkouts asked for whose answer was lost: their
+	// POST failed or was cut short, and the order may exist all the same.
+	unanswered map[string]string // Idempotency-Key → body
 }
 
 // phaseCounts are the requests of one phase of the test.
@@ -302,30 +349,37 @@ type phaseCounts struct {
 	failures                []string // the first few
 }
 
+// newShopper logs in as alice and reads the catalog before any checkout:
+// the ground truth's stock.
 func newShopper(t *testing.T, base string) *shopper {
-	s := &shopper{base: base, http: &http.Client{Timeout: 10 * time.Second}}
-	status, body, err := s.do(t.Context(), "POST", "/api/v1/login", "", `{"username":"alice","password":"alice-demo"}`)
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("login: %d %s %v", status, body, err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(body, &tok); err != nil {
+	c := invariants.NewClient(base, 10*time.Second)
+	alice, err := c.Login(t.Context(), "alice")
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.token = tok.AccessToken
-	return s
+	catalog, err := c.Catalog(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &shopper{base: base, token: alice.Token, customer: alice.ID, http: &http.Client{Timeout: 10 * time.Second},
+		truth: invariants.NewGroundTruth(catalog), unanswered: map[string]string{}}
 }
 
 func (s *shopper) do(ctx context.Context, method, path, key, body string) (int, []byte, error) {
+	status, _, answer, err := s.send(ctx, method, path, key, body)
+	return status, answer, err
+}
+
+// send sends one request as the shopper, not counted, and returns the
+// answer's status, header and body.
+func (s *shopper) send(ctx context.Context, method, path, key, body string) (int, http.Header, []byte, error) {
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, s.base+path, r)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -338,11 +392,11 @@ func (s *shopper) do(ctx context.Context, method, path, key, body string) (int, 
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, resp.Header, b, err
 }
 
 // run is one worker, until ctx ends. The ticker paces the load; it
@@ -373,9 +427,15 @@ func (s *shopper) run(ctx context.Context, worker int) {
 var skus = []string{"STICKER-PACK", "KEYCHAIN-GOPHER", "PEN-GEL-SET", "COASTER-CORK-SET"}
 
 // checkout places one order of the i-th product with the good card under
-// key, counts it, and returns its id.
+// key, counts it, and returns its id. The ground truth has the checkout
+// before it is asked for.
 func (s *shopper) checkout(ctx context.Context, key string, i int) (string, bool) {
-	body := `{"card_number":"4242424242424242","lines":[{"sku":"` + skus[i%len(skus)] + `","quantity":1}]}`
+	sku := skus[i%len(skus)]
+	body := `{"card_number":"` + simulator.CardSucceeds + `","lines":[{"sku":"` + sku + `","quantity":1}]}`
+	s.mu.Lock()
+	s.truth.Ask(key, simulator.CardSucceeds, sku, 1, s.customer)
+	s.unanswered[key] = body
+	s.mu.Unlock()
 	answer, ok := s.request(ctx, "POST", "/api/v1/orders", key, body, http.StatusAccepted)
 	var created struct {
 		ID string `json:"id"`
@@ -385,9 +445,33 @@ func (s *shopper) checkout(ctx context.Context, key string, i int) (string, bool
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.orders = append(s.orders, created.ID)
+	s.truth.Answer(created.ID, key)
+	delete(s.unanswered, key)
 	s.now.checkouts++
 	return created.ID, true
+}
+
+// answerAll asks again, with the same Idempotency-Key, for every checkout
+// whose answer was lost, until the gateway answers each: the client's part
+// of exactly-once, and what makes the ground truth complete (an order the
+// gateway created but never answered would otherwise look like one nobody
+// asked for). Call it once the load has stopped.
+func (s *shopper) answerAll(ctx context.Context, t *testing.T) {
+	t.Helper()
+	c := invariants.NewClient(s.base, 10*time.Second)
+	for key, body := range s.unanswered {
+		var created struct {
+			ID string `json:"id"`
+		}
+		wait, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := c.Retry(wait, "POST", "/api/v1/orders", s.token, key, json.RawMessage(body), &created)
+		cancel()
+		if err != nil {
+			t.Fatalf("checkout %s asked again: %v", key, err)
+		}
+		s.truth.Answer(created.ID, key)
+		delete(s.unanswered, key)
+	}
 }
 
 // request sends one request and counts it, failed unless it answered want.
@@ -432,18 +516,6 @@ func (s *shopper) waitRequests(ctx context.Context, t *testing.T, n int) {
 		defer s.mu.Unlock()
 		return s.now.sent >= target
 	})
-}
-
-func (s *shopper) orderIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.orders...)
-}
-
-// status returns an order's status.
-func (s *shopper) status(ctx context.Context, id string) (string, error) {
-	o, err := s.order(ctx, id)
-	return o.Status, err
 }
 
 // orderView is as much of an order as the tests read.

@@ -25,6 +25,11 @@ type Config struct {
 	OrderURL        string
 	PSPURL          string
 	UpstreamTimeout time.Duration
+	// RetryRatio and RetryReserve are the retry budget of each service
+	// behind the gateway: retries add at most RetryRatio to its requests,
+	// plus RetryReserve (upstream.NewRetries).
+	RetryRatio   float64
+	RetryReserve int
 	// JWTSecret signs access tokens; empty means a random key per process.
 	JWTSecret string
 	TokenTTL  time.Duration
@@ -51,6 +56,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		OrderURL:        env.URL("ORDER_URL", "http://127.0.0.1:8081", "http", "https"),
 		PSPURL:          env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		UpstreamTimeout: env.Duration("UPSTREAM_TIMEOUT", 5*time.Second),
+		RetryRatio:      env.Probability("RETRY_RATIO", 0.1),
+		RetryReserve:    env.Int("RETRY_RESERVE", 10, 1, 1_000_000),
 		JWTSecret:       env.String("JWT_SECRET", ""),
 		TokenTTL:        env.Duration("TOKEN_TTL", time.Hour),
 	}
@@ -73,6 +80,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("order_url", c.OrderURL),
 		slog.String("psp_url", c.PSPURL),
 		slog.String("upstream_timeout", c.UpstreamTimeout.String()),
+		slog.Float64("retry_ratio", c.RetryRatio),
+		slog.Int("retry_reserve", c.RetryReserve),
 		slog.String("jwt_secret", secret),
 		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.Any("breaker_rules", c.BreakerRules),

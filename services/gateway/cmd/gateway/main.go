@@ -61,7 +61,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if err != nil {
 		return err
 	}
-	retries, err := upstream.NewRetries(retryRatio, retryReserve, proc.Telemetry.Registry)
+	retries, err := upstream.NewRetries(cfg.RetryRatio, float64(cfg.RetryReserve), proc.Telemetry.Registry)
 	if err != nil {
 		return err
 	}
@@ -112,13 +112,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 
 	return proc.Run(ctx, resolvers...)
 }
-
-// The retry budget of each service behind the gateway: retries add at most
-// a tenth to its requests, plus ten.
-const (
-	retryRatio   = 0.1
-	retryReserve = 10
-)
 
 // staticResolver is the one instance at a configured URL.
 func staticResolver(rawURL string) (discovery.StaticResolver, error) {

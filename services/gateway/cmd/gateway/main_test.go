@@ -146,6 +146,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"GATEWAY_ORDER_URL":        "not a url",
 		"GATEWAY_PSP_URL":          "http//x",
 		"GATEWAY_UPSTREAM_TIMEOUT": "0",
+		"GATEWAY_RETRY_RATIO":      "1.5",
+		"GATEWAY_RETRY_RESERVE":    "0",
 		"GATEWAY_JWT_SECRET":       "too-short",
 		"GATEWAY_TOKEN_TTL":        "-1h",
 		"GATEWAY_BREAKER_RULES":    `{"order": {"errorRatio": 2}}`,
@@ -194,4 +196,16 @@ func TestConfigurationIsDocumented(t *testing.T) {
 		_, err := loadConfig(getenv)
 		return err
 	})
+}
+
+func TestRetryBudgetFromEnvironment(t *testing.T) {
+	env := map[string]string{"GATEWAY_RETRY_RATIO": "0.25", "GATEWAY_RETRY_RESERVE": "3"}
+	cfg, err := loadConfig(func(k string) string { return env[k] })
+	if err != nil || cfg.RetryRatio != 0.25 || cfg.RetryReserve != 3 {
+		t.Errorf("loadConfig = ratio %v, reserve %d, %v; want 0.25, 3", cfg.RetryRatio, cfg.RetryReserve, err)
+	}
+	cfg, err = loadConfig(func(string) string { return "" })
+	if err != nil || cfg.RetryRatio != 0.1 || cfg.RetryReserve != 10 {
+		t.Errorf("loadConfig with nothing set = ratio %v, reserve %d, %v; want 0.1, 10", cfg.RetryRatio, cfg.RetryReserve, err)
+	}
 }

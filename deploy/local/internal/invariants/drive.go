@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"bytes"
@@ -30,17 +30,23 @@ const (
 // for these run out, and are refused with StockRejected.
 const lowStock = 3
 
-// client is the harness's HTTP client of the gateway.
-type client struct {
+// Client is a harness's HTTP client of the gateway.
+type Client struct {
 	base string
 	http *http.Client
+}
+
+// NewClient returns a client of the gateway at base (http://host:port),
+// whose requests time out after timeout.
+func NewClient(base string, timeout time.Duration) *Client {
+	return &Client{base: base, http: &http.Client{Timeout: timeout}}
 }
 
 // errRetry marks an answer worth retrying with the same request.
 var errRetry = errors.New("retryable")
 
-// do sends one request; a 5xx, a 429 and a transport error wrap errRetry.
-func (c *client) do(ctx context.Context, method, path, token, key string, body any, out any) (int, error) {
+// Do sends one request; a 5xx, a 429 and a transport error wrap errRetry.
+func (c *Client) Do(ctx context.Context, method, path, token, key string, body any, out any) (int, error) {
 	var reader io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -82,12 +88,12 @@ func (c *client) do(ctx context.Context, method, path, token, key string, body a
 	return resp.StatusCode, nil
 }
 
-// retry calls c.do until it succeeds, fails for good, or ctx ends, backing
+// Retry calls c.Do until it succeeds, fails for good, or ctx ends, backing
 // off between retryable failures. It returns the number of retries.
-func (c *client) retry(ctx context.Context, method, path, token, key string, body, out any) (int, error) {
+func (c *Client) Retry(ctx context.Context, method, path, token, key string, body, out any) (int, error) {
 	wait := 50 * time.Millisecond
 	for retries := 0; ; retries++ {
-		_, err := c.do(ctx, method, path, token, key, body, out)
+		_, err := c.Do(ctx, method, path, token, key, body, out)
 		if err == nil || !errors.Is(err, errRetry) {
 			return retries, err
 		}
@@ -100,29 +106,29 @@ func (c *client) retry(ctx context.Context, method, path, token, key string, bod
 	}
 }
 
-// customer is a user the harness places orders as.
-type customer struct {
-	token string
-	// id is the customer id the gateway puts on the user's orders: the
+// Customer is a user the harness places orders as.
+type Customer struct {
+	Token string
+	// ID is the customer id the gateway puts on the user's orders: the
 	// subject of the access token.
-	id string
+	ID string
 }
 
-// login logs user in and returns its token and customer id.
-func (c *client) login(ctx context.Context, user string) (customer, error) {
+// Login logs user in and returns its token and customer id.
+func (c *Client) Login(ctx context.Context, user string) (Customer, error) {
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	_, err := c.retry(ctx, http.MethodPost, "/api/v1/login", "", "",
+	_, err := c.Retry(ctx, http.MethodPost, "/api/v1/login", "", "",
 		map[string]string{"username": user, "password": user + "-demo"}, &tok)
 	if err != nil {
-		return customer{}, err
+		return Customer{}, err
 	}
 	id, err := tokenSubject(tok.AccessToken)
 	if err != nil {
-		return customer{}, fmt.Errorf("login %s: %w", user, err)
+		return Customer{}, fmt.Errorf("login %s: %w", user, err)
 	}
-	return customer{token: tok.AccessToken, id: id}, nil
+	return Customer{Token: tok.AccessToken, ID: id}, nil
 }
 
 // tokenSubject returns the subject of a JWT without verifying it: the
@@ -145,20 +151,20 @@ func tokenSubject(token string) (string, error) {
 	return claims.Subject, nil
 }
 
-// catalog reads every product of the catalog, page by page.
-func (c *client) catalog(ctx context.Context) (map[string]product, error) {
-	products := map[string]product{}
+// Catalog reads every product of the catalog, page by page.
+func (c *Client) Catalog(ctx context.Context) (map[string]Product, error) {
+	products := map[string]Product{}
 	cursor := ""
 	for {
 		var page struct {
-			Items      []product `json:"items"`
+			Items      []Product `json:"items"`
 			NextCursor string    `json:"next_cursor"`
 		}
 		path := "/api/v1/products?limit=100"
 		if cursor != "" {
 			path += "&cursor=" + url.QueryEscape(cursor)
 		}
-		if _, err := c.retry(ctx, http.MethodGet, path, "", "", nil, &page); err != nil {
+		if _, err := c.Retry(ctx, http.MethodGet, path, "", "", nil, &page); err != nil {
 			return nil, fmt.Errorf("read the catalog: %w", err)
 		}
 		for _, p := range page.Items {
@@ -171,10 +177,10 @@ func (c *client) catalog(ctx context.Context) (map[string]product, error) {
 	}
 }
 
-// restock adds delta units of each of skus through the admin API.
-func (c *client) restock(ctx context.Context, admin string, skus []string, delta int64) error {
+// Restock adds delta units of each of skus through the admin API.
+func (c *Client) Restock(ctx context.Context, admin string, skus []string, delta int64) error {
 	for _, sku := range skus {
-		_, err := c.retry(ctx, http.MethodPost, "/api/v1/admin/products/"+sku+"/stock-adjustments", admin, "",
+		_, err := c.Retry(ctx, http.MethodPost, "/api/v1/admin/products/"+sku+"/stock-adjustments", admin, "",
 			map[string]int64{"delta": delta}, nil)
 		if err != nil {
 			return fmt.Errorf("restock %s: %w", sku, err)
@@ -183,9 +189,9 @@ func (c *client) restock(ctx context.Context, admin string, skus []string, delta
 	return nil
 }
 
-// checkout is one order the harness places: what it asks for, recorded
+// Checkout is one order the harness places: what it asks for, recorded
 // before it asks (the checker's ground truth).
-type checkout struct {
+type Checkout struct {
 	key        string
 	card       string
 	sku        string
@@ -195,9 +201,9 @@ type checkout struct {
 }
 
 // plan draws order i of the mix from seed: its card and its product.
-func plan(seed uint64, i int, plenty, low []string) checkout {
+func plan(seed uint64, i int, plenty, low []string) Checkout {
 	rng := rand.New(rand.NewPCG(seed, uint64(i)))
-	c := checkout{key: "chaos-" + strconv.FormatUint(seed, 36) + "-" + strconv.Itoa(i), card: cardSucceeds, quantity: 1, customer: rng.IntN(2)}
+	c := Checkout{key: "chaos-" + strconv.FormatUint(seed, 36) + "-" + strconv.Itoa(i), card: cardSucceeds, quantity: 1, customer: rng.IntN(2)}
 	c.sku = plenty[rng.IntN(len(plenty))]
 	switch n := rng.IntN(100); {
 	case n < 70:
@@ -219,18 +225,35 @@ func plan(seed uint64, i int, plenty, low []string) checkout {
 }
 
 // driveResult is what placing the orders produced.
-type driveResult struct {
-	requests map[string]checkout // by Idempotency-Key: every checkout asked for
-	ids      map[string]string   // order id → the key the gateway answered it for
-	retries  int64
-	failed   []error // orders never accepted
+type DriveResult struct {
+	Requests map[string]Checkout // by Idempotency-Key: every checkout asked for
+	IDs      map[string]string   // order id → the key the gateway answered it for
+	Retries  int64
+	Failed   []error // orders never accepted
 }
 
-// drive places n orders with concurrency workers, starting one every pace
-// at most, calling progress after each. Each POST is retried with its
-// Idempotency-Key until accepted.
-func drive(ctx context.Context, c *client, customers []customer, n, concurrency int, pace time.Duration, seed uint64, plenty, low []string, progress func()) *driveResult {
-	res := &driveResult{requests: map[string]checkout{}, ids: map[string]string{}}
+// Load is how many checkouts Drive places and how.
+type Load struct {
+	Orders      int
+	Concurrency int           // checkouts in flight at once
+	Pace        time.Duration // at most one started every Pace; 0 for no pacing
+	// Seed draws the mix: ~70 % good card, 10 % declined, 5 % insufficient
+	// funds, 5 % the card whose charge hangs, 10 % a low-stock product.
+	Seed     uint64
+	Progress func() // called after each order, if set
+}
+
+// Drive places l.Orders orders of shop's products as its customers with
+// l.Concurrency workers. Each POST is retried with its Idempotency-Key
+// until accepted; each checkout is recorded before it is asked for.
+func Drive(ctx context.Context, c *Client, shop Shop, l Load) *DriveResult {
+	customers, plenty, low, seed := shop.Customers, shop.Plenty, shop.Low, l.Seed
+	n, concurrency, pace := l.Orders, l.Concurrency, l.Pace
+	progress := l.Progress
+	if progress == nil {
+		progress = func() {}
+	}
+	res := &DriveResult{Requests: map[string]Checkout{}, IDs: map[string]string{}}
 	var mu sync.Mutex
 	var retries atomic.Int64
 	next := make(chan int)
@@ -239,25 +262,25 @@ func drive(ctx context.Context, c *client, customers []customer, n, concurrency 
 		workers.Go(func() {
 			for i := range next {
 				co := plan(seed, i, plenty, low)
-				co.customerID = customers[co.customer].id
+				co.customerID = customers[co.customer].ID
 				mu.Lock()
-				res.requests[co.key] = co
+				res.Requests[co.key] = co
 				mu.Unlock()
 				body := map[string]any{"card_number": co.card,
 					"lines": []map[string]any{{"sku": co.sku, "quantity": co.quantity}}}
 				var o struct{ ID string }
 				octx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-				r, err := c.retry(octx, http.MethodPost, "/api/v1/orders", customers[co.customer].token, co.key, body, &o)
+				r, err := c.Retry(octx, http.MethodPost, "/api/v1/orders", customers[co.customer].Token, co.key, body, &o)
 				cancel()
 				retries.Add(int64(r))
 				mu.Lock()
 				switch {
 				case err != nil:
-					res.failed = append(res.failed, fmt.Errorf("order %s: %w", co.key, err))
+					res.Failed = append(res.Failed, fmt.Errorf("order %s: %w", co.key, err))
 				case o.ID == "":
-					res.failed = append(res.failed, fmt.Errorf("order %s: accepted without an id", co.key))
+					res.Failed = append(res.Failed, fmt.Errorf("order %s: accepted without an id", co.key))
 				default:
-					res.ids[o.ID] = co.key
+					res.IDs[o.ID] = co.key
 				}
 				mu.Unlock()
 				progress()
@@ -287,6 +310,6 @@ func drive(ctx context.Context, c *client, customers []customer, n, concurrency 
 	}
 	close(next)
 	workers.Wait()
-	res.retries = retries.Load()
+	res.Retries = retries.Load()
 	return res
 }

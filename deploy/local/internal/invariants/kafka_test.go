@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"testing"
@@ -72,7 +72,7 @@ func TestConsumerLagAndDeadLetters(t *testing.T) {
 		t.Errorf("lag after the commit (-want +got):\n%s", diff)
 	}
 
-	s := &snapshot{}
+	s := &Snapshot{}
 	if err := readDeadLetters(ctx, kc, s); err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +81,8 @@ func TestConsumerLagAndDeadLetters(t *testing.T) {
 	if diff := cmp.Diff(want, s.deadLetters); diff != "" {
 		t.Errorf("dead letters (-want +got):\n%s", diff)
 	}
-	r := check(groundTruth{}, s)
-	if diff := cmp.Diff([]string{"stuck: checkout.replies.dlq holds 1 dead-lettered messages"}, r.violations); diff != "" {
+	r := Check(GroundTruth{}, s)
+	if diff := cmp.Diff([]string{"stuck: checkout.replies.dlq holds 1 dead-lettered messages"}, r.Violations); diff != "" {
 		t.Errorf("violations (-want +got):\n%s", diff)
 	}
 }

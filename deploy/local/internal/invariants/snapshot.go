@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"context"
@@ -14,12 +14,12 @@ import (
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
-// snapshot is everything the checker judges, as plain data: the three
+// Snapshot is everything the checker judges, as plain data: the three
 // services' databases, the PSP's records and the dead-letter topics, read
-// once the stack was quiet and its replicas stopped. check reads nothing
+// once the stack was quiet and its replicas stopped. Check reads nothing
 // else, so the mutation tests, which read a snapshot of databases and a PSP
 // they planted violations in, exercise exactly the code a run uses.
-type snapshot struct {
+type Snapshot struct {
 	orders           []orderRow
 	orderLines       []orderLine
 	sagas            []sagaRow
@@ -71,17 +71,17 @@ type barrierRow struct {
 	service, sagaID, step, op, insertedBy string
 }
 
-// databases are the three services' databases.
-type databases struct {
-	order, inventory, payment *sql.DB
+// Databases are the three services' databases.
+type Databases struct {
+	Order, Inventory, Payment *sql.DB
 }
 
 // each calls f with each service's name and database.
-func (d databases) each(f func(service string, db *sql.DB) error) error {
+func (d Databases) each(f func(service string, db *sql.DB) error) error {
 	for _, s := range []struct {
 		name string
 		db   *sql.DB
-	}{{"order", d.order}, {"inventory", d.inventory}, {"payment", d.payment}} {
+	}{{"order", d.Order}, {"inventory", d.Inventory}, {"payment", d.Payment}} {
 		if err := f(s.name, s.db); err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (d databases) each(f func(service string, db *sql.DB) error) error {
 }
 
 // readDatabases reads the databases' part of the snapshot into s.
-func readDatabases(ctx context.Context, d databases, s *snapshot) error {
+func readDatabases(ctx context.Context, d Databases, s *Snapshot) error {
 	s.stock = map[string]stockRow{}
 	s.unsent = map[string]int64{}
 	reads := []struct {
@@ -98,28 +98,28 @@ func readDatabases(ctx context.Context, d databases, s *snapshot) error {
 		sql  string
 		scan func(scan func(...any) error) error
 	}{
-		{d.order, "SELECT id, customer_id, idempotency_key, status, total_minor, currency, cancel_reason FROM orders",
+		{d.Order, "SELECT id, customer_id, idempotency_key, status, total_minor, currency, cancel_reason FROM orders",
 			func(scan func(...any) error) error {
 				var o orderRow
 				err := scan(&o.id, &o.customer, &o.key, &o.status, &o.total, &o.currency, &o.reason)
 				s.orders = append(s.orders, o)
 				return err
 			}},
-		{d.order, "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines",
+		{d.Order, "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines",
 			func(scan func(...any) error) error {
 				var l orderLine
 				err := scan(&l.orderID, &l.sku, &l.quantity, &l.unitPrice)
 				s.orderLines = append(s.orderLines, l)
 				return err
 			}},
-		{d.order, "SELECT id, status FROM saga_instances",
+		{d.Order, "SELECT id, status FROM saga_instances",
 			func(scan func(...any) error) error {
 				var g sagaRow
 				err := scan(&g.id, &g.status)
 				s.sagas = append(s.sagas, g)
 				return err
 			}},
-		{d.inventory, "SELECT sku, available, reserved FROM stock",
+		{d.Inventory, "SELECT sku, available, reserved FROM stock",
 			func(scan func(...any) error) error {
 				var sku string
 				var r stockRow
@@ -127,28 +127,28 @@ func readDatabases(ctx context.Context, d databases, s *snapshot) error {
 				s.stock[sku] = r
 				return err
 			}},
-		{d.inventory, "SELECT id, order_id, status FROM reservations",
+		{d.Inventory, "SELECT id, order_id, status FROM reservations",
 			func(scan func(...any) error) error {
 				var r reservationRow
 				err := scan(&r.id, &r.orderID, &r.status)
 				s.reservations = append(s.reservations, r)
 				return err
 			}},
-		{d.inventory, "SELECT reservation_id, sku, quantity FROM reservation_lines",
+		{d.Inventory, "SELECT reservation_id, sku, quantity FROM reservation_lines",
 			func(scan func(...any) error) error {
 				var l reservationLine
 				err := scan(&l.reservationID, &l.sku, &l.quantity)
 				s.reservationLines = append(s.reservationLines, l)
 				return err
 			}},
-		{d.payment, "SELECT id, order_id, idempotency_key, status, amount_minor, refunded_minor, psp_reference FROM payments",
+		{d.Payment, "SELECT id, order_id, idempotency_key, status, amount_minor, refunded_minor, psp_reference FROM payments",
 			func(scan func(...any) error) error {
 				var p paymentRow
 				err := scan(&p.id, &p.orderID, &p.key, &p.status, &p.amount, &p.refunded, &p.pspReference)
 				s.payments = append(s.payments, p)
 				return err
 			}},
-		{d.payment, "SELECT id, payment_id, idempotency_key, status, amount_minor, psp_reference FROM refunds",
+		{d.Payment, "SELECT id, payment_id, idempotency_key, status, amount_minor, psp_reference FROM refunds",
 			func(scan func(...any) error) error {
 				var r refundRow
 				err := scan(&r.id, &r.paymentID, &r.key, &r.status, &r.amount, &r.pspReference)
@@ -159,7 +159,7 @@ func readDatabases(ctx context.Context, d databases, s *snapshot) error {
 	for _, service := range []struct {
 		name string
 		db   *sql.DB
-	}{{"inventory", d.inventory}, {"payment", d.payment}} {
+	}{{"inventory", d.Inventory}, {"payment", d.Payment}} {
 		reads = append(reads, struct {
 			db   *sql.DB
 			sql  string
@@ -217,7 +217,7 @@ func unsentOutbox(ctx context.Context, db *sql.DB) (int64, error) {
 
 // readPSP reads every charge and refund the PSP simulator recorded, through
 // its admin listings (GET /v1/admin/charges, /v1/admin/refunds).
-func readPSP(ctx context.Context, base string, s *snapshot) error {
+func readPSP(ctx context.Context, base string, s *Snapshot) error {
 	get := func(path string, out any) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		if err != nil {
@@ -326,7 +326,7 @@ func consumerLag(ctx context.Context, c *kafka.Client) (map[string]int64, error)
 // readDeadLetters counts the messages in the checkout's dead-letter topics:
 // commands and replies a consumer gave up on, which the saga never saw
 // handled.
-func readDeadLetters(ctx context.Context, c *kafka.Client, s *snapshot) error {
+func readDeadLetters(ctx context.Context, c *kafka.Client, s *Snapshot) error {
 	s.deadLetters = map[string]int64{}
 	for _, topic := range consumerGroups {
 		dlq := checkoutv1.DLQTopic(topic)

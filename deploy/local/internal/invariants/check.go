@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"context"
@@ -15,21 +15,45 @@ import (
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
-// groundTruth is what the harness knows without asking the services: the
+// GroundTruth is what the harness knows without asking the services: the
 // catalog before the run and every checkout it asked for. The checker
 // expects what these imply, never what a service wrote down.
-type groundTruth struct {
-	// catalog is every product's price and available stock before the run.
-	catalog map[string]product
-	// requests are the checkouts asked for, by Idempotency-Key.
-	requests map[string]checkout
-	// answered maps each order id the gateway answered to the
+type GroundTruth struct {
+	// Catalog is every product's price and available stock before the run.
+	Catalog map[string]Product
+	// Requests are the checkouts asked for, by Idempotency-Key.
+	Requests map[string]Checkout
+	// Answered maps each order id the gateway answered to the
 	// Idempotency-Key of the request it answered.
-	answered map[string]string
+	Answered map[string]string
 }
 
-// product is a product of the catalog as the public API shows it.
-type product struct {
+// NewGroundTruth starts the ground truth of a run from the catalog before
+// it.
+func NewGroundTruth(catalog map[string]Product) GroundTruth {
+	return GroundTruth{Catalog: catalog, Requests: map[string]Checkout{}, Answered: map[string]string{}}
+}
+
+// Ask records a checkout before it is asked for: quantity units of sku
+// paid with card, by the customer whose id is customerID, under the
+// Idempotency-Key key. Ask, Answer and Record are not safe for concurrent
+// use.
+func (t GroundTruth) Ask(key, card, sku string, quantity int64, customerID string) {
+	t.Requests[key] = Checkout{key: key, card: card, sku: sku, quantity: quantity, customerID: customerID}
+}
+
+// Answer records that the gateway answered the checkout under key with the
+// order id.
+func (t GroundTruth) Answer(id, key string) { t.Answered[id] = key }
+
+// Record adds what Drive asked for and was answered.
+func (t GroundTruth) Record(res *DriveResult) {
+	maps.Copy(t.Requests, res.Requests)
+	maps.Copy(t.Answered, res.IDs)
+}
+
+// Product is a product of the catalog as the public API shows it.
+type Product struct {
 	SKU   string `json:"sku"`
 	Price struct {
 		Amount   int64  `json:"amount"`
@@ -40,8 +64,8 @@ type product struct {
 
 // total is what a checkout costs at the catalog's prices, and in which
 // currency.
-func (t groundTruth) total(c checkout) (int64, string) {
-	p := t.catalog[c.sku]
+func (t GroundTruth) total(c Checkout) (int64, string) {
+	p := t.Catalog[c.sku]
 	return p.Price.Amount * c.quantity, p.Price.Currency
 }
 
@@ -58,24 +82,24 @@ const (
 	ruleStuck  = "stuck"  // nothing left in flight after the quiet period
 )
 
-// checkResult is the checker's verdict and the counts the summary shows.
-type checkResult struct {
-	statuses   map[string]int // order status → orders
-	cancelled  map[string]int // cancellation reason class → orders
-	tables     map[string]int // table or record kind → rows read
-	violations []string
+// Result is the checker's verdict and the counts the summary shows.
+type Result struct {
+	Statuses   map[string]int // order status → orders
+	Cancelled  map[string]int // cancellation reason class → orders
+	Tables     map[string]int // table or record kind → rows read
+	Violations []string
 	// Faults the records prove happened.
-	// ambiguousCharges are the hanging-card checkouts the PSP charged: the
+	// AmbiguousCharges are the hanging-card checkouts the PSP charged: the
 	// PSP records the charge and holds its answer for PSP_HANG, longer than
 	// PAYMENT_PSP_TIMEOUT, so payment's call timed out on every one of them
 	// and the saga had to settle a charge it could not see.
-	ambiguousCharges  int
-	insufficientStock int // orders cancelled for insufficient stock
-	pspRefunds        int
+	AmbiguousCharges  int
+	InsufficientStock int // orders cancelled for insufficient stock
+	PSPRefunds        int
 }
 
-func (r *checkResult) violate(rule, format string, args ...any) {
-	r.violations = append(r.violations, rule+": "+fmt.Sprintf(format, args...))
+func (r *Result) violate(rule, format string, args ...any) {
+	r.Violations = append(r.Violations, rule+": "+fmt.Sprintf(format, args...))
 }
 
 // reasonClass groups cancellation reasons by step and cause, without the
@@ -95,9 +119,9 @@ func reasonClass(reason string) string {
 // for want of stock.
 const classInsufficientStock = checkoutv1.StepReserveStock + ": insufficient stock"
 
-// tablesNeeded are what the checker must read rows of in a run: an empty
+// TablesNeeded are what the checker must read rows of in a run: an empty
 // one means it read the wrong place, not that all is well.
-var tablesNeeded = []string{"orders", "order_lines", "saga_instances", "stock", "reservations", "reservation_lines",
+var TablesNeeded = []string{"orders", "order_lines", "saga_instances", "stock", "reservations", "reservation_lines",
 	"payments", "refunds", "inventory.saga_barrier", "payment.saga_barrier", "psp charges", "psp refunds"}
 
 // orderBook indexes a snapshot by order id.
@@ -120,20 +144,20 @@ type barrierKey struct{ service, sagaID, step string }
 
 type barrierOp struct{ service, sagaID, step, op string }
 
-// check judges a snapshot against the ground truth: I1–I4 and the
+// Check judges a snapshot against the ground truth: I1–I4 and the
 // bookkeeping around them (I5 is proved on the database by
-// proveStockChecks). It reads nothing but its arguments.
-func check(truth groundTruth, s *snapshot) *checkResult {
-	r := &checkResult{statuses: map[string]int{}, cancelled: map[string]int{}, tables: map[string]int{
+// ProveStockChecks). It reads nothing but its arguments.
+func Check(truth GroundTruth, s *Snapshot) *Result {
+	r := &Result{Statuses: map[string]int{}, Cancelled: map[string]int{}, Tables: map[string]int{
 		"orders": len(s.orders), "order_lines": len(s.orderLines), "saga_instances": len(s.sagas),
 		"stock": len(s.stock), "reservations": len(s.reservations), "reservation_lines": len(s.reservationLines),
 		"payments": len(s.payments), "refunds": len(s.refunds),
 		"psp charges": len(s.charges), "psp refunds": len(s.pspRefunds),
 	}}
 	for _, b := range s.barriers {
-		r.tables[b.service+".saga_barrier"]++
+		r.Tables[b.service+".saga_barrier"]++
 	}
-	r.pspRefunds = len(s.pspRefunds)
+	r.PSPRefunds = len(s.pspRefunds)
 	b := index(r, s)
 	checkOrders(r, truth, b)
 	checkPSP(r, b)
@@ -146,7 +170,7 @@ func check(truth groundTruth, s *snapshot) *checkResult {
 }
 
 // index builds the order book, reporting rows that belong to no order.
-func index(r *checkResult, s *snapshot) *orderBook {
+func index(r *Result, s *Snapshot) *orderBook {
 	b := &orderBook{orders: map[string]orderRow{}, lines: map[string]map[string]int64{}, unitPrices: map[string]map[string]int64{},
 		reservation: map[string]reservationRow{}, reserved: map[string]map[string]int64{},
 		payments: map[string][]paymentRow{}, refunds: map[string][]refundRow{},
@@ -258,21 +282,21 @@ func index(r *checkResult, s *snapshot) *orderBook {
 // checkOrders checks that the orders are exactly the checkouts answered:
 // each answered id is an order, each order was answered for its request's
 // key, by the customer who asked.
-func checkOrders(r *checkResult, truth groundTruth, b *orderBook) {
-	for _, id := range slices.Sorted(maps.Keys(truth.answered)) {
+func checkOrders(r *Result, truth GroundTruth, b *orderBook) {
+	for _, id := range slices.Sorted(maps.Keys(truth.Answered)) {
 		if _, ok := b.orders[id]; !ok {
-			r.violate(ruleI1, "order %s: answered by the gateway for %s but not in the order database", id, truth.answered[id])
+			r.violate(ruleI1, "order %s: answered by the gateway for %s but not in the order database", id, truth.Answered[id])
 		}
 	}
 	byKey := map[string][]string{}
 	for _, id := range slices.Sorted(maps.Keys(b.orders)) {
 		o := b.orders[id]
 		byKey[o.key] = append(byKey[o.key], id)
-		req, asked := truth.requests[o.key]
+		req, asked := truth.Requests[o.key]
 		switch {
 		case !asked:
 			r.violate(ruleOrders, "order %s (%s, key %q): no checkout of the harness has its key", id, o.status, o.key)
-		case truth.answered[id] != o.key:
+		case truth.Answered[id] != o.key:
 			r.violate(ruleOrders, "order %s (%s, key %q): the gateway never answered it for that key", id, o.status, o.key)
 		case o.customer != req.customerID:
 			r.violate(ruleOrders, "order %s: customer %s, but %s asked for it", id, o.customer, req.customerID)
@@ -286,7 +310,7 @@ func checkOrders(r *checkResult, truth groundTruth, b *orderBook) {
 }
 
 // checkPSP counts the PSP's records per order (I4).
-func checkPSP(r *checkResult, b *orderBook) {
+func checkPSP(r *Result, b *orderBook) {
 	for _, id := range slices.Sorted(maps.Keys(b.charges)) {
 		if chs := b.charges[id]; len(chs) > 1 {
 			succeeded := 0
@@ -316,7 +340,7 @@ func checkPSP(r *checkResult, b *orderBook) {
 }
 
 // checkStuck reports what is still in flight after the quiet period.
-func checkStuck(r *checkResult, s *snapshot) {
+func checkStuck(r *Result, s *Snapshot) {
 	for _, g := range s.sagas {
 		if g.status == "RUNNING" || g.status == "COMPENSATING" {
 			r.violate(ruleStuck, "saga %s still %s", g.id, g.status)
@@ -352,16 +376,16 @@ func checkStuck(r *checkResult, s *snapshot) {
 // checkOrder checks one order against its request: I1, its lines and
 // total, its reservation (I2), its money (I3) and pre-empted actions that
 // took effect (I4).
-func checkOrder(r *checkResult, truth groundTruth, b *orderBook, o orderRow) {
-	r.statuses[o.status]++
-	req, asked := truth.requests[o.key]
+func checkOrder(r *Result, truth GroundTruth, b *orderBook, o orderRow) {
+	r.Statuses[o.status]++
+	req, asked := truth.Requests[o.key]
 	want := map[string]int64{}
 	wantTotal, currency := int64(0), ""
 	if asked {
 		want[req.sku] = req.quantity
 		wantTotal, currency = truth.total(req)
 		if card := req.card; card == cardHangs && len(b.charges[o.id]) > 0 {
-			r.ambiguousCharges++
+			r.AmbiguousCharges++
 		}
 	}
 	switch o.status {
@@ -371,9 +395,9 @@ func checkOrder(r *checkResult, truth groundTruth, b *orderBook, o orderRow) {
 	}
 	if o.status == "CANCELLED" {
 		class := reasonClass(o.reason)
-		r.cancelled[class]++
+		r.Cancelled[class]++
 		if class == classInsufficientStock {
-			r.insufficientStock++
+			r.InsufficientStock++
 		}
 	}
 	if asked {
@@ -497,14 +521,14 @@ func checkOrder(r *checkResult, truth groundTruth, b *orderBook, o orderRow) {
 // checkStock checks I2 per product: what left available is exactly what
 // the confirmed orders asked for (sold) plus what the pending ones asked
 // for (reserved), by the harness's own record of the requests.
-func checkStock(r *checkResult, truth groundTruth, s *snapshot, b *orderBook) {
+func checkStock(r *Result, truth GroundTruth, s *Snapshot, b *orderBook) {
 	sold, held := map[string]int64{}, map[string]int64{}
 	for id, o := range b.orders {
-		key, ok := truth.answered[id]
+		key, ok := truth.Answered[id]
 		if !ok || key != o.key {
 			continue // an order nobody asked for: reported by checkOrders
 		}
-		req := truth.requests[key]
+		req := truth.Requests[key]
 		switch o.status {
 		case "CONFIRMED":
 			sold[req.sku] += req.quantity
@@ -512,13 +536,13 @@ func checkStock(r *checkResult, truth groundTruth, s *snapshot, b *orderBook) {
 			held[req.sku] += req.quantity
 		}
 	}
-	for _, sku := range slices.Sorted(maps.Keys(truth.catalog)) {
+	for _, sku := range slices.Sorted(maps.Keys(truth.Catalog)) {
 		st, ok := s.stock[sku]
 		if !ok {
 			r.violate(ruleI2, "product %s: gone from the stock table", sku)
 			continue
 		}
-		initial := truth.catalog[sku].Available
+		initial := truth.Catalog[sku].Available
 		if st.available+st.reserved+sold[sku] != initial {
 			r.violate(ruleI2, "product %s: initial %d != available %d + reserved %d + sold %d (the confirmed orders asked for %d)",
 				sku, initial, st.available, st.reserved, sold[sku], sold[sku])
@@ -528,18 +552,18 @@ func checkStock(r *checkResult, truth groundTruth, s *snapshot, b *orderBook) {
 		}
 	}
 	for _, sku := range slices.Sorted(maps.Keys(s.stock)) {
-		if _, ok := truth.catalog[sku]; !ok {
+		if _, ok := truth.Catalog[sku]; !ok {
 			r.violate(ruleI2, "product %s: in the stock table but not in the catalog before the run", sku)
 		}
 	}
 }
 
-// proveStockChecks shows that the inventory database itself refuses
+// ProveStockChecks shows that the inventory database itself refuses
 // negative stock (I5): inside transactions it rolls back, it drives a
 // product's available and then its reserved below zero, and each UPDATE
 // must fail with a CHECK violation. It returns a violation for each one the
 // database let through, and an error when it could not try.
-func proveStockChecks(ctx context.Context, db *sql.DB) ([]string, error) {
+func ProveStockChecks(ctx context.Context, db *sql.DB) ([]string, error) {
 	var violations []string
 	for _, column := range []string{"available", "reserved"} {
 		tx, err := db.BeginTx(ctx, nil)

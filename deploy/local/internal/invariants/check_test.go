@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"context"
@@ -31,10 +31,10 @@ import (
 type world struct {
 	t     *testing.T
 	ctx   context.Context
-	d     databases
+	d     Databases
 	sim   *simulator.Simulator
 	psp   string // the simulator's base URL
-	truth groundTruth
+	truth GroundTruth
 }
 
 // Products of the seeded demo catalog the worlds sell.
@@ -50,7 +50,7 @@ func newWorld(t *testing.T, cluster *pgcluster.Cluster) *world {
 	ctx := t.Context()
 	log := slog.New(slog.DiscardHandler)
 	w := &world{t: t, ctx: ctx, sim: simulator.New(simulator.Settings{}),
-		truth: groundTruth{catalog: map[string]product{}, requests: map[string]checkout{}, answered: map[string]string{}}}
+		truth: GroundTruth{Catalog: map[string]Product{}, Requests: map[string]Checkout{}, Answered: map[string]string{}}}
 	srv := httptest.NewServer(w.sim.Handler())
 	t.Cleanup(srv.Close)
 	w.psp = srv.URL
@@ -71,16 +71,16 @@ func newWorld(t *testing.T, cluster *pgcluster.Cluster) *world {
 		}
 		return sqlDB
 	}
-	w.d.order = open(ordermigrations.FS, outbox.Migrate, saga.MigrateOrchestrator)
-	w.d.inventory = open(inventorymigrations.FS, outbox.Migrate, saga.MigrateBarrier)
-	w.d.payment = open(paymentmigrations.FS, outbox.Migrate, saga.MigrateBarrier)
+	w.d.Order = open(ordermigrations.FS, outbox.Migrate, saga.MigrateOrchestrator)
+	w.d.Inventory = open(inventorymigrations.FS, outbox.Migrate, saga.MigrateBarrier)
+	w.d.Payment = open(paymentmigrations.FS, outbox.Migrate, saga.MigrateBarrier)
 
 	// The catalog before the run, as the harness reads it from the API.
-	err := query(ctx, w.d.inventory, "SELECT p.sku, p.price_minor, p.currency, s.available FROM products p JOIN stock s ON s.sku = p.sku",
+	err := query(ctx, w.d.Inventory, "SELECT p.sku, p.price_minor, p.currency, s.available FROM products p JOIN stock s ON s.sku = p.sku",
 		func(scan func(...any) error) error {
-			var p product
+			var p Product
 			err := scan(&p.SKU, &p.Price.Amount, &p.Price.Currency, &p.Available)
-			w.truth.catalog[p.SKU] = p
+			w.truth.Catalog[p.SKU] = p
 			return err
 		})
 	if err != nil {
@@ -117,12 +117,12 @@ func (w *world) exec(db *sql.DB, sql string, args ...any) {
 // and the order the order service made of it, with its finished saga.
 func (w *world) order(id, key, status, reason, sku string, quantity, unitPrice int64) {
 	w.t.Helper()
-	w.truth.requests[key] = checkout{key: key, sku: sku, quantity: quantity, card: simulator.CardSucceeds, customerID: customerAlice}
-	w.truth.answered[id] = key
-	w.exec(w.d.order, `INSERT INTO orders (id, customer_id, status, total_minor, currency, cancel_reason, idempotency_key, request_hash, created_at, updated_at)
+	w.truth.Requests[key] = Checkout{key: key, sku: sku, quantity: quantity, card: simulator.CardSucceeds, customerID: customerAlice}
+	w.truth.Answered[id] = key
+	w.exec(w.d.Order, `INSERT INTO orders (id, customer_id, status, total_minor, currency, cancel_reason, idempotency_key, request_hash, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, 'EUR', $5, $6, 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`,
 		id, customerAlice, status, quantity*unitPrice, reason, key)
-	w.exec(w.d.order, `INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor) VALUES ($1, 0, $2, $3, $4)`,
+	w.exec(w.d.Order, `INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor) VALUES ($1, 0, $2, $3, $4)`,
 		id, sku, quantity, unitPrice)
 	sagaStatus := map[string]string{"PENDING": "RUNNING", "CONFIRMED": "COMPLETED", "CANCELLED": "FAILED"}[status]
 	w.saga(id, sagaStatus)
@@ -134,7 +134,7 @@ func (w *world) saga(id, status string) {
 	if status == "RUNNING" || status == "COMPENSATING" {
 		due = "CURRENT_TIMESTAMP"
 	}
-	w.exec(w.d.order, `INSERT INTO saga_instances (id, definition, data, status, step, attempt, due_at, version, created_at, updated_at)
+	w.exec(w.d.Order, `INSERT INTO saga_instances (id, definition, data, status, step, attempt, due_at, version, created_at, updated_at)
 		VALUES ($1, 'checkout', '{}', $2, 0, 1, `+due+`, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`, id, status)
 }
 
@@ -144,14 +144,14 @@ func (w *world) saga(id, status string) {
 func (w *world) reserve(orderID, sku string, quantity int64, status string) {
 	w.t.Helper()
 	id := "res-" + orderID
-	w.exec(w.d.inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
+	w.exec(w.d.Inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
 		VALUES ($1, $2, $3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`, id, orderID, status)
-	w.exec(w.d.inventory, `INSERT INTO reservation_lines (reservation_id, sku, quantity) VALUES ($1, $2, $3)`, id, sku, quantity)
+	w.exec(w.d.Inventory, `INSERT INTO reservation_lines (reservation_id, sku, quantity) VALUES ($1, $2, $3)`, id, sku, quantity)
 	switch status {
 	case "COMMITTED":
-		w.exec(w.d.inventory, `UPDATE stock SET available = available - $1 WHERE sku = $2`, quantity, sku)
+		w.exec(w.d.Inventory, `UPDATE stock SET available = available - $1 WHERE sku = $2`, quantity, sku)
 	case "PENDING":
-		w.exec(w.d.inventory, `UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE sku = $2`, quantity, sku)
+		w.exec(w.d.Inventory, `UPDATE stock SET available = available - $1, reserved = reserved + $1 WHERE sku = $2`, quantity, sku)
 	}
 	w.barrier("inventory", orderID, checkoutv1.StepReserveStock, "action", "action")
 	switch status {
@@ -164,7 +164,7 @@ func (w *world) reserve(orderID, sku string, quantity int64, status string) {
 
 func (w *world) barrier(service, sagaID, step, op, insertedBy string) {
 	w.t.Helper()
-	db := map[string]*sql.DB{"inventory": w.d.inventory, "payment": w.d.payment}[service]
+	db := map[string]*sql.DB{"inventory": w.d.Inventory, "payment": w.d.Payment}[service]
 	w.exec(db, `INSERT INTO saga_barrier (saga_id, step, op, inserted_by, created_at) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP)`,
 		sagaID, step, op, insertedBy)
 }
@@ -188,7 +188,7 @@ func (w *world) payUnder(orderID, key, paymentID string, amount int64, card stri
 	if ch.Status != simulator.StatusSucceeded {
 		status, reference, reason = "FAILED", "", ch.DeclineCode
 	}
-	w.exec(w.d.payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, psp_reference, failure_reason, idempotency_key, created_at, updated_at)
+	w.exec(w.d.Payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, psp_reference, failure_reason, idempotency_key, created_at, updated_at)
 		VALUES ($1, $2, $3, 'EUR', $4, $5, $6, $7, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`,
 		paymentID, orderID, amount, status, reference, reason, key)
 	return ch
@@ -202,24 +202,24 @@ func (w *world) refund(orderID string, ch simulator.Charge, amount int64) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.exec(w.d.payment, `INSERT INTO refunds (id, payment_id, amount_minor, currency, status, psp_reference, idempotency_key, created_at, updated_at)
+	w.exec(w.d.Payment, `INSERT INTO refunds (id, payment_id, amount_minor, currency, status, psp_reference, idempotency_key, created_at, updated_at)
 		VALUES ($1, $2, $3, 'EUR', 'SUCCEEDED', $4, $5, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`,
 		"ref-"+orderID, "pay-"+orderID, amount, rf.ID, checkoutv1.RefundKey(orderID))
-	w.exec(w.d.payment, `UPDATE payments SET refunded_minor = refunded_minor + $1 WHERE id = $2`, amount, "pay-"+orderID)
+	w.exec(w.d.Payment, `UPDATE payments SET refunded_minor = refunded_minor + $1 WHERE id = $2`, amount, "pay-"+orderID)
 	w.barrier("payment", orderID, checkoutv1.StepChargePayment, "compensate", "compensate")
 }
 
 // check reads the world as a run reads its stack and checks it.
-func (w *world) check() *checkResult {
+func (w *world) check() *Result {
 	w.t.Helper()
-	s := &snapshot{deadLetters: map[string]int64{}}
+	s := &Snapshot{deadLetters: map[string]int64{}}
 	if err := readPSP(w.ctx, w.psp, s); err != nil {
 		w.t.Fatal(err)
 	}
 	if err := readDatabases(w.ctx, w.d, s); err != nil {
 		w.t.Fatal(err)
 	}
-	return check(w.truth, s)
+	return Check(w.truth, s)
 }
 
 // TestCheckConsistentWorld: the untouched world has no violation, and the
@@ -228,16 +228,16 @@ func (w *world) check() *checkResult {
 func TestCheckConsistentWorld(t *testing.T) {
 	w := newWorld(t, pgtest.Start(t))
 	r := w.check()
-	if len(r.violations) > 0 {
-		t.Fatalf("violations in a consistent world:\n%s", strings.Join(r.violations, "\n"))
+	if len(r.Violations) > 0 {
+		t.Fatalf("violations in a consistent world:\n%s", strings.Join(r.Violations, "\n"))
 	}
-	if r.statuses["CONFIRMED"] != 1 || r.statuses["CANCELLED"] != 3 || r.pspRefunds != 1 || r.insufficientStock != 1 {
+	if r.Statuses["CONFIRMED"] != 1 || r.Statuses["CANCELLED"] != 3 || r.PSPRefunds != 1 || r.InsufficientStock != 1 {
 		t.Errorf("statuses %v, %d PSP refunds, %d insufficient-stock cancellations; want 1 confirmed, 3 cancelled, 1, 1",
-			r.statuses, r.pspRefunds, r.insufficientStock)
+			r.Statuses, r.PSPRefunds, r.InsufficientStock)
 	}
 	for _, table := range []string{"orders", "order_lines", "saga_instances", "reservations", "reservation_lines", "payments", "refunds",
 		"inventory.saga_barrier", "payment.saga_barrier", "psp charges", "psp refunds"} {
-		if r.tables[table] == 0 {
+		if r.Tables[table] == 0 {
 			t.Errorf("rows read of %s = 0, want some", table)
 		}
 	}
@@ -263,7 +263,7 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 			if err != nil {
 				w.t.Fatal(err)
 			}
-			w.exec(w.d.payment, `UPDATE payments SET psp_reference = $1 WHERE id = 'pay-o1'`, ch.ID)
+			w.exec(w.d.Payment, `UPDATE payments SET psp_reference = $1 WHERE id = 'pay-o1'`, ch.ID)
 		}, `I4: order o1: 2 PSP charges`},
 		{"a charge no order owns", func(w *world) {
 			if _, _, err := w.sim.Charge("stray", simulator.ChargeRequest{Amount: 500, Currency: "EUR", CardNumber: simulator.CardSucceeds}); err != nil {
@@ -282,19 +282,19 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 			}
 		}, `not the order's refund key`},
 		{"a reservation of the wrong quantity", func(w *world) {
-			w.exec(w.d.inventory, `UPDATE reservation_lines SET quantity = 1 WHERE reservation_id = 'res-o1'`)
-			w.exec(w.d.inventory, `UPDATE stock SET available = available + 1 WHERE sku = $1`, skuMug)
+			w.exec(w.d.Inventory, `UPDATE reservation_lines SET quantity = 1 WHERE reservation_id = 'res-o1'`)
+			w.exec(w.d.Inventory, `UPDATE stock SET available = available + 1 WHERE sku = $1`, skuMug)
 		}, `I2: order o1: reservation res-o1 holds map[MUG-CLASSIC:1], but the checkout asked for map[MUG-CLASSIC:2]`},
 		{"stock taken twice for one reservation", func(w *world) {
-			w.exec(w.d.inventory, `UPDATE stock SET available = available - 2 WHERE sku = $1`, skuMug)
+			w.exec(w.d.Inventory, `UPDATE stock SET available = available - 2 WHERE sku = $1`, skuMug)
 		}, `I2: product MUG-CLASSIC: initial`},
 		{"a confirmed order's stock not sold", func(w *world) {
-			w.exec(w.d.inventory, `UPDATE reservations SET status = 'RELEASED' WHERE id = 'res-o1'`)
-			w.exec(w.d.inventory, `UPDATE stock SET available = available + 2 WHERE sku = $1`, skuMug)
+			w.exec(w.d.Inventory, `UPDATE reservations SET status = 'RELEASED' WHERE id = 'res-o1'`)
+			w.exec(w.d.Inventory, `UPDATE stock SET available = available + 2 WHERE sku = $1`, skuMug)
 		}, `I2: order o1: CONFIRMED but its reservation is RELEASED`},
 		{"a cancelled order's stock sold", func(w *world) {
-			w.exec(w.d.inventory, `UPDATE reservations SET status = 'COMMITTED' WHERE id = 'res-o2'`)
-			w.exec(w.d.inventory, `UPDATE stock SET available = available - 1 WHERE sku = $1`, skuPen)
+			w.exec(w.d.Inventory, `UPDATE reservations SET status = 'COMMITTED' WHERE id = 'res-o2'`)
+			w.exec(w.d.Inventory, `UPDATE stock SET available = available - 1 WHERE sku = $1`, skuPen)
 		}, `I2: order o2: CANCELLED but its reservation is COMMITTED`},
 		{"a confirmed order priced wrong", func(w *world) {
 			// Wrong everywhere the services write it: order, payment and PSP agree on 1000.
@@ -308,69 +308,69 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 			w.pay("o5", 890, simulator.CardSucceeds)
 		}, `I3: order o5: CANCELLED at catalog total 890, but the PSP holds 890`},
 		{"a refund the payment database lacks", func(w *world) {
-			w.exec(w.d.payment, `DELETE FROM refunds`)
-			w.exec(w.d.payment, `UPDATE payments SET refunded_minor = 0`)
+			w.exec(w.d.Payment, `DELETE FROM refunds`)
+			w.exec(w.d.Payment, `UPDATE payments SET refunded_minor = 0`)
 		}, `I3: order o2: the payment database has 0 refunded, the PSP 890`},
 		{"an orphan payment", func(w *world) {
-			w.exec(w.d.payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, idempotency_key, created_at, updated_at)
+			w.exec(w.d.Payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, idempotency_key, created_at, updated_at)
 				VALUES ('pay-ghost', 'o-ghost', 500, 'EUR', 'FAILED', 'o-ghost:charge', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`)
 		}, `orphan: payment pay-ghost (FAILED, 500) of order o-ghost`},
 		{"an orphan reservation", func(w *world) {
-			w.exec(w.d.inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
+			w.exec(w.d.Inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
 				VALUES ('res-ghost', 'o-ghost', 'RELEASED', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`)
 		}, `orphan: reservation res-ghost (RELEASED) of order o-ghost`},
 		{"a second payment for one order", func(w *world) {
-			w.exec(w.d.payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, failure_reason, idempotency_key, created_at, updated_at)
+			w.exec(w.d.Payment, `INSERT INTO payments (id, order_id, amount_minor, currency, status, failure_reason, idempotency_key, created_at, updated_at)
 				VALUES ('pay-o3-again', 'o3', 890, 'EUR', 'FAILED', 'card_declined', 'o3:charge:2', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`)
 		}, `I4: order o3: 2 payments`},
 		{"a stuck PENDING refund", func(w *world) {
-			w.exec(w.d.payment, `UPDATE refunds SET status = 'PENDING' WHERE id = 'ref-o2'`)
+			w.exec(w.d.Payment, `UPDATE refunds SET status = 'PENDING' WHERE id = 'ref-o2'`)
 		}, `stuck: refund ref-o2 of payment pay-o2 still PENDING`},
 		{"a stuck PENDING payment", func(w *world) {
-			w.exec(w.d.payment, `UPDATE payments SET status = 'PENDING', psp_reference = '', failure_reason = '' WHERE id = 'pay-o3'`)
+			w.exec(w.d.Payment, `UPDATE payments SET status = 'PENDING', psp_reference = '', failure_reason = '' WHERE id = 'pay-o3'`)
 		}, `stuck: payment pay-o3 of order o3 still PENDING`},
 		{"a stuck PENDING reservation", func(w *world) {
-			w.exec(w.d.inventory, `UPDATE reservations SET status = 'PENDING' WHERE id = 'res-o3'`)
-			w.exec(w.d.inventory, `UPDATE stock SET available = available - 1, reserved = reserved + 1 WHERE sku = $1`, skuPen)
+			w.exec(w.d.Inventory, `UPDATE reservations SET status = 'PENDING' WHERE id = 'res-o3'`)
+			w.exec(w.d.Inventory, `UPDATE stock SET available = available - 1, reserved = reserved + 1 WHERE sku = $1`, skuPen)
 		}, `stuck: reservation res-o3 of order o3 still PENDING`},
 		{"a saga still compensating", func(w *world) {
-			w.exec(w.d.order, `UPDATE saga_instances SET status = 'COMPENSATING', due_at = CURRENT_TIMESTAMP WHERE id = 'o3'`)
+			w.exec(w.d.Order, `UPDATE saga_instances SET status = 'COMPENSATING', due_at = CURRENT_TIMESTAMP WHERE id = 'o3'`)
 		}, `stuck: saga o3 still COMPENSATING`},
 		{"an unsent outbox message", func(w *world) {
-			w.exec(w.d.payment, `INSERT INTO outbox (id, topic, key, headers, payload, created_at) VALUES ('m1', 'checkout.replies', 'o2', '{}', '\x00', CURRENT_TIMESTAMP)`)
+			w.exec(w.d.Payment, `INSERT INTO outbox (id, topic, key, headers, payload, created_at) VALUES ('m1', 'checkout.replies', 'o2', '{}', '\x00', CURRENT_TIMESTAMP)`)
 		}, `stuck: payment's outbox holds 1 unsent messages`},
 		{"an order left PENDING", func(w *world) {
 			w.order("o5", "k5", "PENDING", "", skuPen, 1, 890)
 		}, `I1: order o5: PENDING after the quiet period`},
 		{"an answered order the database lacks", func(w *world) {
-			w.truth.requests["k-lost"] = checkout{key: "k-lost", sku: skuPen, quantity: 1, customerID: customerAlice}
-			w.truth.answered["o-lost"] = "k-lost"
+			w.truth.Requests["k-lost"] = Checkout{key: "k-lost", sku: skuPen, quantity: 1, customerID: customerAlice}
+			w.truth.Answered["o-lost"] = "k-lost"
 		}, `I1: order o-lost: answered by the gateway for k-lost but not in the order database`},
 		{"an extra order", func(w *world) {
 			w.order("o5", "k5", "CANCELLED", "charge-payment: card_declined", skuPen, 1, 890)
-			delete(w.truth.requests, "k5")
-			delete(w.truth.answered, "o5")
+			delete(w.truth.Requests, "k5")
+			delete(w.truth.Answered, "o5")
 		}, `orders: order o5 (CANCELLED, key "k5"): no checkout of the harness has its key`},
 		{"two orders for one checkout", func(w *world) {
-			w.exec(w.d.order, `INSERT INTO orders (id, customer_id, status, total_minor, currency, cancel_reason, idempotency_key, request_hash, created_at, updated_at)
+			w.exec(w.d.Order, `INSERT INTO orders (id, customer_id, status, total_minor, currency, cancel_reason, idempotency_key, request_hash, created_at, updated_at)
 				VALUES ('o1-twin', 'cus_bob', 'CANCELLED', 2580, 'EUR', 'x', 'k1', 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`)
 		}, `orders: checkout k1: 2 orders`},
 		{"an order for another customer", func(w *world) {
-			w.exec(w.d.order, `UPDATE orders SET customer_id = 'cus_bob' WHERE id = 'o3'`)
+			w.exec(w.d.Order, `UPDATE orders SET customer_id = 'cus_bob' WHERE id = 'o3'`)
 		}, `orders: order o3: customer cus_bob, but cus_alice asked for it`},
 		{"a sale no commit applied", func(w *world) {
-			w.exec(w.d.inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o1' AND step = $1`, checkoutv1.StepCommitReservation)
+			w.exec(w.d.Inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o1' AND step = $1`, checkoutv1.StepCommitReservation)
 		}, `I4: order o1: reservation res-o1 COMMITTED, but no commit-reservation action passed inventory's barrier`},
 		{"a refund no compensation applied", func(w *world) {
-			w.exec(w.d.payment, `DELETE FROM saga_barrier WHERE saga_id = 'o2' AND op = 'compensate'`)
+			w.exec(w.d.Payment, `DELETE FROM saga_barrier WHERE saga_id = 'o2' AND op = 'compensate'`)
 		}, `I4: order o2: a refund, but no charge-payment compensate passed payment's barrier`},
 		{"a reservation its compensation pre-empted", func(w *world) {
-			w.exec(w.d.inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o4'`)
+			w.exec(w.d.Inventory, `DELETE FROM saga_barrier WHERE saga_id = 'o4'`)
 			w.barrier("inventory", "o4", checkoutv1.StepReserveStock, "compensate", "compensate")
 			w.barrier("inventory", "o4", checkoutv1.StepReserveStock, "action", "compensate")
-			w.exec(w.d.inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
+			w.exec(w.d.Inventory, `INSERT INTO reservations (id, order_id, status, expires_at, created_at, updated_at)
 				VALUES ('res-o4', 'o4', 'RELEASED', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)`)
-			w.exec(w.d.inventory, `INSERT INTO reservation_lines (reservation_id, sku, quantity) VALUES ('res-o4', $1, 2)`, skuEnamel)
+			w.exec(w.d.Inventory, `INSERT INTO reservation_lines (reservation_id, sku, quantity) VALUES ('res-o4', $1, 2)`, skuEnamel)
 		}, `I4: order o4: reserve-stock was pre-empted by its compensation, yet reservation res-o4 exists`},
 	}
 	for _, tt := range tests {
@@ -379,12 +379,12 @@ func TestCheckCatchesPlantedViolations(t *testing.T) {
 			w := newWorld(t, cluster)
 			tt.plant(w)
 			r := w.check()
-			for _, v := range r.violations {
+			for _, v := range r.Violations {
 				if strings.Contains(v, tt.want) {
 					return
 				}
 			}
-			t.Errorf("no violation contains %q; got:\n%s", tt.want, strings.Join(r.violations, "\n"))
+			t.Errorf("no violation contains %q; got:\n%s", tt.want, strings.Join(r.Violations, "\n"))
 		})
 	}
 }
@@ -414,9 +414,9 @@ func TestProveStockChecks(t *testing.T) {
 	for engine, db := range engines {
 		t.Run(engine+" enforces", func(t *testing.T) {
 			db := db(t)
-			violations, err := proveStockChecks(ctx, db)
+			violations, err := ProveStockChecks(ctx, db)
 			if err != nil || len(violations) > 0 {
-				t.Fatalf("proveStockChecks = %v, %v; want no violation", violations, err)
+				t.Fatalf("ProveStockChecks = %v, %v; want no violation", violations, err)
 			}
 			var negative int64
 			if err := db.QueryRowContext(ctx, "SELECT count(*) FROM stock WHERE available < 0 OR reserved < 0").Scan(&negative); err != nil || negative != 0 {
@@ -431,10 +431,10 @@ func TestProveStockChecks(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		violations, err := proveStockChecks(ctx, db)
+		violations, err := ProveStockChecks(ctx, db)
 		want := []string{"I5: the database accepted stock.available = -1", "I5: the database accepted stock.reserved = -1"}
 		if err != nil || fmt.Sprint(violations) != fmt.Sprint(want) {
-			t.Errorf("proveStockChecks = %q, %v; want %q", violations, err, want)
+			t.Errorf("ProveStockChecks = %q, %v; want %q", violations, err, want)
 		}
 	})
 	t.Run("sqlite without the CHECKs", func(t *testing.T) {
@@ -455,9 +455,9 @@ func TestProveStockChecks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		violations, err := proveStockChecks(ctx, sqlDB)
+		violations, err := ProveStockChecks(ctx, sqlDB)
 		if err != nil || len(violations) != 2 {
-			t.Errorf("proveStockChecks = %q, %v; want 2 violations", violations, err)
+			t.Errorf("ProveStockChecks = %q, %v; want 2 violations", violations, err)
 		}
 	})
 }
