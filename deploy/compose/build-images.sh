@@ -11,11 +11,14 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 out=.run/compose
 export DOCKER_BUILDKIT=0
-build() { docker build -q "$@" >/dev/null; }
+build() { # quiet, but for a failure
+	local log
+	log=$(docker build -q "$@" 2>&1) || { echo "$log" >&2; return 1; }
+}
 
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
 mkdir -p "$out/bin"
-CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/microshop/microshop/pkg/telemetry.stampedVersion=$version" -o "$out/bin/" \
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/microshop/microshop/pkg/telemetry.stampedVersion=$version" -o "$out/bin/" \
 	./services/gateway/cmd/gateway ./services/order/cmd/order ./services/inventory/cmd/inventory \
 	./services/payment/cmd/payment ./services/psp/cmd/psp ./deploy/local/cmd/broker
 for p in gateway order inventory payment psp broker; do
