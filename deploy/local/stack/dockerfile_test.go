@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"golang.org/x/mod/modfile"
 )
 
 func readFile(t *testing.T, path string) string {
@@ -87,6 +89,17 @@ func TestDockerfile(t *testing.T) {
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "ARG PROGRAM", "stampedVersion=${VERSION}", "GOARCH=${TARGETARCH}"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("Dockerfile: the build stage has no %q", want)
+		}
+	}
+	// The layer of downloaded modules needs every module's requirements.
+	work, err := modfile.ParseWork("go.work", []byte(readFile(t, filepath.Join(root, "go.work"))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, use := range work.Use {
+		dir := strings.TrimPrefix(use.Path, "./")
+		if copy := fmt.Sprintf("COPY %[1]s/go.mod %[1]s/go.sum %[1]s/", dir); !strings.Contains(readFile(t, filepath.Join(root, "Dockerfile")), copy) {
+			t.Errorf("Dockerfile: no %q for the workspace's module %s", copy, dir)
 		}
 	}
 	want := runtime{user: "65532:65532", entrypoint: "/program", healthcheck: "CMD /program healthcheck"}
