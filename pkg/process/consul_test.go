@@ -3,6 +3,7 @@ package process_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,7 +40,12 @@ type running struct {
 // consulAddr, lets setup add routes, and runs it until the test ends.
 func startWithConsul(t *testing.T, consulAddr string, log *slog.Logger, setup func(p *process.Process)) *running {
 	t.Helper()
-	vars := map[string]string{"P_HTTP_ADDR": servicetest.FreeAddr(t), "CONSUL_HTTP_ADDR": consulAddr}
+	return startWithVars(t, map[string]string{"P_HTTP_ADDR": servicetest.FreeAddr(t), "CONSUL_HTTP_ADDR": consulAddr}, log, setup)
+}
+
+// startWithVars is startWithConsul with the variables of vars.
+func startWithVars(t *testing.T, vars map[string]string, log *slog.Logger, setup func(p *process.Process)) *running {
+	t.Helper()
 	getenv := func(k string) string { return vars[k] }
 	cfg := process.ReadConfig(config.New(getenv, "P_"), "")
 	p, err := process.Start(t.Context(), "hello", cfg, getenv, log)
@@ -170,6 +176,32 @@ func TestRegisteredInConsul(t *testing.T) {
 
 // TestRegistersOnceConsulAnswers checks that a process started while its
 // Consul agent is down serves anyway and registers once the agent is back.
+// TestRegisteredUnderAdvertiseAddr checks that P_ADVERTISE_ADDR, not the
+// listen host, is the address registered, and that Consul's check of it
+// passes.
+func TestRegisteredUnderAdvertiseAddr(t *testing.T) {
+	consul := consultest.Start(t)
+	addr := servicetest.FreeAddr(t)
+	vars := map[string]string{"P_HTTP_ADDR": addr, "P_ADVERTISE_ADDR": "localhost", "CONSUL_HTTP_ADDR": consul.Addr}
+	startWithVars(t, vars, logging.New(io.Discard, "hello", slog.LevelInfo), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, port, _ := net.SplitHostPort(addr)
+	poll.UntilNil(ctx, t, "hello passing in consul under localhost", func() error {
+		entries, err := passing(consul.Client())
+		if err != nil {
+			return err
+		}
+		if len(entries) != 1 {
+			return fmt.Errorf("%d passing instances", len(entries))
+		}
+		if got, want := net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port)), net.JoinHostPort("localhost", port); got != want {
+			return fmt.Errorf("registered address %s, want %s", got, want)
+		}
+		return nil
+	})
+}
+
 func TestRegistersOnceConsulAnswers(t *testing.T) {
 	consul := consultest.Start(t)
 	consul.Stop()

@@ -38,7 +38,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -71,21 +70,29 @@ type Config struct {
 	// mode, and with Consul until microshop/<name>/limit says otherwise.
 	// The zero value is limit.DefaultRules().
 	Limit limit.Rules
+	// AdvertiseAddr is the host (name or IP) other processes dial to reach
+	// this one, as registered in Consul. Empty, the default: the listen
+	// host, or the host name when listening on every interface (0.0.0.0,
+	// ::), which is what containers on one Docker network resolve. Set it
+	// where the host name is not reachable, for example to a Kubernetes
+	// pod's IP.
+	AdvertiseAddr string
 }
 
 // ReadConfig reads the variables every process has through env, whose
 // prefix is the process's (config.New(getenv, "PSP_")): HTTP_ADDR (default
-// httpAddr), SHUTDOWN_TIMEOUT (10s), LOG_LEVEL (info) and ADMIN_ADDR
-// (none). What does not parse is in env.Err(). Limit is not read: a
-// program that limits its requests reads it with ReadLimit.
+// httpAddr), SHUTDOWN_TIMEOUT (10s), LOG_LEVEL (info), ADMIN_ADDR (none) and
+// ADVERTISE_ADDR (none). What does not parse is in env.Err(). Limit is not
+// read: a program that limits its requests reads it with ReadLimit.
 func ReadConfig(env *config.Reader, httpAddr string) Config {
 	return Config{
 		HTTP: httpserver.Config{
 			Addr:            env.Addr("HTTP_ADDR", httpAddr),
 			ShutdownTimeout: env.Duration("SHUTDOWN_TIMEOUT", 10*time.Second),
 		},
-		LogLevel:  env.LogLevel("LOG_LEVEL", slog.LevelInfo),
-		AdminAddr: env.Addr("ADMIN_ADDR", ""),
+		LogLevel:      env.LogLevel("LOG_LEVEL", slog.LevelInfo),
+		AdminAddr:     env.Addr("ADMIN_ADDR", ""),
+		AdvertiseAddr: env.String("ADVERTISE_ADDR", ""),
 	}
 }
 
@@ -106,6 +113,7 @@ func (c Config) LogAttrs() []slog.Attr {
 		slog.String("shutdown_timeout", c.HTTP.ShutdownTimeout.String()),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("admin_addr", c.AdminAddr),
+		slog.String("advertise_addr", c.AdvertiseAddr),
 		slog.Any("limit", c.Limit),
 	}
 }
@@ -314,19 +322,23 @@ func (p *Process) serve(ctx context.Context) error {
 	return err
 }
 
-// registrar describes the instance listening on addr to Consul. An
-// unspecified listen address (0.0.0.0, ::) is registered under the host
-// name, which is what other hosts and containers resolve.
+// registrar describes the instance listening on addr to Consul, under
+// Config.AdvertiseAddr if set. Otherwise an unspecified listen address
+// (0.0.0.0, ::) is registered under the host name, which is what other
+// hosts and containers resolve.
 func (p *Process) registrar(addr *net.TCPAddr) (*discovery.Registrar, error) {
 	host := addr.IP.String()
-	if addr.IP.IsUnspecified() {
+	switch {
+	case p.cfg.AdvertiseAddr != "":
+		host = p.cfg.AdvertiseAddr
+	case addr.IP.IsUnspecified():
 		var err error
 		if host, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("register in consul: host name: %w", err)
 		}
 	}
 	return discovery.NewRegistrar(p.Consul, discovery.Registration{
-		Service: p.name, Address: host, Port: addr.Port, Version: buildVersion(),
+		Service: p.name, Address: host, Port: addr.Port, Version: telemetry.Version(),
 	})
 }
 
@@ -387,15 +399,6 @@ func (p *Process) keepRegistered(ctx context.Context, reg *discovery.Registrar) 
 			p.register(ctx, reg)
 		}
 	}
-}
-
-// buildVersion is the main module's version, as telemetry's service.version
-// reports it: "(devel)" for a build from a work tree.
-func buildVersion() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-		return info.Main.Version
-	}
-	return "(devel)"
 }
 
 // Close exports the spans still buffered, waiting at most a few seconds.

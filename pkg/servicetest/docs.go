@@ -18,14 +18,9 @@ func CheckConfigDocumented(t testing.TB, readme, prefix string, load func(getenv
 	if err := load(func(k string) string { read = append(read, k); return "" }); err != nil {
 		t.Fatalf("load configuration with defaults: %v", err)
 	}
-	text, err := os.ReadFile(readme)
+	documented, err := DocumentedVars(readme, prefix)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var documented []string
-	row := regexp.MustCompile("(?m)^\\| `(" + regexp.QuoteMeta(prefix) + "[A-Z0-9_]+)`")
-	for _, m := range row.FindAllStringSubmatch(string(text), -1) {
-		documented = append(documented, m[1])
 	}
 	for _, k := range read {
 		if !slices.Contains(documented, k) {
@@ -61,4 +56,19 @@ func CheckConfigRejected(t *testing.T, run RunFunc, bad map[string]string) {
 			}
 		})
 	}
+}
+
+// DocumentedVars returns the variables named prefix* in the first column
+// of readme's configuration table, in the order of its rows.
+func DocumentedVars(readme, prefix string) ([]string, error) {
+	text, err := os.ReadFile(readme)
+	if err != nil {
+		return nil, err
+	}
+	var documented []string
+	row := regexp.MustCompile("(?m)^\\| `(" + regexp.QuoteMeta(prefix) + "[A-Z0-9_]+)`")
+	for _, m := range row.FindAllStringSubmatch(string(text), -1) {
+		documented = append(documented, m[1])
+	}
+	return documented, nil
 }

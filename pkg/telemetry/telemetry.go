@@ -261,16 +261,31 @@ func serviceName(cfg Config) string {
 	return cfg.ServiceName
 }
 
+// stampedVersion is the version a release build stamps into the binary:
+// go build -ldflags "-X github.com/microshop/microshop/pkg/telemetry.stampedVersion=v1.2.3"
+// (the Dockerfile's VERSION argument does). Empty in other builds.
+var stampedVersion string
+
+// Version is the program's version: the stamped one if the build set it,
+// else the main module's version as Go recorded it, "(devel)" for a build
+// from a work tree.
+func Version() string {
+	if stampedVersion != "" {
+		return stampedVersion
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}
+
 // newResource describes the process: service name, version and instance
 // id, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, each overriding
 // what comes before, as the specification orders them.
 func newResource(cfg Config) (*resource.Resource, error) {
 	version := cfg.ServiceVersion
 	if version == "" {
-		version = "(devel)"
-		if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
-			version = info.Main.Version
-		}
+		version = Version()
 	}
 	instance := cfg.InstanceID
 	if instance == "" {

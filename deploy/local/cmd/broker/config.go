@@ -11,9 +11,14 @@ import (
 
 // config is the broker's configuration, read from flags and environment.
 type config struct {
-	// Addr is the host:port the broker listens on and advertises to
-	// clients, so its host must be one clients can dial.
+	// Addr is the host:port the broker listens on and, unless Advertise
+	// is set, advertises to clients, so its host must then be one clients
+	// can dial.
 	Addr string
+	// Advertise is the host:port clients are told to connect to; empty
+	// means Addr. Set it when listening on a wildcard address, as in a
+	// container: -addr 0.0.0.0:9092 -advertise broker:9092.
+	Advertise string
 	// DataDir is where the broker keeps its state; empty means memory only.
 	DataDir string
 	// Partitions is the partition count of a topic created automatically.
@@ -32,6 +37,7 @@ func loadConfig(args []string, getenv func(string) string, help io.Writer) (conf
 	if v := getenv("BROKER_ADDR"); v != "" {
 		cfg.Addr = v
 	}
+	cfg.Advertise = getenv("BROKER_ADVERTISE_ADDR")
 	if v := getenv("BROKER_DATA_DIR"); v != "" {
 		cfg.DataDir = v
 	}
@@ -39,6 +45,7 @@ func loadConfig(args []string, getenv func(string) string, help io.Writer) (conf
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are returned, not printed
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "`host:port` to listen on and advertise to clients; port 0 picks a free one (env BROKER_ADDR)")
+	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "`host:port` clients are told to connect to; empty: -addr (env BROKER_ADVERTISE_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`dir`ectory for the broker's state, created if missing; empty keeps it in memory (env BROKER_DATA_DIR)")
 	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "`n`umber of partitions of a topic created automatically")
 	err := fs.Parse(args)
@@ -55,8 +62,17 @@ func loadConfig(args []string, getenv func(string) string, help io.Writer) (conf
 		return config{}, fmt.Errorf("unexpected arguments %q: the broker takes flags only", fs.Args())
 	}
 
-	if err := checkAddr(cfg.Addr); err != nil {
-		return config{}, fmt.Errorf("invalid -addr (BROKER_ADDR) %q: %w", cfg.Addr, err)
+	if cfg.Advertise == "" {
+		if err := checkAddr(cfg.Addr); err != nil {
+			return config{}, fmt.Errorf("invalid -addr (BROKER_ADDR) %q: %w", cfg.Addr, err)
+		}
+	} else {
+		if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+			return config{}, fmt.Errorf("invalid -addr (BROKER_ADDR) %q: %w", cfg.Addr, err)
+		}
+		if err := checkAddr(cfg.Advertise); err != nil {
+			return config{}, fmt.Errorf("invalid -advertise (BROKER_ADVERTISE_ADDR) %q: %w", cfg.Advertise, err)
+		}
 	}
 	if cfg.Partitions < 1 {
 		return config{}, fmt.Errorf("invalid -partitions %d: must be at least 1", cfg.Partitions)

@@ -5,16 +5,24 @@
 //
 // Usage:
 //
-//	broker [-addr host:port] [-data-dir dir] [-partitions n]
+//	broker [-addr host:port] [-advertise host:port] [-data-dir dir] [-partitions n]
+//	broker healthcheck
 //
 // Flags, and the environment variables used when a flag is not given:
 //
 //	-addr        BROKER_ADDR      127.0.0.1:9092  address to listen on and to advertise
 //	                                              to clients; port 0 picks a free one
+//	-advertise   BROKER_ADVERTISE_ADDR  none      address clients are told to connect to
+//	                                              instead of -addr (in a container:
+//	                                              -addr 0.0.0.0:9092 -advertise broker:9092)
 //	-data-dir    BROKER_DATA_DIR  .run/kafka      created if missing; "" keeps
 //	                                              everything in memory
 //	-partitions                   3               partitions of an automatically
 //	                                              created topic
+//
+// "broker healthcheck", with the same flags or variables, asks the broker
+// listening there for its API versions and exits 0 if it answers, 1 if not:
+// a container's healthcheck without curl or a shell.
 //
 // The broker logs JSON lines to stdout, "broker listening" once clients can
 // connect. SIGINT or SIGTERM closes it, which saves its state, and it exits 0.
@@ -36,13 +44,25 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/messaging"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := healthcheck(ctx, os.Args[2:], os.Getenv)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "broker healthcheck:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
 	stop()
@@ -68,11 +88,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		// kfake asks to listen on 127.0.0.1; bind what was configured
-		// instead. kfake advertises the bound address to clients.
+		// instead. kfake advertises the listener's address to clients:
+		// -advertise, if given, stands in for it.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			ln, err := net.Listen(network, cfg.Addr)
 			if err != nil {
 				return nil, fmt.Errorf("listen on -addr %s: %w", cfg.Addr, err)
+			}
+			if cfg.Advertise != "" {
+				return advertised{Listener: ln, addr: advertisedAddr(cfg.Advertise)}, nil
 			}
 			return ln, nil
 		}),
@@ -130,4 +154,37 @@ func (l kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 		return
 	}
 	l.logger.Log(ctx, lvl, fmt.Sprintf(format, args...), "component", "kfake")
+}
+
+// advertised is a listener whose Addr is the address advertised to clients,
+// which is what kfake tells them.
+type advertised struct {
+	net.Listener
+	addr advertisedAddr
+}
+
+func (l advertised) Addr() net.Addr { return l.addr }
+
+// advertisedAddr is a host:port whose host may be a name.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
+
+// healthcheck asks the broker configured by args and getenv, as run reads
+// them, for its API versions, on the loopback interface when it listens on
+// every one.
+func healthcheck(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := loadConfig(args, getenv, io.Discard)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return messaging.Config{Brokers: []string{net.JoinHostPort(host, port)}, ClientID: "healthcheck"}.Ping(ctx)
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/logtest"
 	"github.com/microshop/microshop/pkg/poll"
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // testTimeout bounds each test, so a broker that never starts or never
@@ -140,6 +143,8 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{name: "addr port out of range", args: []string{"-addr", "127.0.0.1:65536"}, want: "-addr"},
 		{name: "addr from env", env: map[string]string{"BROKER_ADDR": "9092"}, want: "BROKER_ADDR"},
 		{name: "addr in use", args: []string{"-addr", busy.Addr().String()}, want: "listen on -addr"},
+		{name: "advertise wildcard", args: []string{"-addr", "0.0.0.0:9092", "-advertise", "0.0.0.0:9092"}, want: "-advertise"},
+		{name: "advertise without port", env: map[string]string{"BROKER_ADVERTISE_ADDR": "broker"}, want: "BROKER_ADVERTISE_ADDR"},
 		{name: "partitions zero", args: []string{"-partitions", "0"}, want: "-partitions"},
 		{name: "partitions not a number", args: []string{"-partitions", "three"}, want: "-partitions"},
 		{name: "data dir under a file", args: []string{"-addr", "127.0.0.1:0", "-data-dir", filepath.Join(file, "kafka")}, want: "-data-dir"},
@@ -181,6 +186,11 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"-addr", "127.0.0.1:0", "-data-dir", "/tmp/k", "-partitions", "1"},
 			env:  env,
 			want: config{Addr: "127.0.0.1:0", DataDir: "/tmp/k", Partitions: 1},
+		},
+		{
+			name: "wildcard listener advertising a name",
+			env:  map[string]string{"BROKER_ADDR": "0.0.0.0:9092", "BROKER_ADVERTISE_ADDR": "broker:9092"},
+			want: config{Addr: "0.0.0.0:9092", Advertise: "broker:9092", DataDir: ".run/kafka", Partitions: 3},
 		},
 		{
 			name: "empty data dir keeps state in memory",
@@ -311,3 +321,33 @@ func message(m kafka.Message) map[string]any {
 }
 
 func noEnv(string) string { return "" }
+
+// TestAdvertise checks that a broker listening on every interface tells
+// clients the -advertise address in its metadata, and that its healthcheck
+// finds it on the loopback interface.
+func TestAdvertise(t *testing.T) {
+	port := strings.TrimPrefix(servicetest.FreeAddr(t), "127.0.0.1:")
+	args := []string{"-addr", "0.0.0.0:" + port, "-advertise", "localhost:" + port, "-data-dir="}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	wait, cancelWait := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancelWait()
+	poll.UntilNil(wait, t, "broker healthcheck", func() error {
+		return healthcheck(wait, args, func(string) string { return "" })
+	})
+	client := &kafka.Client{Addr: kafka.TCP("127.0.0.1:" + port)}
+	meta, err := client.Metadata(wait, &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(meta.Brokers) != 1 || meta.Brokers[0].Host != "localhost" || strconv.Itoa(meta.Brokers[0].Port) != port {
+		t.Errorf("brokers %+v, want one at localhost:%s", meta.Brokers, port)
+	}
+}

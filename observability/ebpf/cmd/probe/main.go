@@ -33,10 +33,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/microshop/microshop/observability/ebpf/probe"
+	"github.com/microshop/microshop/pkg/health"
 	"github.com/microshop/microshop/pkg/logging"
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "healthcheck" { // the container's healthcheck: no curl in the image
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := healthcheck(ctx, os.Getenv)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "probe healthcheck:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	check := flag.Bool("check", false, "only check that the probe can load here: exit 0 if so, 2 saying what is missing")
 	flag.Parse()
 	var err error
@@ -134,4 +145,14 @@ func shutdown(srv *http.Server) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(ctx)
+}
+
+// healthcheck asks the probe configured through getenv whether it is ready
+// (its /readyz on PROBE_METRICS_ADDR).
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	return health.Probe(ctx, cfg.MetricsAddr)
 }

@@ -12,6 +12,10 @@ import (
 	"github.com/microshop/microshop/pkg/process"
 )
 
+// defaultHTTPAddr is where the service listens natively, unless configured;
+// its healthcheck mode probes the same default.
+const defaultHTTPAddr = "127.0.0.1:8080"
+
 // Config is the gateway's configuration, read from GATEWAY_* variables.
 // The table in services/gateway/README.md documents every variable.
 type Config struct {
@@ -47,7 +51,7 @@ var defaultBreakerRules = map[string]breaker.Rules{
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "GATEWAY_")
 	cfg := Config{
-		Config:          process.ReadConfig(env, "127.0.0.1:8080"),
+		Config:          process.ReadConfig(env, defaultHTTPAddr),
 		InventoryURL:    env.URL("INVENTORY_URL", "http://127.0.0.1:8082", "http", "https"),
 		OrderURL:        env.URL("ORDER_URL", "http://127.0.0.1:8081", "http", "https"),
 		PSPURL:          env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),

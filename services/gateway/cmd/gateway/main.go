@@ -28,7 +28,7 @@ import (
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
 
-func main() { os.Exit(lifecycle.Main("gateway", run)) }
+func main() { os.Exit(process.Main("gateway", defaultHTTPAddr, run)) }
 
 // run serves until ctx ends, then drains in-flight requests.
 //

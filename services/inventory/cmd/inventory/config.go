@@ -8,6 +8,10 @@ import (
 	"github.com/microshop/microshop/pkg/sagaservice"
 )
 
+// defaultHTTPAddr is where the service listens natively, unless configured;
+// its healthcheck mode probes the same default.
+const defaultHTTPAddr = "127.0.0.1:8082"
+
 // Config is the inventory service's configuration, read from INVENTORY_* variables.
 // The table in services/inventory/README.md documents every variable.
 type Config struct {
@@ -24,7 +28,7 @@ type Config struct {
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "INVENTORY_")
 	cfg := Config{
-		Config:         sagaservice.ReadConfig(env, "inventory", "127.0.0.1:8082"),
+		Config:         sagaservice.ReadConfig(env, "inventory", defaultHTTPAddr),
 		ReservationTTL: env.Duration("RESERVATION_TTL", 15*time.Minute),
 		ExpiryInterval: env.Duration("EXPIRY_INTERVAL", 30*time.Second),
 	}

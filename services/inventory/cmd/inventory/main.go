@@ -17,6 +17,7 @@ import (
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -27,7 +28,7 @@ import (
 	"github.com/microshop/microshop/services/inventory/migrations"
 )
 
-func main() { os.Exit(lifecycle.Main("inventory", run)) }
+func main() { os.Exit(process.Main("inventory", defaultHTTPAddr, run)) }
 
 // run opens the service's parts (sagaservice.Open), adds its own — the
 // reservation expirer, the consumer of the checkout saga's stock commands,

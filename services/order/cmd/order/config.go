@@ -9,6 +9,10 @@ import (
 	"github.com/microshop/microshop/pkg/sagaservice"
 )
 
+// defaultHTTPAddr is where the service listens natively, unless configured;
+// its healthcheck mode probes the same default.
+const defaultHTTPAddr = "127.0.0.1:8081"
+
 // Config is the order service's configuration, read from ORDER_* variables.
 // The table in services/order/README.md documents every variable.
 type Config struct {
@@ -31,7 +35,7 @@ type Config struct {
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "ORDER_")
 	cfg := Config{
-		Config:         sagaservice.ReadConfig(env, "order", "127.0.0.1:8081"),
+		Config:         sagaservice.ReadConfig(env, "order", defaultHTTPAddr),
 		ReserveTimeout: env.Duration("RESERVE_TIMEOUT", 10*time.Second),
 		ChargeTimeout:  env.Duration("CHARGE_TIMEOUT", 15*time.Second),
 		CommitTimeout:  env.Duration("COMMIT_TIMEOUT", 10*time.Second),

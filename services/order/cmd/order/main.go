@@ -17,6 +17,7 @@ import (
 	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -27,7 +28,7 @@ import (
 	"github.com/microshop/microshop/services/order/migrations"
 )
 
-func main() { os.Exit(lifecycle.Main("order", run)) }
+func main() { os.Exit(process.Main("order", defaultHTTPAddr, run)) }
 
 // run opens the service's parts (sagaservice.Open), adds its own — the
 // checkout saga's orchestrator, the consumer of its replies, the order API —

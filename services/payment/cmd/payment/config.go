@@ -12,6 +12,10 @@ import (
 	"github.com/microshop/microshop/pkg/sagaservice"
 )
 
+// defaultHTTPAddr is where the service listens natively, unless configured;
+// its healthcheck mode probes the same default.
+const defaultHTTPAddr = "127.0.0.1:8083"
+
 // Config is the payment service's configuration, read from PAYMENT_* variables.
 // The table in services/payment/README.md documents every variable.
 type Config struct {
@@ -38,7 +42,7 @@ var defaultBreakerRules = map[string]breaker.Rules{
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "PAYMENT_")
 	cfg := Config{
-		Config:     sagaservice.ReadConfig(env, "payment", "127.0.0.1:8083"),
+		Config:     sagaservice.ReadConfig(env, "payment", defaultHTTPAddr),
 		PSPURL:     env.URL("PSP_URL", "http://127.0.0.1:8090", "http", "https"),
 		PSPTimeout: env.Duration("PSP_TIMEOUT", 2*time.Second),
 	}

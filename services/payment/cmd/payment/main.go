@@ -13,8 +13,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
+	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/pkg/saga"
 	"github.com/microshop/microshop/pkg/sagaservice"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
@@ -26,7 +26,7 @@ import (
 	"github.com/microshop/microshop/services/payment/migrations"
 )
 
-func main() { os.Exit(lifecycle.Main("payment", run)) }
+func main() { os.Exit(process.Main("payment", defaultHTTPAddr, run)) }
 
 // run opens the service's parts (sagaservice.Open), adds its own — the PSP
 // client, the consumer of the checkout saga's payment commands, the payments

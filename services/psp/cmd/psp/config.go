@@ -10,6 +10,10 @@ import (
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
+// defaultHTTPAddr is where the service listens natively, unless configured;
+// its healthcheck mode probes the same default.
+const defaultHTTPAddr = "127.0.0.1:8090"
+
 // Config is the simulator's configuration, read from PSP_* variables.
 // The table in services/psp/README.md documents every variable.
 type Config struct {
@@ -22,7 +26,7 @@ type Config struct {
 func loadConfig(getenv func(string) string) (Config, error) {
 	env := config.New(getenv, "PSP_")
 	cfg := Config{
-		Config: process.ReadConfig(env, "127.0.0.1:8090"),
+		Config: process.ReadConfig(env, defaultHTTPAddr),
 		Hang:   env.Duration("HANG", simulator.DefaultHang),
 	}
 	// The simulator stands in for a third party, whose limits are not

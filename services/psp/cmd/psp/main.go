@@ -12,13 +12,12 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/microshop/microshop/pkg/lifecycle"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/psp/simulator"
 )
 
-func main() { os.Exit(lifecycle.Main("psp", run)) }
+func main() { os.Exit(process.Main("psp", defaultHTTPAddr, run)) }
 
 // run serves the simulator until ctx ends, then drains HTTP.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err error) {

@@ -1,0 +1,134 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"golang.org/x/mod/modfile"
+)
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// parseDockerfile parses path with BuildKit's parser into its stages and
+// the arguments before the first FROM.
+func parseDockerfile(t *testing.T, path string) ([]instructions.Stage, []instructions.ArgCommand) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	result, err := parser.Parse(f)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	stages, args, err := instructions.Parse(result.AST, nil)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	return stages, args
+}
+
+// runtime is what a program's image looks like when it runs.
+type runtime struct {
+	user, entrypoint, healthcheck string
+}
+
+// runtimeOf returns the USER, ENTRYPOINT and HEALTHCHECK of a stage.
+func runtimeOf(s instructions.Stage) runtime {
+	var r runtime
+	for _, c := range s.Commands {
+		switch c := c.(type) {
+		case *instructions.UserCommand:
+			r.user = c.User
+		case *instructions.EntrypointCommand:
+			r.entrypoint = strings.Join(c.CmdLine, " ")
+		case *instructions.HealthCheckCommand:
+			r.healthcheck = strings.Join(c.Health.Test, " ")
+		}
+	}
+	return r
+}
+
+// TestDockerfile checks the Dockerfile of our programs: the base images
+// are arguments, the build static and trimmed with the version stamped,
+// and the runtime non-root, its healthcheck the program's own mode. CI's
+// stand-in (deploy/compose/program.Dockerfile, FROM scratch with a binary
+// built on the host) must run the same way.
+func TestDockerfile(t *testing.T) {
+	root := projectRoot(t)
+	stages, args := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
+	var argNames []string
+	for _, a := range args {
+		for _, kv := range a.Args {
+			argNames = append(argNames, kv.Key)
+		}
+	}
+	for _, want := range []string{"GO_IMAGE", "RUNTIME_IMAGE"} {
+		if !slices.Contains(argNames, want) {
+			t.Errorf("Dockerfile: no argument %s before the first FROM", want)
+		}
+	}
+	if len(stages) != 2 || stages[0].BaseName != "${GO_IMAGE}" || stages[1].BaseName != "${RUNTIME_IMAGE}" {
+		t.Fatalf("Dockerfile: stages %v, want a build FROM ${GO_IMAGE} and a runtime FROM ${RUNTIME_IMAGE}", stageBases(stages))
+	}
+	build := stageSource(stages[0])
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "ARG PROGRAM", "stampedVersion=${VERSION}", "GOARCH=${TARGETARCH}"} {
+		if !strings.Contains(build, want) {
+			t.Errorf("Dockerfile: the build stage has no %q", want)
+		}
+	}
+	// The layer of downloaded modules needs every module's requirements.
+	work, err := modfile.ParseWork("go.work", []byte(readFile(t, filepath.Join(root, "go.work"))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, use := range work.Use {
+		dir := strings.TrimPrefix(use.Path, "./")
+		if copy := fmt.Sprintf("COPY %[1]s/go.mod %[1]s/go.sum %[1]s/", dir); !strings.Contains(readFile(t, filepath.Join(root, "Dockerfile")), copy) {
+			t.Errorf("Dockerfile: no %q for the workspace's module %s", copy, dir)
+		}
+	}
+	want := runtime{user: "65532:65532", entrypoint: "/program", healthcheck: "CMD /program healthcheck"}
+	if got := runtimeOf(stages[1]); got != want {
+		t.Errorf("Dockerfile: runtime %+v, want %+v", got, want)
+	}
+
+	local, _ := parseDockerfile(t, filepath.Join(root, "deploy/compose/program.Dockerfile"))
+	if got := runtimeOf(local[len(local)-1]); got != want {
+		t.Errorf("program.Dockerfile: runtime %+v, want the Dockerfile's %+v", got, want)
+	}
+}
+
+func stageBases(stages []instructions.Stage) []string {
+	var s []string
+	for _, st := range stages {
+		s = append(s, st.BaseName)
+	}
+	return s
+}
+
+// stageSource is the text of a stage's instructions.
+func stageSource(s instructions.Stage) string {
+	var b strings.Builder
+	for _, c := range s.Commands {
+		if c, ok := c.(interface{ String() string }); ok {
+			b.WriteString(c.String())
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
