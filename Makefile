@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry prometheus dashboards \
+.PHONY: help build run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry prometheus dashboards screenshots \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -144,6 +144,12 @@ proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/
 prometheus: ## install Debian's prometheus package (Prometheus, promtool) if missing
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 		{ apt-get update -qq && apt-get install -y --no-install-recommends prometheus; }
+
+# The browser test (TestStorefrontInChromium, in make test) writes its
+# screenshots to .run/screenshots; the README shows the copies in docs/.
+screenshots: ## copy the browser test's latest screenshots from .run/screenshots to docs/screenshots
+	@ls $(RUN_DIR)/screenshots/*.png >/dev/null 2>&1 || { echo "no screenshots: run make test (or go test -run TestStorefrontInChromium ./deploy/local/cmd/launcher) first"; exit 1; }
+	cp $(RUN_DIR)/screenshots/*.png docs/screenshots/
 
 dashboards: ## regenerate observability/grafana/dashboards/*.json from the Go code in observability/dashboards
 	$(GO) test ./observability/dashboards -run TestJSONIsCurrent -update
