@@ -33,6 +33,9 @@ type Options struct {
 	// Follow bounds how long a placed order is followed to its final
 	// status; zero means 30 s.
 	Follow time.Duration
+	// Window, if not zero, also reports the requests, failures and p99 of
+	// each window of this length (a soak's figures over time).
+	Window time.Duration
 }
 
 // Report is what a run measured and whether its thresholds held.
@@ -49,6 +52,18 @@ type Report struct {
 	Elapsed time.Duration
 	// Outcomes are the scenario's thresholds, judged.
 	Outcomes []Outcome
+	// Windows are the run's figures per Options.Window, in order.
+	Windows []Window
+}
+
+// Window is the figures of the requests sent within one window of a run.
+type Window struct {
+	// Start is the window's start from the run's.
+	Start    time.Duration
+	Requests int
+	Failed   int
+	// P99 is the 99th percentile of their durations, in milliseconds.
+	P99 float64
 }
 
 // Outcome is one threshold's verdict.
@@ -80,6 +95,9 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&b, "scenario %s: %d requests in %v %v, statuses %v; %d checkouts accepted, %d confirmed\n",
 		r.Scenario, total, r.Elapsed.Round(time.Millisecond), r.Requests, r.Statuses, r.Checkouts, r.Confirmed)
+	for _, w := range r.Windows {
+		fmt.Fprintf(&b, "  from %8v: %6d requests, %4d failed, p99 %8.2f ms\n", w.Start, w.Requests, w.Failed, w.P99)
+	}
 	for _, o := range r.Outcomes {
 		verdict := "ok"
 		switch {
@@ -99,6 +117,7 @@ type sample struct {
 	request string
 	failed  bool
 	ms      float64
+	sent    time.Time
 }
 
 // Run sends scenario name of d to opts.BaseURL, open loop: each phase's
@@ -188,7 +207,7 @@ func Run(ctx context.Context, d *Definitions, name string, opts Options) (*Repor
 					failed = false
 				}
 				mu.Lock()
-				samples = append(samples, sample{reqName, failed, float64(r.Latency) / float64(time.Millisecond)})
+				samples = append(samples, sample{reqName, failed, float64(r.Latency) / float64(time.Millisecond), r.Timestamp})
 				mu.Unlock()
 				if d.Requests[reqName].Order && (r.Code == http.StatusAccepted || r.Code == http.StatusOK) {
 					var o struct{ ID string }
@@ -221,6 +240,9 @@ func Run(ctx context.Context, d *Definitions, name string, opts Options) (*Repor
 		if sm.request == followRequest {
 			report.Requests[followRequest]++
 		}
+	}
+	if opts.Window > 0 {
+		report.Windows = windows(samples, start, opts.Window)
 	}
 
 	for _, t := range s.Thresholds {
@@ -259,6 +281,31 @@ func Run(ctx context.Context, d *Definitions, name string, opts Options) (*Repor
 		report.Outcomes = append(report.Outcomes, o)
 	}
 	return report, nil
+}
+
+// windows groups samples by when they were sent, per window from start.
+func windows(samples []sample, start time.Time, window time.Duration) []Window {
+	var out []Window
+	var ms [][]float64
+	for _, sm := range samples {
+		i := int(sm.sent.Sub(start) / window)
+		if i < 0 {
+			i = 0
+		}
+		for len(out) <= i {
+			out = append(out, Window{Start: time.Duration(len(out)) * window})
+			ms = append(ms, nil)
+		}
+		out[i].Requests++
+		if sm.failed {
+			out[i].Failed++
+		}
+		ms[i] = append(ms[i], sm.ms)
+	}
+	for i := range out {
+		out[i].P99 = stat("p(99)", ms[i])
+	}
+	return out
 }
 
 // mixOf spreads the mix's requests over one cycle of the total weight,
@@ -398,7 +445,7 @@ func followOrder(ctx context.Context, c *http.Client, base, token, id string, wi
 		if ctx.Err() != nil {
 			return 0, false // not an answer: the follow ran out
 		}
-		record(sample{followRequest, err != nil, float64(time.Since(start)) / float64(time.Millisecond)})
+		record(sample{followRequest, err != nil, float64(time.Since(start)) / float64(time.Millisecond), start})
 		if err == nil && o.Status != "PENDING" {
 			return float64(o.UpdatedAt.Sub(o.CreatedAt)) / float64(time.Millisecond), o.Status == "CONFIRMED"
 		}

@@ -137,7 +137,7 @@ func TestRunFollowsCheckoutsAndJudgesThresholds(t *testing.T) {
 	srv := httptest.NewServer(shop)
 	defer srv.Close()
 
-	r, err := Run(t.Context(), defs, "checkout", Options{BaseURL: srv.URL, Smoke: true})
+	r, err := Run(t.Context(), defs, "checkout", Options{BaseURL: srv.URL, Smoke: true, Window: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +160,16 @@ func TestRunFollowsCheckoutsAndJudgesThresholds(t *testing.T) {
 		if r.Requests[name] != n {
 			t.Errorf("%s sent %d times, want %d of %d (the mix's cycle %v)", name, r.Requests[name], n, sent, cycle)
 		}
+	}
+	var inWindows, total int
+	for _, w := range r.Windows {
+		inWindows += w.Requests
+	}
+	for _, n := range r.Requests {
+		total += n
+	}
+	if len(r.Windows) < 3 || len(r.Windows) > 4 || inWindows != total {
+		t.Errorf("%d windows of 1 s over a 3 s run holding %d requests; want 3 or 4 (the last orders' reads) holding all %d", len(r.Windows), inWindows, total)
 	}
 	if r.Checkouts != want["checkout"] || r.Confirmed != r.Checkouts || r.Requests[followRequest] != 2*r.Checkouts {
 		t.Errorf("checkouts %d, confirmed %d, order reads %d; want %d, all confirmed, two reads each",

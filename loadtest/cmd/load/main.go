@@ -2,7 +2,7 @@
 // against a running gateway, open loop, and exits 1 when a threshold is
 // breached (2 when the run could not be made):
 //
-//	load -scenario checkout [-base http://127.0.0.1:8080] [-smoke]
+//	load -scenario checkout [-base http://127.0.0.1:8080] [-smoke] [-window 1m]
 package main
 
 import (
@@ -29,6 +29,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	scenario := fs.String("scenario", "browse", "the scenario of loadtest/scenarios.json to run")
 	base := fs.String("base", "http://127.0.0.1:8080", "the gateway's base URL")
 	smoke := fs.Bool("smoke", false, "run the scenario's smoke phases (seconds) instead of its full ones")
+	window := fs.Duration("window", 0, "also report requests, failures and p99 per window of this length (e.g. 1m for a soak)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -37,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	report, err := loadtest.Run(ctx, defs, *scenario, loadtest.Options{BaseURL: *base, Smoke: *smoke, Log: stdout})
+	report, err := loadtest.Run(ctx, defs, *scenario, loadtest.Options{BaseURL: *base, Smoke: *smoke, Log: stdout, Window: *window})
 	if err != nil {
 		fmt.Fprintln(stderr, "load:", err)
 		return 2
