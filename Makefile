@@ -9,14 +9,14 @@ TOOLS   := $(RUN_DIR)/tools
 
 # Go modules in go.work; `./...` at the root matches none of them.
 MODULES  := pkg proto services/gateway services/order services/inventory services/payment services/psp deploy/local \
-            observability observability/ebpf
+            observability observability/ebpf loadtest
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards \
+.PHONY: help build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -179,6 +179,24 @@ proto-check: $(TOOLS)/buf $(TOOLS)/protoc-gen-go ## buf lint, and fail if proto/
 prometheus: ## install Debian's prometheus package (Prometheus, promtool) if missing
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
 		{ apt-get update -qq && apt-get install -y --no-install-recommends prometheus; }
+
+# make load runs one scenario of loadtest/scenarios.json with our open-loop
+# runner against a running stack (make run or make run-full in another
+# terminal); it fails when a threshold is breached. LOAD_FLAGS=-smoke runs
+# the scenario's seconds-long smoke phases.
+SCENARIO   ?= browse
+LOAD_BASE  ?= http://127.0.0.1:8080
+LOAD_FLAGS ?=
+
+load: ## run load scenario SCENARIO (browse, checkout, spike, overload, soak) of loadtest/scenarios.json against the running stack at LOAD_BASE; fails on a breached threshold
+	$(GO) build -o $(BIN)/ ./loadtest/cmd/load
+	$(BIN)/load -scenario $(SCENARIO) -base $(LOAD_BASE) $(LOAD_FLAGS)
+
+# The browser test (TestStorefrontInChromium, in make test) writes its
+# screenshots to .run/screenshots; the README shows the copies in docs/.
+screenshots: ## copy the browser test's latest screenshots from .run/screenshots to docs/screenshots
+	@ls $(RUN_DIR)/screenshots/*.png >/dev/null 2>&1 || { echo "no screenshots: run make test (or go test -run TestStorefrontInChromium ./deploy/local/cmd/launcher) first"; exit 1; }
+	cp $(RUN_DIR)/screenshots/*.png docs/screenshots/
 
 dashboards: ## regenerate observability/grafana/dashboards/*.json from the Go code in observability/dashboards
 	$(GO) test ./observability/dashboards -run TestJSONIsCurrent -update

@@ -4,10 +4,13 @@ go 1.26.8
 
 require (
 	github.com/Shopify/toxiproxy/v2 v2.12.0
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/google/go-cmp v0.7.0
 	github.com/hashicorp/consul/api v1.34.5
 	github.com/jackc/pgx/v5 v5.10.0
+	github.com/microshop/microshop/loadtest v0.0.0
 	github.com/microshop/microshop/observability v0.0.0
 	github.com/microshop/microshop/pkg v0.0.0
 	github.com/microshop/microshop/proto v0.0.0
@@ -67,6 +70,7 @@ require (
 	github.com/go-errors/errors v1.5.1 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-openapi/jsonpointer v1.0.0 // indirect
@@ -216,6 +220,7 @@ require (
 )
 
 replace (
+	github.com/microshop/microshop/loadtest => ../../loadtest
 	github.com/microshop/microshop/observability => ../../observability
 	github.com/microshop/microshop/pkg => ../../pkg
 	github.com/microshop/microshop/proto => ../../proto

@@ -31,6 +31,9 @@ func fakeInventory() http.Handler {
 	products := map[string]*fakeProduct{
 		"MUG-CLASSIC": {SKU: "MUG-CLASSIC", Name: "Classic mug", Price: money.Amount{Minor: 1200, Currency: "EUR"}, Available: 10, ImageRef: "/images/MUG-CLASSIC.svg"},
 		"TEE-LOGO":    {SKU: "TEE-LOGO", Name: "Logo tee", Price: money.Amount{Minor: 2500, Currency: "EUR"}, Available: 3},
+		// Not listed: the storefront's test reads it to see markup escaped.
+		"MARKUP": {SKU: "MARKUP", Name: `<script>alert("name")</script>`, Description: `<img src=x onerror=alert(1)>`,
+			Price: money.Amount{Minor: 100, Currency: "EUR"}, Available: 1},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/products", func(w http.ResponseWriter, r *http.Request) {

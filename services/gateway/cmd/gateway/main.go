@@ -25,6 +25,7 @@ import (
 	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/httpapi"
+	"github.com/microshop/microshop/services/gateway/internal/storefront"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
 
@@ -111,6 +112,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 		return err
 	}
 	api.Register(proc.Router)
+	// The storefront's pages call the API above in process, through the
+	// same router: its checks are the API's.
+	shop, err := storefront.New(storefront.Options{
+		API: proc.Router, Tokens: tokens, Breakers: breakers, Metrics: proc.Telemetry.Registry, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	shop.Register(proc.Router)
 
 	return proc.Run(ctx, resolvers...)
 }
