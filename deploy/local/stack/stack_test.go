@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
+	"github.com/microshop/microshop/deploy/local/internal/invariants/invariantstest"
 	"github.com/microshop/microshop/pkg/poll"
 )
 
@@ -253,7 +254,6 @@ func (st *stack) waitHealthy(t *testing.T) {
 // nothing changes while it reads, and checks I1–I5 against truth.
 func (st *stack) verify(t *testing.T, d invariants.Databases, truth invariants.GroundTruth) {
 	t.Helper()
-	ctx := t.Context()
 	// The broker advertises its compose name, which the host does not
 	// resolve: dial its container instead.
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
@@ -262,21 +262,7 @@ func (st *stack) verify(t *testing.T, d invariants.Databases, truth invariants.G
 			return dialer.DialContext(ctx, network, st.broker)
 		},
 	}}
-	quiet, err := invariants.AwaitQuiet(ctx, d, kc, 2*time.Second, 3*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.compose(t, "stop", "-t", "10", "gateway", "order", "inventory", "payment")
-	r, err := invariants.Verify(ctx, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range r.Violations {
-		t.Errorf("violation: %s", v)
-	}
-	if r.Tables["orders"] != len(truth.Answered) {
-		t.Errorf("the checker read %d orders, the gateway answered %d", r.Tables["orders"], len(truth.Answered))
-	}
-	t.Logf("quiet %v after the load; %d orders %v, cancelled %v; %d violations of I1–I5",
-		quiet.Round(time.Millisecond), r.Tables["orders"], r.Statuses, r.Cancelled, len(r.Violations))
+	invariantstest.Settle(t, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth, func() {
+		st.compose(t, "stop", "-t", "10", "gateway", "order", "inventory", "payment")
+	})
 }

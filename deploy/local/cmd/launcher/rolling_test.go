@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
+	"github.com/microshop/microshop/deploy/local/internal/invariants/invariantstest"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
 	"github.com/microshop/microshop/pkg/discovery/consultest"
 	"github.com/microshop/microshop/pkg/logtest"
@@ -278,23 +279,7 @@ func (st *stack) verify(t *testing.T, truth invariants.GroundTruth) *invariants.
 	}
 	defer closeDBs()
 	kc := &kafka.Client{Addr: kafka.TCP(st.broker), Timeout: 10 * time.Second}
-	quiet, err := invariants.AwaitQuiet(ctx, d, kc, 2*time.Second, 3*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := invariants.Verify(ctx, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range r.Violations {
-		t.Errorf("violation: %s", v)
-	}
-	if r.Tables["orders"] != len(truth.Answered) {
-		t.Errorf("the checker read %d orders, the gateway answered %d", r.Tables["orders"], len(truth.Answered))
-	}
-	t.Logf("quiet %v after the load; %d orders %v, cancelled %v; %d violations of I1–I5",
-		quiet.Round(time.Millisecond), r.Tables["orders"], r.Statuses, r.Cancelled, len(r.Violations))
-	return r
+	return invariantstest.Settle(t, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth, nil)
 }
 
 // waitPassing waits until Consul has n passing instances of service.
