@@ -34,6 +34,7 @@ COPY services/psp/go.mod services/psp/go.sum services/psp/
 COPY deploy/local/go.mod deploy/local/go.sum deploy/local/
 COPY observability/go.mod observability/go.sum observability/
 COPY observability/ebpf/go.mod observability/ebpf/go.sum observability/ebpf/
+COPY loadtest/go.mod loadtest/go.sum loadtest/
 RUN go mod download
 COPY . .
 ARG PROGRAM

@@ -20,6 +20,7 @@ require (
 	github.com/microshop/microshop/services/payment v0.0.0
 	github.com/microshop/microshop/services/psp v0.0.0
 	github.com/moby/buildkit v0.26.3
+	github.com/moby/patternmatcher v0.6.0
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.66.1
 	github.com/segmentio/kafka-go v0.4.51

@@ -10,6 +10,8 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 	"golang.org/x/mod/modfile"
 )
 
@@ -96,10 +98,23 @@ func TestDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And the build context must hold every module of the workspace:
+	// go.work names them all, and go refuses a workspace with one missing.
+	patterns, err := ignorefile.ReadAll(strings.NewReader(readFile(t, filepath.Join(root, ".dockerignore"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored, err := patternmatcher.New(patterns)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, use := range work.Use {
 		dir := strings.TrimPrefix(use.Path, "./")
 		if copy := fmt.Sprintf("COPY %[1]s/go.mod %[1]s/go.sum %[1]s/", dir); !strings.Contains(readFile(t, filepath.Join(root, "Dockerfile")), copy) {
 			t.Errorf("Dockerfile: no %q for the workspace's module %s", copy, dir)
+		}
+		if out, err := ignored.MatchesOrParentMatches(dir + "/go.mod"); err != nil || out {
+			t.Errorf(".dockerignore leaves the workspace's module %s out of the build context (%v)", dir, err)
 		}
 	}
 	want := runtime{user: "65532:65532", entrypoint: "/program", healthcheck: "CMD /program healthcheck"}
