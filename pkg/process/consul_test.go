@@ -174,8 +174,6 @@ func TestRegisteredInConsul(t *testing.T) {
 	}
 }
 
-// TestRegistersOnceConsulAnswers checks that a process started while its
-// Consul agent is down serves anyway and registers once the agent is back.
 // TestRegisteredUnderAdvertiseAddr checks that P_ADVERTISE_ADDR, not the
 // listen host, is the address registered, and that Consul's check of it
 // passes.
@@ -187,8 +185,9 @@ func TestRegisteredUnderAdvertiseAddr(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	_, port, _ := net.SplitHostPort(addr)
+	client := consul.Client()
 	poll.UntilNil(ctx, t, "hello passing in consul under localhost", func() error {
-		entries, err := passing(consul.Client())
+		entries, err := passing(client)
 		if err != nil {
 			return err
 		}
@@ -202,6 +201,8 @@ func TestRegisteredUnderAdvertiseAddr(t *testing.T) {
 	})
 }
 
+// TestRegistersOnceConsulAnswers checks that a process started while its
+// Consul agent is down serves anyway and registers once the agent is back.
 func TestRegistersOnceConsulAnswers(t *testing.T) {
 	consul := consultest.Start(t)
 	consul.Stop()

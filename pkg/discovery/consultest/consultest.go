@@ -55,6 +55,9 @@ type Consul struct {
 	cmd   *exec.Cmd
 	done  chan error // receives cmd.Wait's result
 	logs  *logWriter
+
+	clientOnce sync.Once
+	client     *api.Client
 }
 
 // ports are the agent's listening ports on 127.0.0.1.
@@ -96,14 +99,19 @@ func Start(t testing.TB) *Consul {
 // maxStartAttempts bounds Start's tries on other ports.
 const maxStartAttempts = 3
 
-// Client returns an API client of the agent.
+// Client returns the API client of the agent, one per agent: every client
+// has its own connection pool, so a test that made one per poll would pile
+// up idle connections until the agent refuses more from 127.0.0.1 (its
+// http_max_conns_per_client, 200: "429 Your IP is issuing too many
+// concurrent connections", seen in CI).
 func (c *Consul) Client() *api.Client {
 	c.t.Helper()
-	client, err := api.NewClient(c.Config())
+	var err error
+	c.clientOnce.Do(func() { c.client, err = api.NewClient(c.Config()) })
 	if err != nil {
 		c.t.Fatalf("consul client: %v", err)
 	}
-	return client
+	return c.client
 }
 
 // Config returns the client configuration of the agent: its address and
