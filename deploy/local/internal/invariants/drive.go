@@ -16,14 +16,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/microshop/microshop/services/psp/simulator"
 )
 
-// Test cards of the PSP simulator.
+// Test cards of the PSP simulator, named for the mix.
 const (
-	cardSucceeds     = "4242424242424242"
-	cardDeclined     = "4000000000000002"
-	cardInsufficient = "4000000000009995"
-	cardHangs        = "4000000000000259"
+	cardSucceeds     = simulator.CardSucceeds
+	cardDeclined     = simulator.CardDeclined
+	cardInsufficient = simulator.CardInsufficientFunds
+	cardHangs        = simulator.CardHangs
 )
 
 // lowStock is the most a product may have to count as low-stock: orders
