@@ -3,9 +3,9 @@
 // own on free loopback ports, waits until it has elected itself leader, and
 // stops it when the test ends.
 //
-// The agent is started the way DESIGN.md runs Consul natively: -dev (one
-// in-memory server, nothing written to disk), bound to 127.0.0.1 only, with
-// the UI, the update check, DNS and gRPC off. Each test gets its own agent,
+// The agent is started the way the launcher starts it (package devagent):
+// -dev (one in-memory server, nothing written to disk), bound to 127.0.0.1
+// only, with the UI, the update check, DNS and gRPC off. Each test gets its own agent,
 // so tests may run in parallel; an agent takes about a second to elect
 // itself.
 //
@@ -30,6 +30,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/microshop/microshop/pkg/discovery/devagent"
 	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
 )
@@ -50,7 +51,7 @@ type Consul struct {
 
 	t     testing.TB
 	bin   string
-	ports ports
+	ports devagent.Ports
 	node  string
 	cmd   *exec.Cmd
 	done  chan error // receives cmd.Wait's result
@@ -59,9 +60,6 @@ type Consul struct {
 	clientOnce sync.Once
 	client     *api.Client
 }
-
-// ports are the agent's listening ports on 127.0.0.1.
-type ports struct{ http, server, serfLAN, serfWAN int }
 
 // Start runs a Consul agent for the test, waits until it is the leader of its
 // one-node cluster, and stops it in t.Cleanup. Without the binary it skips
@@ -82,8 +80,8 @@ func Start(t testing.TB) *Consul {
 	// once. That is retried on other ports; any other failure is not.
 	for attempt := 1; ; attempt++ {
 		c.ports = freePorts(t)
-		c.Addr = "127.0.0.1:" + strconv.Itoa(c.ports.http)
-		c.node = fmt.Sprintf("test-%d", c.ports.http)
+		c.Addr = "127.0.0.1:" + strconv.Itoa(c.ports.HTTP)
+		c.node = fmt.Sprintf("test-%d", c.ports.HTTP)
 		err := c.start()
 		if err == nil {
 			return c
@@ -154,19 +152,7 @@ func (c *Consul) Restart() {
 // error if the agent exited meanwhile.
 func (c *Consul) start() error {
 	c.t.Helper()
-	port := strconv.Itoa
-	cmd := exec.Command(c.bin, "agent", "-dev",
-		"-bind", "127.0.0.1", "-client", "127.0.0.1",
-		"-node", c.node,
-		"-http-port", port(c.ports.http),
-		"-server-port", port(c.ports.server),
-		"-serf-lan-port", port(c.ports.serfLAN),
-		"-serf-wan-port", port(c.ports.serfWAN),
-		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-		"-log-level", "warn",
-		"-hcl", "ui_config { enabled = false }",
-		"-hcl", "disable_update_check = true",
-	)
+	cmd := exec.Command(c.bin, devagent.Args(c.node, c.ports)...)
 	cmd.Stdout, cmd.Stderr = c.logs, c.logs
 	if err := cmd.Start(); err != nil {
 		c.t.Fatalf("start consul: %v", err)
@@ -215,7 +201,7 @@ func (c *Consul) start() error {
 }
 
 // freePorts returns four ports of 127.0.0.1 that were free a moment ago.
-func freePorts(t testing.TB) ports {
+func freePorts(t testing.TB) devagent.Ports {
 	t.Helper()
 	var p [4]int
 	var listeners []net.Listener
@@ -230,7 +216,7 @@ func freePorts(t testing.TB) ports {
 	for _, l := range listeners {
 		l.Close()
 	}
-	return ports{http: p[0], server: p[1], serfLAN: p[2], serfWAN: p[3]}
+	return devagent.Ports{HTTP: p[0], Server: p[1], SerfLAN: p[2], SerfWAN: p[3]}
 }
 
 // logWriter keeps the agent's output, to show it if the test failed.

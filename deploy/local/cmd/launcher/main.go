@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
+	"github.com/microshop/microshop/pkg/discovery/devagent"
 	"github.com/microshop/microshop/pkg/pgcluster"
 )
 
@@ -259,25 +260,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 }
 
 // consul returns the Consul agent of the full mode, as DESIGN.md runs it
-// natively: one dev-mode server keeping everything in memory, every port
-// on 127.0.0.1 (HTTP on port, server and gossip on the next three; DNS and
-// gRPC off), no UI, no update check. On SIGTERM it leaves its one-node
-// cluster and exits 0 (without leave_on_terminate a server exits 1), with
-// no drain wait: nobody is left to hand over to. It is ready once it
-// answers; the services retry their registration until it has a leader.
+// natively (package devagent: dev mode, loopback only, HTTP API on port and
+// server and gossip on the next three). It is ready once it answers; the
+// services retry their registration until it has a leader.
 func consul(bin string, port int) *supervise.Process {
-	p := strconv.Itoa
 	return &supervise.Process{
-		Name: "consul",
-		Path: bin,
-		Args: []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-			"-node", "microshop",
-			"-http-port", p(port), "-server-port", p(port + 1), "-serf-lan-port", p(port + 2), "-serf-wan-port", p(port + 3),
-			"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
-			"-log-level", "warn",
-			"-hcl", "ui_config { enabled = false }", "-hcl", "disable_update_check = true",
-			"-hcl", "leave_on_terminate = true", "-hcl", `performance { leave_drain_time = "0s" }`},
-		URL:       "http://127.0.0.1:" + p(port),
+		Name:      "consul",
+		Path:      bin,
+		Args:      devagent.Args("microshop", devagent.Consecutive(port)),
+		URL:       "http://127.0.0.1:" + strconv.Itoa(port),
 		ReadyPath: "/v1/status/leader",
 	}
 }
