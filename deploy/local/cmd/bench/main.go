@@ -113,6 +113,7 @@ type options struct {
 	pause          time.Duration // -overload: the longest wait for the stack to settle after a level
 	requestTimeout time.Duration // -overload: a request unanswered this long is an error
 	retryStorm     bool          // -overload: also the retry storms at 3 C
+	mix            string        // -overload: the traffic, a key of mixes
 	stackCPUs      string        // taskset's CPU list for the stack; "" does not pin it
 	svg            string        // -overload: where to draw the figure; "" draws none
 }
@@ -147,6 +148,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.pause, "settle", time.Minute, "-overload: after each level, wait at most this long for the stack to work off its queues (its CPU use under 0.2 cores)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "-overload: a request unanswered this long counts as an error")
 	fs.BoolVar(&o.retryStorm, "retry-storm", true, "-overload: also offer 3 C with clients retrying rejections after Retry-After and at once, without a limiter and with the chosen one")
+	fs.StringVar(&o.mix, "mix", "shop", "-overload: the traffic: shop (browsing, logins, checkouts and their polling) or browse (reads only, no saga behind any answer)")
 	fs.StringVar(&o.stackCPUs, "stack-cpus", "", "taskset CPU list the launcher and the stack run on (e.g. 1); empty: not pinned")
 	fs.StringVar(&o.svg, "svg", "", "-overload: write the figure (goodput and admitted p99 against offered load) to this SVG file")
 	if err := fs.Parse(args); err != nil {
@@ -188,6 +190,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-products: %d is not from 1 to 100", o.products)
 	case o.maxInFlight < 1 || o.maxInFlight > 100_000:
 		return o, fmt.Errorf("-max-in-flight: %d is not from 1 to 100000", o.maxInFlight)
+	case mixes[o.mix] == nil:
+		return o, fmt.Errorf("-mix: %q is not shop or browse", o.mix)
 	case o.top < 0 || o.top > 1000:
 		return o, fmt.Errorf("-top: %d is not from 0 to 1000", o.top)
 	}

@@ -71,6 +71,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"broker port out of range", []string{"-broker-port", "70000"}, "-broker-port"},
 		{"no products", []string{"-products", "0"}, "-products"},
 		{"no POSTs in flight", []string{"-max-in-flight", "0"}, "-max-in-flight"},
+		{"unknown mix", []string{"-overload", "-mix", "checkout"}, "-mix"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {

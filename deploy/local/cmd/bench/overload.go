@@ -29,18 +29,31 @@ import (
 // limited.)
 var overloadServices = []string{"GATEWAY", "ORDER", "INVENTORY", "PAYMENT"}
 
-// mix is the traffic of the open loop, in per mille of arrivals: mostly
-// browsing, some checkouts and the polling of their orders, a few logins
-// (bcrypt, the most expensive request the gateway serves).
-var mix = []struct {
+// share is one kind of request of a mix and its part of the arrivals, in
+// per mille.
+type share struct {
 	kind     string
 	perMille int
-}{
-	{"list products", 555},
-	{"product page", 200},
-	{"login", 5},
-	{"place order", 120},
-	{"poll order", 120},
+}
+
+// mixes are the traffic of the open loop (-mix). shop, the default: mostly
+// browsing, some checkouts and the polling of their orders, a few logins
+// (bcrypt, the most expensive request the gateway serves). browse: only
+// the two reads, in the same proportion, so that no request leaves work
+// behind it once answered — a checkout's saga goes on in order, inventory
+// and payment after its 202, where no HTTP limiter sees it.
+var mixes = map[string][]share{
+	"shop": {
+		{"list products", 555},
+		{"product page", 200},
+		{"login", 5},
+		{"place order", 120},
+		{"poll order", 120},
+	},
+	"browse": {
+		{"list products", 735},
+		{"product page", 265},
+	},
 }
 
 // overloadLevel is the outcome of one offered rate.
@@ -98,7 +111,7 @@ const maxRetries = 3
 // runOverload measures capacity without a limiter, then each algorithm at
 // each multiple of it, then the retry storms, and prints the table.
 func runOverload(ctx context.Context, o options, stdout io.Writer) error {
-	fmt.Fprintf(stdout, "overload: stack on CPUs %q, generator on the CPUs bench runs on; SLO %s; mix %v\n", o.stackCPUs, o.slo, mix)
+	fmt.Fprintf(stdout, "overload: stack on CPUs %q, generator on the CPUs bench runs on; SLO %s; mix %s %v\n", o.stackCPUs, o.slo, o.mix, mixes[o.mix])
 	none := "none"
 	st, err := startStack(ctx, o, none)
 	if err != nil {
@@ -330,7 +343,7 @@ func startStackOnce(ctx context.Context, o options, alg string) (*stack, error) 
 	if err := l.waitReady(ctx, 3*time.Minute); err != nil {
 		return nil, errors.Join(fmt.Errorf("%w (see %s)", err, logPath), st.stop())
 	}
-	if st.shop, err = newTargets(ctx, st.gateway, o.products); err != nil {
+	if st.shop, err = newTargets(ctx, st.gateway, o.products, mixes[o.mix]); err != nil {
 		return nil, errors.Join(err, st.stop())
 	}
 	return st, nil
@@ -534,6 +547,7 @@ func kindOf(method, url string, code int, err string) string {
 // calls next from its workers.
 type targets struct {
 	base    string
+	mix     []share
 	client  *http.Client
 	tokens  []string // the demo customers', alice's first
 	skus    []string
@@ -548,9 +562,9 @@ type targets struct {
 // maxOrders is how many recent order ids are polled.
 const maxOrders = 1000
 
-func newTargets(ctx context.Context, gateway string, products int) (*targets, error) {
+func newTargets(ctx context.Context, gateway string, products int, mix []share) (*targets, error) {
 	s := newShop(gateway, 100)
-	t := &targets{base: gateway, client: s.client}
+	t := &targets{base: gateway, client: s.client, mix: mix}
 	for _, u := range []string{"alice", "bob"} {
 		tok, err := s.login(ctx, u, u+"-demo")
 		if err != nil {
@@ -578,8 +592,8 @@ func (t *targets) next(tgt *vegeta.Target) error {
 	id := "ovl-" + strconv.FormatUint(t.seq.Add(1), 36)
 	*tgt = vegeta.Target{Header: http.Header{"X-Request-Id": {id}}}
 	n := rand.IntN(1000)
-	kind := mix[len(mix)-1].kind
-	for _, m := range mix {
+	kind := t.mix[len(t.mix)-1].kind
+	for _, m := range t.mix {
 		if n < m.perMille {
 			kind = m.kind
 			break
