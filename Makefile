@@ -39,8 +39,8 @@ run: build ## run the shop natively: Kafka-protocol broker + services, SQLite fi
 run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Consul, Jaeger and Prometheus
 	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe
 
-chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
-	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)
+chaos: build $(TOOLS)/consul ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
+	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN) -consul $(TOOLS)/consul
 
 # bench-checkout's open-loop rates are about half the saturation throughput
 # measured on the project's 2-core machine (docs/benchmarks.md).

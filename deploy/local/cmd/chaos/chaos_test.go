@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // programs are the packages the chaos run starts.
@@ -30,6 +32,7 @@ func TestChaosCISized(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos: builds and runs the whole stack under faults; run without -short")
 	}
+	consul := servicetest.Tool(t, "consul", "CONSUL_BIN", "make .run/tools/consul")
 	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
 	bin := filepath.Join(dir, "bin")
 	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
@@ -41,7 +44,7 @@ func TestChaosCISized(t *testing.T) {
 	// A crash probability ten times make chaos's: at 0.002 a run of 500
 	// checkouts had a single crash after handle, and the run fails without one.
 	err := run(t.Context(), []string{"-orders", "500", "-kills", "20", "-concurrency", "16", "-seed", "7",
-		"-crash-probability", "0.02", "-dir", filepath.Join(dir, "run"), "-bin", bin}, &out)
+		"-crash-probability", "0.02", "-dir", filepath.Join(dir, "run"), "-bin", bin, "-consul", consul}, &out)
 	summary := out.String()
 	t.Logf("chaos output:\n%s", summary)
 	if err != nil {

@@ -9,7 +9,8 @@
 // Usage (make chaos builds the programs and runs it at full size):
 //
 //	chaos [-orders 500] [-kills 20] [-kill-interval 1s] [-concurrency 16] [-seed 0]
-//	      [-dir .run/chaos] [-bin .run/bin] [-quiet-timeout 3m] [-crash-probability 0.002]
+//	      [-dir .run/chaos] [-bin .run/bin] [-consul .run/tools/consul]
+//	      [-quiet-timeout 3m] [-crash-probability 0.002]
 //
 // A run lasts about kills × kill-interval plus start-up and the settling
 // (a minute at least): about two minutes CI-sized (500 orders, 20 kills),
@@ -24,6 +25,7 @@
 //	-dir DIR              run directory: the PostgreSQL cluster, the broker's data and
 //	                      chaos.log, every process's output (default .run/chaos; emptied first)
 //	-bin DIR              the built programs (default .run/bin)
+//	-consul PATH          the Consul agent (default .run/tools/consul; make slow-tools builds it)
 //	-quiet-timeout D      how long the stack may take to settle once faults stop, the
 //	                      settle window included (default 3m); longer fails the run
 //	-crash-probability P  probability that a consumer exits after handling a message and
@@ -34,10 +36,13 @@
 //	-ready-timeout D      how long a process may take to become ready (default 1m)
 //
 // The stack: PostgreSQL (pkg/pgcluster; the two replicas of a service share
-// its database), the Kafka-protocol broker, the PSP simulator and the
-// gateway run once and are never killed (the broker loses auto-created
-// topics on a crash; the PSP is the third party whose records are the ground
-// truth of I3 and I4). The replicas get short saga and PSP timeouts so that
+// its database), a Consul agent (package devagent, as make run-full runs
+// it: every service registers there and the gateway finds the healthy
+// replicas of order and inventory through it, retrying a checkout on the
+// other replica when the one it picked was just killed), the Kafka-protocol
+// broker, the PSP simulator and the gateway run once and are never killed
+// (the broker loses auto-created topics on a crash; the PSP is the third
+// party whose records are the ground truth of I3 and I4). The replicas get short saga and PSP timeouts so that
 // timeouts and compensations happen within the run. Processes are started,
 // probed and stopped by package supervise, as the launcher does.
 //
@@ -103,6 +108,7 @@ type options struct {
 	seed             uint64
 	dir              string
 	bin              string
+	consul           string
 	quietTimeout     time.Duration
 	readyTimeout     time.Duration
 	crashProbability float64
@@ -119,6 +125,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed of the order mix and the kills; 0 picks one")
 	fs.StringVar(&o.dir, "dir", ".run/chaos", "run directory (emptied first): PostgreSQL cluster, broker data, chaos.log")
 	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the built binaries")
+	fs.StringVar(&o.consul, "consul", ".run/tools/consul", "the Consul binary (make slow-tools builds it)")
 	fs.DurationVar(&o.quietTimeout, "quiet-timeout", 3*time.Minute, "how long the stack may take to settle once faults stop; longer fails the run")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long a process may take to become ready")
 	fs.Float64Var(&o.crashProbability, "crash-probability", 0.002, "probability that a consumer exits after handling a message, before committing it")
@@ -137,6 +144,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, errors.New("-concurrency: must be at least 1")
 	case o.readyTimeout <= 0 || o.killInterval <= 0:
 		return o, errors.New("-ready-timeout, -kill-interval: must be positive")
+	case o.consul == "":
+		return o, errors.New("-consul: the Consul binary is required (make slow-tools builds it)")
 	case o.quietTimeout < settleWindow:
 		return o, fmt.Errorf("-quiet-timeout: must be at least the settle window, %s", settleWindow)
 	case !(o.crashProbability >= 0 && o.crashProbability <= 1):

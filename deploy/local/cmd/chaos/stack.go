@@ -12,8 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
+	"github.com/microshop/microshop/pkg/discovery/devagent"
 )
 
 // Timeouts of the run, short so that steps time out and compensations run
@@ -72,12 +75,13 @@ type replica struct {
 // stack is the running processes of a chaos run.
 type stack struct {
 	out                *supervise.Output
-	fixed              []*supervise.Process // broker, psp: never killed
+	fixed              []*supervise.Process // consul, broker, psp: never killed
 	replicas           []*replica
 	gateway            *supervise.Process
 	all                []*supervise.Process // in start order
 	gatewayURL, pspURL string
 	brokerAddr         string
+	consulAddr         string // the agent's HTTP API, host:port
 
 	restarts atomic.Int64
 	watchers sync.WaitGroup
@@ -108,18 +112,23 @@ func freePorts(n int) ([]int, error) {
 
 // newStack describes the processes; databases maps a service to its URL.
 func newStack(o options, out *supervise.Output, databases map[string]string) (*stack, error) {
-	ports, err := freePorts(3 + 3*replicasPerSide)
+	ports, err := freePorts(3 + 3*replicasPerSide + 4)
 	if err != nil {
 		return nil, err
 	}
+	agent := devagent.Ports{HTTP: ports[0], Server: ports[1], SerfLAN: ports[2], SerfWAN: ports[3]}
+	ports = ports[4:]
 	next := func() string {
 		p := ports[0]
 		ports = ports[1:]
 		return "127.0.0.1:" + strconv.Itoa(p)
 	}
 	broker, psp := next(), next()
-	s := &stack{out: out, pspURL: "http://" + psp, brokerAddr: broker}
+	consulAddr := "127.0.0.1:" + strconv.Itoa(agent.HTTP)
+	s := &stack{out: out, pspURL: "http://" + psp, brokerAddr: broker, consulAddr: consulAddr}
 	s.fixed = []*supervise.Process{
+		{Name: "consul", Path: o.consul, Args: devagent.Args("chaos", agent),
+			URL: "http://" + consulAddr, ReadyPath: "/v1/status/leader"},
 		{Name: "broker", Path: filepath.Join(o.bin, "broker"),
 			Args: []string{"-addr", broker, "-data-dir", filepath.Join(o.dir, "kafka")}, URL: "kafka://" + broker},
 		{Name: "psp", Path: filepath.Join(o.bin, "psp"), URL: s.pspURL,
@@ -127,7 +136,6 @@ func newStack(o options, out *supervise.Output, databases map[string]string) (*s
 	}
 	s.all = append(s.all, s.fixed...)
 	crash := strconv.FormatFloat(o.crashProbability, 'f', -1, 64)
-	firstURL := map[string]string{}
 	for _, svc := range []struct {
 		name, prefix string
 		env          []string
@@ -148,11 +156,9 @@ func newStack(o options, out *supervise.Output, databases map[string]string) (*s
 				svc.prefix + "_KAFKA_BROKERS=" + broker,
 				svc.prefix + "_CHAOS_CRASH_AFTER_HANDLE=" + crash,
 				svc.prefix + "_SHUTDOWN_TIMEOUT=5s",
+				"CONSUL_HTTP_ADDR=" + consulAddr,
 			}, svc.env...)
 			p := &supervise.Process{Name: fmt.Sprintf("%s-%d", svc.name, i), Path: filepath.Join(o.bin, svc.name), Env: env, URL: "http://" + addr}
-			if i == 1 {
-				firstURL[svc.name] = p.URL
-			}
 			s.replicas = append(s.replicas, &replica{p: p})
 			s.all = append(s.all, p)
 		}
@@ -160,8 +166,8 @@ func newStack(o options, out *supervise.Output, databases map[string]string) (*s
 	gw := next()
 	s.gatewayURL = "http://" + gw
 	s.gateway = &supervise.Process{Name: "gateway", Path: filepath.Join(o.bin, "gateway"), URL: s.gatewayURL,
-		Env: []string{"GATEWAY_HTTP_ADDR=" + gw, "GATEWAY_ORDER_URL=" + firstURL["order"],
-			"GATEWAY_INVENTORY_URL=" + firstURL["inventory"], "GATEWAY_PSP_URL=" + s.pspURL, "GATEWAY_TOKEN_TTL=24h"}}
+		Env: []string{"GATEWAY_HTTP_ADDR=" + gw, "CONSUL_HTTP_ADDR=" + consulAddr,
+			"GATEWAY_PSP_URL=" + s.pspURL, "GATEWAY_TOKEN_TTL=24h"}}
 	s.all = append(s.all, s.gateway)
 	return s, nil
 }
@@ -181,6 +187,36 @@ func (s *stack) start(ctx context.Context, readyTimeout time.Duration) error {
 		r.up.Store(true)
 		s.watchers.Go(func() { s.watch(ctx, r, readyTimeout) })
 	}
+	return s.waitRegistered(ctx, readyTimeout)
+}
+
+// waitRegistered waits until Consul holds every replica as a passing
+// instance of its service: the gateway finds order and inventory only
+// there, so a run whose services did not register would test nothing.
+func (s *stack) waitRegistered(ctx context.Context, timeout time.Duration) error {
+	client, err := api.NewClient(&api.Config{Address: s.consulAddr, Scheme: "http"})
+	if err != nil {
+		return err
+	}
+	want := map[string]int{}
+	for _, r := range s.replicas {
+		want[strings.Split(r.p.Name, "-")[0]]++
+	}
+	var missing string
+	err = invariants.Poll(ctx, timeout, func() bool {
+		for service, n := range want {
+			entries, _, err := client.Health().Service(service, "", true, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil || len(entries) != n {
+				missing = fmt.Sprintf("%s: %d passing instances in Consul, want %d (err %v)", service, len(entries), n, err)
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", missing, err)
+	}
+	s.out.Printf("chaos", "Consul holds every replica as passing: %v", want)
 	return nil
 }
 
