@@ -147,11 +147,13 @@ func startLabStack(t *testing.T) *labStack {
 	t.Helper()
 	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
 	bin := filepath.Join(dir, "bin")
+	begun := time.Now()
 	build := exec.Command("go", append([]string{"build", "-o", bin + "/"},
 		append(programs, "github.com/microshop/microshop/deploy/local/cmd/lab")...)...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	built := time.Now()
 	jaegerBin, prometheusBin := observabilityTools(t)
 	consulBin := servicetest.Tool(t, "consul", "CONSUL_BIN", "make .run/tools/consul")
 	root, err := servicetest.RepoRoot()
@@ -172,6 +174,7 @@ func startLabStack(t *testing.T) *labStack {
 		"-observability", filepath.Join(root, "observability"),
 		"-probe", filepath.Join(bin, "probe"), "-probe-port", p(probePort))
 	l.waitForLine(t, "all processes ready", 3*time.Minute)
+	t.Logf("programs built in %v, the stack ready %v later", built.Sub(begun).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("launcher output:\n%s", l.output())
@@ -338,7 +341,7 @@ func actBreaker(t *testing.T, st *labStack) {
 	c := labLogin(t, st)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		wait, cancel := context.WithTimeout(ctx, time.Minute)
+		wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		poll.Until(wait, t, what, cond)
 	}
@@ -422,7 +425,8 @@ func actKillOrder(t *testing.T, st *labStack) {
 	defer func() { stop(); wg.Wait() }()
 	wait, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	poll.Until(wait, t, "20 checkouts placed", func() bool { return placed.Load() >= 20 })
+	// The README: kill it two or three seconds into the loop.
+	poll.Until(wait, t, "40 checkouts placed", func() bool { return placed.Load() >= 40 })
 	pid := st.l.startedPIDs()["order"]
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 order (pid %d): %v", pid, err)
