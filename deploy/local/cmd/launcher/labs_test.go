@@ -425,8 +425,8 @@ func actKillOrder(t *testing.T, st *labStack) {
 	defer func() { stop(); wg.Wait() }()
 	wait, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	// The README: kill it two or three seconds into the loop.
-	poll.Until(wait, t, "40 checkouts placed", func() bool { return placed.Load() >= 40 })
+	// The README: kill it about three seconds into the loop.
+	poll.Until(wait, t, "60 checkouts placed", func() bool { return placed.Load() >= 60 })
 	pid := st.l.startedPIDs()["order"]
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 order (pid %d): %v", pid, err)
