@@ -44,6 +44,14 @@ type labScript struct {
 func labScripts() []labScript {
 	return []labScript{
 		{number: 1, act: actTrace, within: time.Minute},
+		// Labs 6 and 8 early: lab 6's evidence is the learner's health
+		// checks, lab 8's a burn-rate alert that fired and cleared, which
+		// lab 2's failing payment provider would fire too; and lab 8's
+		// one-hour window must not hold many good checkouts yet.
+		{number: 6, act: actEBPF, within: 30 * time.Second},
+		{number: 8, act: actBurnRate, within: time.Minute},
+		// Lab 3 last: its overloads place thousands of checkouts.
+		{number: 3, act: actOverload, within: time.Minute},
 	}
 }
 

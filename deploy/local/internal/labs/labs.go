@@ -76,6 +76,10 @@ type Lab struct {
 func All() []Lab {
 	return []Lab{
 		{Number: 1, Dir: "01-one-trace", Title: "One checkout, one trace", Check: checkTrace},
+		{Number: 3, Dir: "03-overload", Title: "Overload, with and without a limiter", Check: checkOverload},
+		{Number: 6, Dir: "06-ebpf", Title: "The eBPF probe's view and the SDK's", Check: checkEBPF},
+		{Number: 8, Dir: "08-burn-rate", Title: "An SLO burn-rate alert fires and clears", Check: checkBurnRate},
+		{Number: 9, Dir: "09-partition", Title: "A service cut off the broker, and the saga settling", Check: checkPartition},
 	}
 }
 
