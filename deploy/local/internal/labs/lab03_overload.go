@@ -164,7 +164,7 @@ func missingOff(busy []overloadPoint) string {
 		if len(refused) > 0 {
 			return fmt.Sprintf("the gateway's adaptive limiter was off at %s, but limiters still refused requests: turn it off in every service (gateway, order, inventory, payment), not only the gateway", clock(refused[0].at))
 		}
-		return fmt.Sprintf("no overload with the limiter off in the last %v: put {\"adaptive\": \"none\"} at microshop/<service>/limit in Consul for gateway, order, inventory and payment, then run make load SCENARIO=overload", lookback)
+		return fmt.Sprintf("no overload with the limiter off in the last %s: put {\"adaptive\": \"none\"} at microshop/<service>/limit in Consul for gateway, order, inventory and payment, then run make load SCENARIO=overload", inWords(lookback))
 	}
 	worst := slices.MaxFunc(unlimited, func(a, b overloadPoint) int {
 		switch {

@@ -49,8 +49,8 @@ func checkBurnRate(ctx context.Context, s Stack) (Verdict, error) {
 	}
 	switch {
 	case len(firing) == 0 && len(now) == 0:
-		v.Missing = append(v.Missing, fmt.Sprintf("%s has not fired in the last %v. %s; it fires when both are above %.0f %%: place checkouts with the declined card (4000000000000002) until it fires",
-			burnAlert, lookback, ratios, 100*burnThreshold))
+		v.Missing = append(v.Missing, fmt.Sprintf("%s has not fired in the last %s: %s; it fires when both are above %.0f %%: place checkouts with the declined card (4000000000000002) until it fires",
+			burnAlert, inWords(lookback), ratios, 100*burnThreshold))
 	case len(now) > 0:
 		since := "now"
 		if len(firing) > 0 {

@@ -52,8 +52,8 @@ func checkPartition(ctx context.Context, s Stack) (Verdict, error) {
 		}
 	}
 	if len(cut) == 0 {
-		v.Missing = append(v.Missing, fmt.Sprintf("no service has been cut off the broker in the last %v (no outbox held a message %v while its publishes failed): disconnect order's containers from the kafka network while checkouts are placed, for 30 s or more",
-			lookback, partitionMinAge))
+		v.Missing = append(v.Missing, fmt.Sprintf("no service has been cut off the broker in the last %s (no outbox held a message %s while its publishes failed): disconnect order's containers from the kafka network while checkouts are placed, for 30 s or more",
+			inWords(lookback), inWords(partitionMinAge)))
 		return v, nil
 	}
 	var last time.Time

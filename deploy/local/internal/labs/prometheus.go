@@ -227,5 +227,13 @@ func unix(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMilli())/1000, 'f', 3, 64)
 }
 
+// inWords says a duration of a verdict: "3 hours", "10 s".
+func inWords(d time.Duration) string {
+	if d >= time.Hour && d%time.Hour == 0 {
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return fmt.Sprintf("%.0f s", d.Seconds())
+}
+
 // clock formats a time of a verdict.
 func clock(t time.Time) string { return t.UTC().Format("15:04:05 UTC") }
