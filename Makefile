@@ -16,7 +16,7 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos ./deploy/local/cmd/lab \
             ./observability/ebpf/cmd/probe
 
-.PHONY: help build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
+.PHONY: lab-redeliver help build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -53,6 +53,10 @@ LAB_FLAGS ?=
 lab-%-check: ## workshop: check lab N against the running make run-full stack (labs/README.md), e.g. make lab-1-check
 	@$(GO) build -o $(BIN)/ ./deploy/local/cmd/lab
 	@$(BIN)/lab $(LAB_FLAGS) check $*
+
+lab-redeliver: ## workshop lab 5: deliver the saga commands of order ORDER again, as a crashed consumer's broker would (make lab-redeliver ORDER=<order id>)
+	@$(GO) build -o $(BIN)/ ./deploy/local/cmd/lab
+	$(BIN)/lab $(LAB_FLAGS) redeliver $(ORDER)
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)

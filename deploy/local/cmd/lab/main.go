@@ -6,6 +6,7 @@
 // 1 otherwise (also when the stack cannot be read).
 //
 //	lab [flags] check N           make lab-N-check
+//	lab [flags] redeliver ORDER   make lab-redeliver ORDER=…: lab 5's duplicate deliveries
 //
 // The flags default to make run-full's addresses; an empty one means the
 // part is not running.
@@ -52,8 +53,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return check(ctx, lab, s, stdout)
+	case len(rest) == 2 && rest[0] == "redeliver":
+		n, err := labs.Redeliver(ctx, s, rest[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "lab:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "delivered %d saga command(s) of order %s again; now look at what the participants did with them (labs/05-duplicates/README.md)\n", n, rest[1])
+		return 0
 	default:
-		fmt.Fprintln(stderr, "usage: lab [flags] check N")
+		fmt.Fprintln(stderr, "usage: lab [flags] check N | lab [flags] redeliver ORDER_ID")
 		return 2
 	}
 }

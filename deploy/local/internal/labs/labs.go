@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +75,12 @@ type Lab struct {
 func All() []Lab {
 	return []Lab{
 		{Number: 1, Dir: "01-one-trace", Title: "One checkout, one trace", Check: checkTrace},
+		{Number: 2, Dir: "02-breaker", Title: "The breaker opens, the saga compensates, the breaker closes", Check: checkBreaker},
 		{Number: 3, Dir: "03-overload", Title: "Overload, with and without a limiter", Check: checkOverload},
+		{Number: 4, Dir: "04-kill-order", Title: "Kill order in the middle of checkouts", Check: checkKillOrder},
+		{Number: 5, Dir: "05-duplicates", Title: "Duplicate deliveries meet the barrier", Check: checkDuplicates},
 		{Number: 6, Dir: "06-ebpf", Title: "The eBPF probe's view and the SDK's", Check: checkEBPF},
+		{Number: 7, Dir: "07-live-rules", Title: "A rule changed live", Check: checkLiveRules},
 		{Number: 8, Dir: "08-burn-rate", Title: "An SLO burn-rate alert fires and clears", Check: checkBurnRate},
 		{Number: 9, Dir: "09-partition", Title: "A service cut off the broker, and the saga settling", Check: checkPartition},
 	}
@@ -186,16 +189,7 @@ func (m metrics) sum(name string, labels ...string) float64 {
 // serviceURL asks Consul where a passing instance of service serves, as
 // the gateway finds order and inventory: "http://host:port".
 func serviceURL(ctx context.Context, consul, service string) (string, error) {
-	if consul == "" {
-		return "", fmt.Errorf("no Consul to find %s in: is make run-full running?", service)
-	}
-	u, err := url.Parse(consul)
-	if err != nil {
-		return "", err
-	}
-	// The default client's connections are reused: a check polled in a
-	// loop must not open a new pool each time (Consul refuses too many).
-	client, err := api.NewClient(&api.Config{Address: u.Host, Scheme: u.Scheme, HttpClient: http.DefaultClient})
+	client, err := consulClient(consul)
 	if err != nil {
 		return "", err
 	}
@@ -229,6 +223,11 @@ func Databases(hostPort string) map[string]string {
 	}
 	return urls
 }
+
+// defaultHTTPClient is the client of Consul's API: the default one, whose
+// connections are reused — a check polled in a loop must not open a new
+// pool each time (Consul refuses too many connections from one address).
+func defaultHTTPClient() *http.Client { return http.DefaultClient }
 
 // openDatabases opens the three services' databases of s.
 func openDatabases(ctx context.Context, s Stack) (invariants.Databases, func(), error) {
