@@ -278,13 +278,17 @@ func describeCounts(counts map[requestKey]int) string {
 	return fmt.Sprintf("%d requests (%s)", total, strings.Join(parts, ", "))
 }
 
+// scrapeTimeout bounds a read of /metrics: the probe's took 9 s on a
+// machine crowded with other stacks' processes.
+const scrapeTimeout = 30 * time.Second
+
 // scrapeMetrics reads the metrics a process serves at base/metrics.
 func scrapeMetrics(ctx context.Context, base string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: scrapeTimeout}).Do(req)
 	if err != nil {
 		return nil, err
 	}
