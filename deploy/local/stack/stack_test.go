@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,19 +311,37 @@ func (l stackLab) check(t *testing.T) labs.Verdict {
 }
 
 // waitPassed waits up to limit for the lab's check to pass: the stack
-// settling, and Prometheus scraping it.
+// settling, and Prometheus scraping it. If it does not, the last verdict
+// and what Prometheus holds of outboxes and sagas are logged.
 func (l stackLab) waitPassed(t *testing.T, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(t.Context(), limit)
-	defer cancel()
 	var v labs.Verdict
-	poll.UntilNil(ctx, t, fmt.Sprintf("lab %d's check to pass", l.Number), func() error {
-		var err error
-		if v, err = l.Check(ctx, l.stack); err == nil && len(v.Missing) > 0 {
-			err = fmt.Errorf("missing %q", v.Missing)
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		v, err = l.Check(ctx, l.stack)
+		cancel()
+		if err == nil && len(v.Missing) == 0 {
+			t.Logf("lab %d passed %v after its actions:\n%s", l.Number, time.Since(start).Round(time.Second), v)
+			return
 		}
-		return err
-	})
-	t.Logf("lab %d passed %v after its actions: %q", l.Number, time.Since(start).Round(time.Second), v.Seen)
+		if time.Since(start) > limit {
+			break
+		}
+		time.Sleep(5 * time.Second) // a scrape of Prometheus
+	}
+	for _, q := range []string{"max by (job) (max_over_time(outbox_oldest_pending_age_seconds[15m]))",
+		"sum by (job) (increase(outbox_publish_failures_total[15m]))", "max by (job) (outbox_pending_messages)",
+		"max by (job, status) (saga_instances)", "sum by (status) (increase(saga_finished_total[15m]))"} {
+		resp, qerr := http.Get(l.stack.Prometheus + "/api/v1/query?query=" + url.QueryEscape(q))
+		if qerr != nil {
+			t.Logf("%s: %v", q, qerr)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("%s: %s", q, body)
+	}
+	t.Fatalf("lab %d's check did not pass within %v of its actions: %v\n%s", l.Number, limit, err, v)
 }
