@@ -86,10 +86,21 @@ func TestLabs(t *testing.T) {
 		})
 	}
 	for _, lab := range labs.All() {
-		if !scripted[lab.Number] {
+		if !scripted[lab.Number] && provedElsewhere(lab.Number) == "" {
 			t.Errorf("lab %d (%s) has no script in labScripts: its check is never proved", lab.Number, lab.Title)
 		}
 	}
+}
+
+// provedElsewhere names the test that proves lab n's check in both
+// directions on the stack it needs, when that is not TestLabs; "" for the
+// labs of TestLabs.
+func provedElsewhere(n int) string {
+	switch n {
+	case 9:
+		return "TestComposeStack (deploy/local/stack, make compose-test): the compose stack, cut apart"
+	}
+	return ""
 }
 
 // provePass proves lab's check in both directions on st: it must fail
