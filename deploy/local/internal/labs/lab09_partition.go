@@ -83,8 +83,11 @@ func checkPartition(ctx context.Context, s Stack) (Verdict, error) {
 	if inFlight > 0 {
 		v.Missing = append(v.Missing, fmt.Sprintf("%.0f checkout sagas are still in flight: stop placing orders and wait for them to settle", inFlight))
 	}
-	since := max(time.Since(last), step)
-	finished, err := p.query(ctx, fmt.Sprintf(`sum by (status) (increase(saga_finished_total{definition="checkout"}[%ds]))`, int(since.Seconds())))
+	// From two scrapes before the last held one: the sagas the partition
+	// held finish within seconds of the heal, and an increase needs a
+	// sample from before them (none finished while they were held).
+	last = last.Add(-2 * step)
+	finished, err := p.query(ctx, fmt.Sprintf(`sum by (status) (increase(saga_finished_total{definition="checkout"}[%ds]))`, int(time.Since(last).Seconds())))
 	if err != nil {
 		return v, err
 	}
