@@ -21,7 +21,7 @@ import (
 // time out unanswered (seen at 600/s on a crowded 2-core machine: about 8
 // answers a second).
 const (
-	overloadWindow  = 30 * time.Second
+	overloadWindow  = 20 * time.Second
 	overloadMinRate = 5.0
 	overloadSlowP99 = 1.0 // seconds
 	// goodputWithin is the latency of the goodput: 2xx answers within
@@ -35,6 +35,7 @@ type overloadPoint struct {
 	at       time.Time
 	rate     float64 // requests per second, every answer
 	rejected float64 // requests every limiter refused, all services
+	shed     float64 // of them, those the adaptive limiters refused (503)
 	limitMax float64 // the gateway's adaptive limit, highest and lowest
 	limitMin float64 // over the window (0: adaptive limiting off)
 	hasLimit bool    // limiter_limit had samples
@@ -48,7 +49,8 @@ type overloadPoint struct {
 // period when the gateway was overloaded with adaptive limiting off (no
 // limiter of any service refused anything, the gateway's limiter_limit
 // 0, and the p99 of its answers at least overloadSlowP99), and a later
-// one as busy with it on (limiter_limit above 0 and requests refused)
+// one as busy with it on (limiter_limit above 0 and requests shed by the
+// adaptive limiters — not a token bucket's 429s, which lab 7 teaches)
 // whose 2xx answers had a lower p99 — like compared with like: the
 // limiter's rejections are fast, and counting them would flatter it.
 func checkOverload(ctx context.Context, s Stack) (Verdict, error) {
@@ -77,7 +79,7 @@ func judgeOverload(points []overloadPoint) Verdict {
 		switch {
 		case pt.limitMax == 0 && pt.rejected == 0 && pt.p99 >= overloadSlowP99:
 			off = append(off, pt)
-		case pt.limitMin > 0 && pt.rejected > 0:
+		case pt.limitMin > 0 && pt.shed > 0:
 			on = append(on, pt)
 		}
 	}
@@ -117,6 +119,7 @@ func overloadHistory(ctx context.Context, p *prometheus) ([]overloadPoint, error
 	queries := map[string]string{
 		"rate":      `sum(rate(http_server_request_duration_seconds_count{job="gateway"}` + w + `))`,
 		"rejected":  `sum(increase(limiter_rejected_total` + w + `))`,
+		"shed":      `sum(increase(limiter_rejected_total{reason="adaptive"}` + w + `))`,
 		"limitMax":  `max(max_over_time(limiter_limit{job="gateway"}` + w + `))`,
 		"limitMin":  `min(min_over_time(limiter_limit{job="gateway"}` + w + `))`,
 		"p99":       `histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{job="gateway"}` + w + `)))`,
@@ -135,7 +138,7 @@ func overloadHistory(ctx context.Context, p *prometheus) ([]overloadPoint, error
 	}
 	var points []overloadPoint
 	for at, rate := range values["rate"] {
-		pt := overloadPoint{at: at, rate: rate, rejected: values["rejected"][at]}
+		pt := overloadPoint{at: at, rate: rate, rejected: values["rejected"][at], shed: values["shed"][at]}
 		pt.limitMax, pt.hasLimit = values["limitMax"][at]
 		pt.limitMin = values["limitMin"][at]
 		pt.p99 = values["p99"][at]
@@ -189,10 +192,10 @@ func describePeriod(pts []overloadPoint) string {
 	var refused []string
 	total := 0.0
 	for _, pt := range pts {
-		total += pt.rejected
+		total += pt.shed
 	}
 	if total > 0 {
-		refused = append(refused, fmt.Sprintf(", limiters refusing about %.0f requests/s", median(pts, func(pt overloadPoint) float64 { return pt.rejected / overloadWindow.Seconds() })))
+		refused = append(refused, fmt.Sprintf(", the adaptive limiters shedding about %.1f requests/s", median(pts, func(pt overloadPoint) float64 { return pt.shed / overloadWindow.Seconds() })))
 	}
 	return fmt.Sprintf("from %s to %s, %.0f requests/s to the gateway%s; p99 of every answer %s, of its 2xx answers %s; goodput %.1f answers/s (2xx within %s s)",
 		clock(pts[0].at), clock(pts[len(pts)-1].at),

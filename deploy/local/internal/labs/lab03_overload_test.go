@@ -21,7 +21,11 @@ func TestJudgeOverload(t *testing.T) {
 	}
 	// on: as busy, the limiter refusing.
 	on := func(s int, p99Served float64) overloadPoint {
-		return overloadPoint{at: at(s), rate: 300, rejected: 3000, limitMax: 20, limitMin: 12, hasLimit: true, p99: 0.4, p99Served: p99Served, goodput: 40}
+		return overloadPoint{at: at(s), rate: 300, rejected: 3000, shed: 3000, limitMax: 20, limitMin: 12, hasLimit: true, p99: 0.4, p99Served: p99Served, goodput: 40}
+	}
+	// buckets: a token bucket's 429s with the adaptive limiter on (lab 7).
+	buckets := func(s int) overloadPoint {
+		return overloadPoint{at: at(s), rate: 19, rejected: 7, limitMax: 20, limitMin: 20, hasLimit: true, p99: 0.7, p99Served: 0.7}
 	}
 	tests := []struct {
 		name        string
@@ -37,6 +41,7 @@ func TestJudgeOverload(t *testing.T) {
 		{"only the gateway's limiter off: others refused",
 			[]overloadPoint{{at: at(0), rate: 300, rejected: 50, hasLimit: true, p99: 3, p99Served: 3}}, false, "turn it off in every service"},
 		{"off, not yet on", []overloadPoint{off(0, 6), off(5, 7)}, false, "no overload with the limiter on after"},
+		{"off, then only a token bucket's 429s", []overloadPoint{off(0, 6), buckets(5)}, false, "no overload with the limiter on after"},
 		{"on before off only", []overloadPoint{on(0, 0.5), off(5, 6)}, false, "no overload with the limiter on after"},
 		{"off then on, faster", []overloadPoint{idle(0), off(5, 6), off(10, 8), idle(15), on(20, 0.9), on(25, 1.1)}, true, ""},
 		{"off with no 2xx at all, then on", []overloadPoint{off(0, math.Inf(1)), on(5, 2)}, true, ""},
