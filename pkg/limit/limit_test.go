@@ -285,6 +285,39 @@ func TestSetRulesLive(t *testing.T) {
 	checkRejected(t, s.get("/normal", "alice"), http.StatusTooManyRequests) // the last good rules stay
 }
 
+// TestLimitGaugeFollowsTheAlgorithm: limiter_limit is the limit of the
+// algorithm in force from the moment its rules are, and 0 once adaptive
+// limiting is turned off live — not the last limit of the one it
+// replaced (labs/03-overload tells an overload without a limiter by it).
+func TestLimitGaugeFollowsTheAlgorithm(t *testing.T) {
+	l, err := New(Config{Metrics: prometheus.NewRegistry()}, Rules{Adaptive: Vegas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := newServer(l)
+	tests := []struct {
+		name  string
+		rules Rules
+		want  float64
+	}{
+		{"vegas", Rules{Adaptive: Vegas}, 20}, // Vegas starts at 20
+		{"turned off", Rules{Adaptive: None}, 0},
+		{"the default again", Rules{}, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := l.SetRules(tt.rules); err != nil {
+				t.Fatal(err)
+			}
+			s.get("/normal", "") // a request through the rules in force
+			if got := testutil.ToFloat64(l.metrics.limit); got != tt.want {
+				t.Errorf("limiter_limit = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestAlgorithms is the contract every candidate keeps: it admits a
 // first request; and the ones that start with a limit of their own
 // (initialLimit, whatever the CPU) refuse the request past it, and give a

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/invariants/invariantstest"
+	"github.com/microshop/microshop/deploy/local/internal/labs"
 	"github.com/microshop/microshop/pkg/poll"
 )
 
@@ -94,6 +98,12 @@ func TestComposeStack(t *testing.T) {
 
 	drive("checkouts", load(2), func() {})
 
+	// Lab 9 (labs/09-partition) is this partition: its check must fail
+	// before it and pass once it has healed and the saga settled.
+	partitionLab := st.lab(t, 9)
+	if v := partitionLab.check(t); len(v.Missing) == 0 {
+		t.Errorf("lab 9's check passed before any partition: seen %q", v.Seen)
+	}
 	drive("order cut off the broker for 30 s", load(3), func() {
 		orders := st.containers(t, "order")
 		for _, c := range orders {
@@ -104,6 +114,7 @@ func TestComposeStack(t *testing.T) {
 			st.docker(t, "network", "connect", "--alias", "order", project+"_kafka", c)
 		}
 	})
+	partitionLab.waitPassed(t, 2*time.Minute)
 
 	drive("a payment replica killed", load(4), func() {
 		time.Sleep(time.Second)
@@ -128,11 +139,12 @@ func TestComposeStack(t *testing.T) {
 
 // stack is the compose project the test started, as the host reaches it.
 type stack struct {
-	root      string
-	gateway   string            // the gateway's base URL
-	psp       string            // the PSP simulator's base URL
-	broker    string            // the broker's host:port
-	databases map[string]string // by service
+	root       string
+	gateway    string            // the gateway's base URL
+	psp        string            // the PSP simulator's base URL
+	prometheus string            // Prometheus's base URL
+	broker     string            // the broker's host:port
+	databases  map[string]string // by service
 }
 
 // up starts the project and waits until every container is healthy; the
@@ -156,6 +168,7 @@ func up(t *testing.T) *stack {
 	ip := func(service string) string { return st.ip(t, st.containers(t, service)[0], project+"_default") }
 	st.gateway = "http://" + net.JoinHostPort(ip("gateway"), "8080")
 	st.psp = "http://" + net.JoinHostPort(ip("psp"), "8090")
+	st.prometheus = "http://" + net.JoinHostPort(ip("prometheus"), "9090")
 	st.broker = net.JoinHostPort(st.ip(t, st.containers(t, "kafka")[0], project+"_kafka"), "9092")
 	pg := net.JoinHostPort(ip("postgres"), "5432")
 	st.databases = map[string]string{}
@@ -265,4 +278,70 @@ func (st *stack) verify(t *testing.T, d invariants.Databases, truth invariants.G
 	invariantstest.Settle(t, invariants.Sources{Databases: d, PSP: st.psp, Kafka: kc}, truth, func() {
 		st.compose(t, "stop", "-t", "10", "gateway", "order", "inventory", "payment")
 	})
+}
+
+// stackLab is a lab of labs/ whose check reads the compose stack.
+type stackLab struct {
+	labs.Lab
+	stack labs.Stack
+}
+
+// lab returns lab n with the stack's addresses, as make lab-N-check gives
+// them for a compose stack.
+func (st *stack) lab(t *testing.T, n int) stackLab {
+	t.Helper()
+	for _, l := range labs.All() {
+		if l.Number == n {
+			return stackLab{Lab: l, stack: labs.Stack{Gateway: st.gateway, PSP: st.psp, Prometheus: st.prometheus, Broker: st.broker, Databases: st.databases}}
+		}
+	}
+	t.Fatalf("no lab %d in labs.All()", n)
+	return stackLab{}
+}
+
+// check runs the lab's check once; an error fails the test.
+func (l stackLab) check(t *testing.T) labs.Verdict {
+	t.Helper()
+	v, err := l.Check(t.Context(), l.stack)
+	if err != nil {
+		t.Fatalf("lab %d: %v", l.Number, err)
+	}
+	t.Logf("lab %d: seen %q; missing %q", l.Number, v.Seen, v.Missing)
+	return v
+}
+
+// waitPassed waits up to limit for the lab's check to pass: the stack
+// settling, and Prometheus scraping it. If it does not, the last verdict
+// and what Prometheus holds of outboxes and sagas are logged.
+func (l stackLab) waitPassed(t *testing.T, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var v labs.Verdict
+	var err error
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		v, err = l.Check(ctx, l.stack)
+		cancel()
+		if err == nil && len(v.Missing) == 0 {
+			t.Logf("lab %d passed %v after its actions:\n%s", l.Number, time.Since(start).Round(time.Second), v)
+			return
+		}
+		if time.Since(start) > limit {
+			break
+		}
+		time.Sleep(5 * time.Second) // a scrape of Prometheus
+	}
+	for _, q := range []string{"max by (job) (max_over_time(outbox_oldest_pending_age_seconds[15m]))",
+		"sum by (job) (increase(outbox_publish_failures_total[15m]))", "max by (job) (outbox_pending_messages)",
+		"max by (job, status) (saga_instances)", "sum by (status) (increase(saga_finished_total[15m]))"} {
+		resp, qerr := http.Get(l.stack.Prometheus + "/api/v1/query?query=" + url.QueryEscape(q))
+		if qerr != nil {
+			t.Logf("%s: %v", q, qerr)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("%s: %s", q, body)
+	}
+	t.Fatalf("lab %d's check did not pass within %v of its actions: %v\n%s", l.Number, limit, err, v)
 }

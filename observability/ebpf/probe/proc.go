@@ -11,9 +11,10 @@ import (
 )
 
 // FindProcesses scans /proc for the processes to watch: those whose
-// executable's file name is one of names, and those whose PID is in pids.
-// It returns their names (the executable's file name) by PID, without the
-// calling process.
+// executable is named in names — by its file name ("gateway"), or by its
+// absolute path ("/srv/bin/gateway"), which leaves out another copy of the
+// program elsewhere — and those whose PID is in pids. It returns their
+// names (the executable's file name) by PID, without the calling process.
 func FindProcesses(names []string, pids []int) (map[uint32]string, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -26,26 +27,38 @@ func FindProcesses(names []string, pids []int) (map[uint32]string, error) {
 		if err != nil || pid == self {
 			continue
 		}
-		name := executableName(pid)
-		if name == "" { // a kernel thread, or gone
+		exe := executablePath(pid)
+		if exe == "" { // a kernel thread, or gone
 			continue
 		}
-		if slices.Contains(names, name) || slices.Contains(pids, pid) {
-			found[uint32(pid)] = name
+		if named(names, exe) || slices.Contains(pids, pid) {
+			found[uint32(pid)] = filepath.Base(exe)
 		}
 	}
 	return found, nil
 }
 
-// executableName is the file name of the process's executable, "" if it
-// has none or exited.
-func executableName(pid int) string {
+// named reports whether the executable at path exe is one of names: a
+// file name matches any executable of that name, an absolute path only
+// that file.
+func named(names []string, exe string) bool {
+	return slices.ContainsFunc(names, func(name string) bool {
+		if filepath.IsAbs(name) {
+			return filepath.Clean(name) == exe
+		}
+		return name == filepath.Base(exe)
+	})
+}
+
+// executablePath is the path of the process's executable, "" if it has none
+// or exited.
+func executablePath(pid int) string {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return ""
 	}
 	// The file was replaced or removed while the process runs.
-	return filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+	return strings.TrimSuffix(exe, " (deleted)")
 }
 
 // listeningPorts lists the local ports of the TCP sockets pid listens on.

@@ -50,10 +50,18 @@ type labScript struct {
 func labScripts() []labScript {
 	return []labScript{
 		{number: 1, act: actTrace, within: time.Minute},
+		// Labs 6 and 8 before the others: lab 6's evidence is the
+		// learner's health checks, lab 8's a burn-rate alert that fired and
+		// cleared, which lab 2's failing payment provider could fire too;
+		// and lab 8's one-hour window must not hold many good checkouts.
+		{number: 6, act: actEBPF, within: 2 * time.Minute},
+		{number: 8, act: actBurnRate, within: time.Minute},
 		{number: 7, act: actLiveRules, within: 30 * time.Second},
 		{number: 2, act: actBreaker, within: time.Minute},
 		{number: 5, act: actDuplicates, within: time.Minute},
 		{number: 4, act: actKillOrder, within: 2 * time.Minute},
+		// Lab 3 last: its overloads place thousands of checkouts.
+		{number: 3, act: actOverload, within: time.Minute},
 	}
 }
 
@@ -78,10 +86,21 @@ func TestLabs(t *testing.T) {
 		})
 	}
 	for _, lab := range labs.All() {
-		if !scripted[lab.Number] {
+		if !scripted[lab.Number] && provedElsewhere(lab.Number) == "" {
 			t.Errorf("lab %d (%s) has no script in labScripts: its check is never proved", lab.Number, lab.Title)
 		}
 	}
+}
+
+// provedElsewhere names the test that proves lab n's check in both
+// directions on the stack it needs, when that is not TestLabs; "" for the
+// labs of TestLabs.
+func provedElsewhere(n int) string {
+	switch n {
+	case 9:
+		return "TestComposeStack (deploy/local/stack, make compose-test): the compose stack, cut apart"
+	}
+	return ""
 }
 
 // provePass proves lab's check in both directions on st: it must fail

@@ -235,9 +235,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
 	}
 	if o.obs.probeBin != "" {
+		// By path: a process of the same name from another stack on the
+		// machine (another checkout, a test) is not this stack's.
 		var watched []string
 		for _, t := range scrape {
-			watched = append(watched, t.job)
+			watched = append(watched, filepath.Join(o.bin, t.job))
 		}
 		probe, err := o.obs.probe(ctx, watched)
 		switch {

@@ -77,7 +77,7 @@ var probeRoutes = []string{
 var errNoProbe = errors.New("the eBPF probe cannot load here")
 
 // probe returns the eBPF probe process (observability/ebpf/cmd/probe)
-// watching the processes named in targets, or an error wrapping
+// watching the executables of targets (file names or absolute paths), or an error wrapping
 // errNoProbe that says why it cannot load here (not root, no BTF, kernel
 // locked down) — its own "probe -check" answer.
 func (o observability) probe(ctx context.Context, targets []string) (*supervise.Process, error) {

@@ -76,9 +76,13 @@ func All() []Lab {
 	return []Lab{
 		{Number: 1, Dir: "01-one-trace", Title: "One checkout, one trace", Check: checkTrace},
 		{Number: 2, Dir: "02-breaker", Title: "The breaker opens, the saga compensates, the breaker closes", Check: checkBreaker},
+		{Number: 3, Dir: "03-overload", Title: "Overload, with and without a limiter", Check: checkOverload},
 		{Number: 4, Dir: "04-kill-order", Title: "Kill order in the middle of checkouts", Check: checkKillOrder},
 		{Number: 5, Dir: "05-duplicates", Title: "Duplicate deliveries meet the barrier", Check: checkDuplicates},
+		{Number: 6, Dir: "06-ebpf", Title: "The eBPF probe's view and the SDK's", Check: checkEBPF},
 		{Number: 7, Dir: "07-live-rules", Title: "A rule changed live", Check: checkLiveRules},
+		{Number: 8, Dir: "08-burn-rate", Title: "An SLO burn-rate alert fires and clears", Check: checkBurnRate},
+		{Number: 9, Dir: "09-partition", Title: "A service cut off the broker, and the saga settling", Check: checkPartition},
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 type Config struct {
 	// MetricsAddr is where /metrics, /healthz and /readyz are served.
 	MetricsAddr string
-	// Processes are the names of executables to watch (file names).
+	// Processes are the executables to watch: file names, or absolute
+	// paths (that file only).
 	Processes []string
 	// PIDs are processes to watch whatever their name.
 	PIDs []int
