@@ -181,7 +181,7 @@ var dockerfileCopy = regexp.MustCompile(`(?m)^COPY services/[a-z0-9]+/go\.mod se
 func withDockerfileCopy(dockerfile []byte, name string) ([]byte, error) {
 	all := dockerfileCopy.FindAllIndex(dockerfile, -1)
 	if len(all) == 0 {
-		return nil, errors.New("Dockerfile: no line COPY services/<name>/go.mod services/<name>/go.sum services/<name>/ to add the new service's after")
+		return nil, errors.New("the Dockerfile has no line COPY services/<name>/go.mod services/<name>/go.sum services/<name>/ to add the new service's after")
 	}
 	at := all[len(all)-1][1]
 	line := fmt.Sprintf("COPY services/%[1]s/go.mod services/%[1]s/go.sum services/%[1]s/\n", name)

@@ -119,7 +119,7 @@ func TestRefuses(t *testing.T) {
 		wantErr    string
 	}{
 		{"service exists", true, "COPY services/psp/go.mod services/psp/go.sum services/psp/\n", "services/shipping exists: not overwriting it"},
-		{"no place in the Dockerfile", false, "FROM x\n", "Dockerfile: no line COPY services/"},
+		{"no place in the Dockerfile", false, "FROM x\n", "the Dockerfile has no line COPY services/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
