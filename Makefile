@@ -13,7 +13,7 @@ MODULES  := pkg proto services/gateway services/order services/inventory service
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/psp/cmd/psp \
             ./services/inventory/cmd/inventory ./services/payment/cmd/payment \
-            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos \
+            ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos ./deploy/local/cmd/lab \
             ./observability/ebpf/cmd/probe
 
 # Services added with make new-service: the first word of each line of the
@@ -24,11 +24,11 @@ MODULES  += $(addprefix services/,$(ADDED_SERVICES))
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS += $(foreach s,$(ADDED_SERVICES),./services/$(s)/cmd/$(s))
 
-.PHONY: help new-service build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
+.PHONY: lab-redeliver help new-service build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z%-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # make new-service NAME=shipping RECORD=shipment: see deploy/local/cmd/newservice.
 NAME   ?=
@@ -49,11 +49,30 @@ CROSS_PROGRAMS := $(filter-out ./observability/ebpf/cmd/probe,$(PROGRAMS))
 cross: ## check that every program but the eBPF probe builds for linux/arm64
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o /dev/null $(CROSS_PROGRAMS)
 
-run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
-	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN)
+# Both restart a service that dies (kill -9 order: the workshop's lab 4)
+# instead of stopping the stack. run-full's PostgreSQL listens on PG_PORT,
+# where make lab-N-check finds the databases.
+PG_PORT ?= 55432
 
-run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster instead of SQLite, Consul, Jaeger and Prometheus
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe
+run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
+	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN) -restart
+
+run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster (on PG_PORT, 55432) instead of SQLite, Consul, Jaeger and Prometheus
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -restart -postgres-port $(PG_PORT) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe
+
+# The workshop (labs/README.md): make lab-1-check … lab-10-check inspect the
+# stack make run-full runs (at its default addresses; LAB_FLAGS changes
+# them, see go doc ./deploy/local/cmd/lab) and say what the learner has
+# done and seen, and what is missing.
+LAB_FLAGS ?=
+
+lab-%-check: ## workshop: check lab N against the running make run-full stack (labs/README.md), e.g. make lab-1-check
+	@$(GO) build -o $(BIN)/ ./deploy/local/cmd/lab
+	@$(BIN)/lab $(LAB_FLAGS) check $*
+
+lab-redeliver: ## workshop lab 5: deliver the saga commands of order ORDER again, as a crashed consumer's broker would (make lab-redeliver ORDER=<order id>)
+	@$(GO) build -o $(BIN)/ ./deploy/local/cmd/lab
+	$(BIN)/lab $(LAB_FLAGS) redeliver $(ORDER)
 
 chaos: build ## chaos run at full size: 10,000 checkouts, 1,000 process kills, then the invariants checked
 	$(BIN)/chaos -orders 10000 -kills 1000 -dir $(RUN_DIR)/chaos -bin $(BIN)

@@ -7,6 +7,10 @@
 // prefixed with the process's name, prints the URLs once all are ready, and on
 // SIGINT/SIGTERM stops them in reverse order, each gracefully (SIGTERM, then
 // SIGKILL after a deadline). It exits 0 only if every process exited 0.
+// When a process exits on its own meanwhile it stops the others, unless
+// -restart (make run and make run-full give it) and the process is one of
+// the shop's services: then it starts that one again, as a service manager
+// would after a crash or a kill -9 (the workshop's lab 4 kills order).
 //
 // In -mode=full it first starts a throwaway PostgreSQL cluster under the run
 // directory (on -postgres-port, with any -postgres-setting) and points each
@@ -86,6 +90,7 @@ type options struct {
 	consulPort   int      // HTTP API; the agent's server and gossip ports are the next three
 	pgPort       int      // -mode full: the cluster's port; 0 picks a free one
 	pgSettings   []string // -mode full: more server settings, name=value
+	restart      bool     // restart a service that dies instead of stopping the stack
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -114,6 +119,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.obs.probePort, "probe-port", 9400, "the eBPF probe's metrics port")
 	fs.StringVar(&o.consulBin, "consul", "", "Consul binary to start in -mode=full, the services registering there and the gateway resolving through it (empty: no Consul, fixed addresses)")
 	fs.IntVar(&o.consulPort, "consul-port", 8500, "Consul's HTTP API port; its server, LAN and WAN gossip ports are the next three")
+	fs.BoolVar(&o.restart, "restart", false, "restart a service (gateway, order, inventory, payment, psp) that exits while the stack runs — killed, crashed — instead of stopping the stack; the infrastructure's exit still stops it")
 	fs.IntVar(&o.pgPort, "postgres-port", 0, "-mode full: the PostgreSQL cluster's port on 127.0.0.1; 0 picks a free one")
 	fs.Func("postgres-setting", "-mode full: a server setting name=value for the PostgreSQL cluster, e.g. shared_preload_libraries=pg_stat_statements (repeatable)", func(s string) error {
 		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
@@ -222,10 +228,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			env = append(env, discoveryEnv...)
 		}
 		return &supervise.Process{
-			Name: name,
-			Path: filepath.Join(o.bin, name),
-			Env:  append(append(env, telemetryEnv...), envPrefix+"_HTTP_ADDR="+addr(offset)),
-			URL:  "http://" + addr(offset),
+			Name:    name,
+			Path:    filepath.Join(o.bin, name),
+			Env:     append(append(env, telemetryEnv...), envPrefix+"_HTTP_ADDR="+addr(offset)),
+			URL:     "http://" + addr(offset),
+			Restart: o.restart,
 		}
 	}
 	pspURL := "http://" + addr(pspOffset)

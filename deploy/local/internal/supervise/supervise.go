@@ -45,6 +45,10 @@ type Process struct {
 	// ReadyPath is the path of an http:// URL that answers 200 once the
 	// process is ready. Empty means /readyz, the services' readiness check.
 	ReadyPath string
+	// Restart makes Run start the process again when it exits while the
+	// others run (a crash, a kill -9), as a service manager would, instead
+	// of stopping them all. A restart that does not become ready stops them.
+	Restart bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -53,8 +57,9 @@ type Process struct {
 }
 
 // Run starts procs in order, each once the previous is ready; waits for ctx
-// to end or for any process to exit; then stops the started ones in reverse
-// order. An interrupt during start-up is a normal stop, not an error.
+// to end or for a process to exit — one marked Restart is started again,
+// any other ends the run; then stops the started ones in reverse order. An
+// interrupt during start-up is a normal stop, not an error.
 func Run(ctx context.Context, out *Output, procs []*Process, readyTimeout, stopTimeout time.Duration) error {
 	started, err := StartAll(ctx, out, procs, readyTimeout)
 	if err == nil && ctx.Err() == nil {
@@ -64,15 +69,49 @@ func Run(ctx context.Context, out *Output, procs []*Process, readyTimeout, stopT
 			fmt.Fprintf(&b, "\n  %-10s %s", p.Name, p.URL)
 		}
 		out.Printf("launcher", "%s", b.String())
-
-		select {
-		case <-ctx.Done():
-		case p := <-anyExited(started):
-			err = fmt.Errorf("%s exited unexpectedly: %v", p.Name, p.Err())
-		}
+		err = supervise(ctx, out, started, readyTimeout)
 	}
 	out.Printf("launcher", "stopping in reverse order")
 	return errors.Join(err, StopAll(out, started, stopTimeout))
+}
+
+// supervise waits for ctx to end, restarting each process marked Restart
+// that exits meanwhile. It returns an error when another process exits or
+// a restarted one does not become ready.
+func supervise(ctx context.Context, out *Output, procs []*Process, readyTimeout time.Duration) error {
+	exits := make(chan *Process, len(procs)) // one pending exit per process at most
+	watch := func(p *Process) {
+		exited := p.Exited()
+		go func() {
+			<-exited
+			exits <- p
+		}()
+	}
+	for _, p := range procs {
+		watch(p)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case p := <-exits:
+			if !p.Restart {
+				return fmt.Errorf("%s exited unexpectedly: %v", p.Name, p.Err())
+			}
+			out.Printf("launcher", "%s exited unexpectedly (%v); restarting it", p.Name, p.Err())
+			if err := p.Start(out); err != nil {
+				return err
+			}
+			watch(p)
+			if err := p.WaitReady(ctx, readyTimeout); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			out.Printf("launcher", "%s ready again at %s", p.Name, p.URL)
+		}
+	}
 }
 
 // StartAll starts procs one after another, waiting for each to be ready. It
@@ -253,16 +292,4 @@ func (p *Process) Kill() bool {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
 	return true
-}
-
-// anyExited returns a channel that yields the first of procs to exit.
-func anyExited(procs []*Process) <-chan *Process {
-	ch := make(chan *Process, len(procs))
-	for _, p := range procs {
-		go func() {
-			<-p.Exited()
-			ch <- p
-		}()
-	}
-	return ch
 }

@@ -3,6 +3,8 @@ package supervise_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,53 @@ func TestKillAndRestart(t *testing.T) {
 	<-ok.Exited()
 	if err := ok.Stop(out, time.Second); err != nil {
 		t.Errorf("Stop of a process that exited 0 = %v, want nil", err)
+	}
+}
+
+// TestRunRestarts: Run starts a process marked Restart again when it dies
+// (here killed as kill -9 would), and keeps the others running; a process
+// not marked Restart that exits ends the run with an error.
+func TestRunRestarts(t *testing.T) {
+	ready := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer ready.Close()
+	var buf logtest.Buffer
+	out := supervise.NewOutput(&buf, nil)
+	restarted := &supervise.Process{Name: "service", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 60"},
+		URL: ready.URL, Restart: true}
+	infra := &supervise.Process{Name: "infra", Path: "/bin/sh", Args: []string{"-c", "exec sleep 60"}, URL: ready.URL}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- supervise.Run(ctx, out, []*supervise.Process{infra, restarted}, 10*time.Second, 5*time.Second)
+	}()
+
+	wait, stop := context.WithTimeout(t.Context(), 10*time.Second)
+	defer stop()
+	poll.Until(wait, t, "all processes ready and the service's line", func() bool {
+		return strings.Contains(buf.String(), "all processes ready") && strings.Contains(buf.String(), "service   | up")
+	})
+	restarted.Kill()
+	poll.Until(wait, t, "the killed service ready again", func() bool {
+		return strings.Contains(buf.String(), "service ready again") && strings.Count(buf.String(), "service   | up") == 2
+	})
+	cancel()
+	<-done // sleep dies of SIGTERM, which Run reports: its error says nothing here
+	if !strings.Contains(buf.String(), "service exited unexpectedly (signal: killed); restarting it") {
+		t.Errorf("no restart line in the output:\n%s", buf.String())
+	}
+
+	var buf2 logtest.Buffer
+	go func() {
+		done <- supervise.Run(t.Context(), supervise.NewOutput(&buf2, nil), []*supervise.Process{infra}, 10*time.Second, 5*time.Second)
+	}()
+	poll.Until(wait, t, "infra ready", func() bool { return strings.Contains(buf2.String(), "all processes ready") })
+	infra.Kill()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "infra exited unexpectedly") {
+			t.Errorf("Run after its process without Restart died = %v, want \"infra exited unexpectedly\"", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running after its process without Restart died")
 	}
 }

@@ -1,0 +1,236 @@
+// Package labs holds the workshop's labs (labs/ at the repository's root)
+// as code: for each, a check that reads the running shop — Jaeger's query
+// API, Prometheus, Consul, the databases, the services' own endpoints — and
+// says in plain words whether the learner has done and seen what the lab is
+// about, and if not, what is missing. A check never reads a file the learner
+// could simply create: its evidence is the state the learner's actions left
+// in the stack.
+//
+// Each lab is one file (lab01_trace.go, …) and one line of All. The command
+// deploy/local/cmd/lab runs a check (make lab-N-check); the launcher's
+// TestLabs proves each check in both directions on a real stack: it fails
+// before the learner's action and passes after it.
+package labs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/microshop/microshop/deploy/local/internal/invariants"
+)
+
+// Stack says where the running shop's parts answer ("" when a part is not running).
+type Stack struct {
+	Gateway, PSP, Consul, Jaeger, Prometheus, Probe string            // base URLs
+	Broker                                          string            // Kafka address
+	Databases                                       map[string]string // service name ("order", "inventory", "payment") → PostgreSQL URL
+}
+
+// Verdict is what a check saw: passed when Missing is empty.
+type Verdict struct {
+	Seen    []string // plain words, one finding each
+	Missing []string // plain words: what is not there yet and what to do
+}
+
+// Passed reports whether the check saw everything it looks for.
+func (v Verdict) Passed() bool { return len(v.Missing) == 0 }
+
+// String is the verdict as the learner reads it: ✓ lines, then ✗ lines.
+func (v Verdict) String() string {
+	var b strings.Builder
+	for _, s := range v.Seen {
+		fmt.Fprintf(&b, "  ✓ %s\n", s)
+	}
+	for _, m := range v.Missing {
+		fmt.Fprintf(&b, "  ✗ %s\n", m)
+	}
+	return b.String()
+}
+
+func (v *Verdict) see(format string, args ...any) {
+	v.Seen = append(v.Seen, fmt.Sprintf(format, args...))
+}
+func (v *Verdict) miss(format string, args ...any) {
+	v.Missing = append(v.Missing, fmt.Sprintf(format, args...))
+}
+
+// A Lab is one workshop lab.
+type Lab struct {
+	Number int
+	Dir    string // its folder under labs/, e.g. "01-one-trace"
+	Title  string
+	Check  func(ctx context.Context, s Stack) (Verdict, error) // error: the stack could not be read at all
+}
+
+// All returns every lab in order.
+func All() []Lab {
+	return []Lab{
+		{Number: 1, Dir: "01-one-trace", Title: "One checkout, one trace", Check: checkTrace},
+		{Number: 2, Dir: "02-breaker", Title: "The breaker opens, the saga compensates, the breaker closes", Check: checkBreaker},
+		{Number: 4, Dir: "04-kill-order", Title: "Kill order in the middle of checkouts", Check: checkKillOrder},
+		{Number: 5, Dir: "05-duplicates", Title: "Duplicate deliveries meet the barrier", Check: checkDuplicates},
+		{Number: 7, Dir: "07-live-rules", Title: "A rule changed live", Check: checkLiveRules},
+	}
+}
+
+// Find returns the lab numbered n.
+func Find(n int) (Lab, bool) {
+	for _, l := range All() {
+		if l.Number == n {
+			return l, true
+		}
+	}
+	return Lab{}, false
+}
+
+// requestTimeout bounds every request a check makes: a part that hangs is
+// a part that does not answer.
+const requestTimeout = 10 * time.Second
+
+// getJSON decodes the JSON answer of GET url into out; any status but 200
+// is an error.
+func getJSON(ctx context.Context, url string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// metrics are the samples of one /metrics page, by series as the page
+// spells it: `name{label="value",…}` with the labels in the page's order
+// (client_golang sorts them by name).
+type metrics map[string]float64
+
+// scrape reads base's /metrics.
+func scrape(ctx context.Context, base string) (metrics, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+	}
+	m := metrics{}
+	s := bufio.NewScanner(resp.Body)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		line := s.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[line[:i]] = v
+	}
+	return m, s.Err()
+}
+
+// sum adds the samples of the family name whose labels include every one
+// of labels (each `key="value"`).
+func (m metrics) sum(name string, labels ...string) float64 {
+	total := 0.0
+	for series, v := range m {
+		family, rest, _ := strings.Cut(series, "{")
+		if family != name {
+			continue
+		}
+		all := true
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				all = false
+				break
+			}
+		}
+		if all {
+			total += v
+		}
+	}
+	return total
+}
+
+// serviceURL asks Consul where a passing instance of service serves, as
+// the gateway finds order and inventory: "http://host:port".
+func serviceURL(ctx context.Context, consul, service string) (string, error) {
+	client, err := consulClient(consul)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	entries, _, err := client.Health().Service(service, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("ask Consul for %s: %w", service, err)
+	}
+	if len(entries) == 0 {
+		return "", fmt.Errorf("consul has no passing instance of %s", service)
+	}
+	e := entries[0]
+	host := e.Service.Address
+	if host == "" {
+		host = e.Node.Address
+	}
+	return "http://" + host + ":" + strconv.Itoa(e.Service.Port), nil
+}
+
+// Databases returns the URLs of the three services' databases in the
+// PostgreSQL cluster at hostPort, as make run-full creates them (orderdb,
+// inventorydb, paymentdb, the superuser postgres, trust); nil for "".
+func Databases(hostPort string) map[string]string {
+	if hostPort == "" {
+		return nil
+	}
+	urls := map[string]string{}
+	for _, name := range []string{"order", "inventory", "payment"} {
+		urls[name] = "postgres://postgres@" + hostPort + "/" + name + "db?sslmode=disable"
+	}
+	return urls
+}
+
+// defaultHTTPClient is the client of Consul's API: the default one, whose
+// connections are reused — a check polled in a loop must not open a new
+// pool each time (Consul refuses too many connections from one address).
+func defaultHTTPClient() *http.Client { return http.DefaultClient }
+
+// openDatabases opens the three services' databases of s.
+func openDatabases(ctx context.Context, s Stack) (invariants.Databases, func(), error) {
+	for _, name := range []string{"order", "inventory", "payment"} {
+		if s.Databases[name] == "" {
+			return invariants.Databases{}, nil, fmt.Errorf("no address for the %s database: is make run-full running?", name)
+		}
+	}
+	return invariants.OpenDatabases(ctx, s.Databases)
+}
