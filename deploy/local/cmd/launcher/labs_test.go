@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microshop/microshop/deploy/local/internal/added"
 	"github.com/microshop/microshop/deploy/local/internal/labs"
 	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
@@ -147,8 +149,9 @@ func startLabStack(t *testing.T) *labStack {
 	t.Helper()
 	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
 	bin := filepath.Join(dir, "bin")
+	services, addedPrograms := addedServices(t)
 	build := exec.Command("go", append([]string{"build", "-o", bin + "/"},
-		append(programs, "github.com/microshop/microshop/deploy/local/cmd/lab")...)...)
+		append(append(slices.Clone(programs), addedPrograms...), "github.com/microshop/microshop/deploy/local/cmd/lab")...)...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -158,7 +161,7 @@ func startLabStack(t *testing.T) *labStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
+	base, broker := freePortRange(t, added.MaxOffset(services)+1), freePortRange(t, 1)
 	jaegerPort, otlpPort := freePortRange(t, 2)+1, freePortRange(t, 2)+1
 	prometheusPort, probePort, pgPort, consulPort := freePortRange(t, 1), freePortRange(t, 1), freePortRange(t, 1), freePortRange(t, 4)
 	p := strconv.Itoa
@@ -186,7 +189,7 @@ func startLabStack(t *testing.T) *labStack {
 	if !strings.Contains(l.output(), "eBPF probe not started") {
 		st.Probe = url(probePort)
 	}
-	for name, offset := range serviceOffsets {
+	for name, offset := range serviceOffsets(services) {
 		st.services[name] = url(base + offset)
 	}
 	return st
