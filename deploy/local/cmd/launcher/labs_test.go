@@ -56,6 +56,7 @@ func labScripts() []labScript {
 		{number: 2, act: actBreaker, within: time.Minute},
 		{number: 5, act: actDuplicates, within: time.Minute},
 		{number: 4, act: actKillOrder, within: 2 * time.Minute},
+		{number: 10, act: actNewService, within: time.Minute},
 	}
 }
 

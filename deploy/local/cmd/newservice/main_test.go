@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,7 +13,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/microshop/microshop/deploy/local/internal/added"
-	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/deploy/local/internal/newservicetest"
 )
 
 func TestNewSpec(t *testing.T) {
@@ -165,8 +165,8 @@ func snapshot(t *testing.T, root string) map[string]string {
 }
 
 // TestGeneratedServicePassesItsTests generates a service as make
-// new-service does, in a workspace of its own whose other modules are the
-// repository's (so their compiled packages come from the build cache), and
+// new-service does, in a workspace of its own whose pkg and proto are the
+// repository's (newservicetest.Root), and
 // runs what make test runs on it: go vet, the go.mod tidiness check and
 // go test — its wiring test against real SQLite, PostgreSQL and the
 // broker. It checks the registrations too: go.work, the launcher's list,
@@ -175,67 +175,27 @@ func TestGeneratedServicePassesItsTests(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests a generated service; run without -short")
 	}
-	repo, err := servicetest.RepoRoot()
+	root := newservicetest.Root(t)
+	list, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(added.File)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := t.TempDir()
-	// go.work with the repository's pkg and proto by absolute path, so
-	// that their packages compiled for the repository's tests are reused;
-	// pkg and proto also linked where the generated go.mod's replace
-	// directives (for the tidy outside the workspace) look for them.
-	text, err := os.ReadFile(filepath.Join(repo, "go.work"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	work, err := modfile.ParseWork("go.work", text, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Only pkg and proto, the modules a generated service depends on:
-	// the other services' replace directives would conflict with the
-	// generated one's (../../pkg is the link here, not the repository's).
-	var uses []*modfile.Use
-	for _, use := range work.Use {
-		if dir := path.Clean(use.Path); dir == "pkg" || dir == "proto" {
-			uses = append(uses, &modfile.Use{Path: filepath.Join(repo, dir), ModulePath: use.ModulePath})
-		}
-	}
-	if len(uses) != 2 {
-		t.Fatalf("go.work uses %v, want pkg and proto among them", work.Use)
-	}
-	work.SetUse(uses)
-	copies := map[string][]byte{"go.work": modfile.Format(work.Syntax)}
-	for _, name := range []string{"Dockerfile", added.File} {
-		if copies[name], err = os.ReadFile(filepath.Join(repo, filepath.FromSlash(name))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, content := range copies {
-		file := filepath.Join(root, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, dir := range []string{"pkg", "proto"} {
-		if err := os.Symlink(filepath.Join(repo, dir), filepath.Join(root, dir)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Mkdir(filepath.Join(root, "services"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	listed, err := added.Parse(string(copies[added.File]))
+	listed, err := added.Parse(string(list))
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantOffset := added.NextOffset(listed)
+	// The lab's service, unless the repository has it already (the lab
+	// was done in it): then another.
+	name := "shipping"
+	for _, a := range listed {
+		if a.Name == name {
+			name = "delivery"
+		}
+	}
 
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"-name", "shipping", "-record", "shipment", "-root", root}, &out); err != nil {
+	if err := run(t.Context(), []string{"-name", name, "-record", "shipment", "-root", root}, &out); err != nil {
 		t.Fatalf("generate: %v\n%s", err, out.String())
 	}
 	t.Logf("new-service said:\n%s", out.String())
@@ -247,24 +207,24 @@ func TestGeneratedServicePassesItsTests(t *testing.T) {
 		}
 		return string(b)
 	}
-	if work, err := modfile.ParseWork("go.work", []byte(read("go.work")), nil); err != nil || !usesDir(work, "./services/shipping") {
-		t.Errorf("go.work does not use ./services/shipping (%v):\n%s", err, read("go.work"))
+	if work, err := modfile.ParseWork("go.work", []byte(read("go.work")), nil); err != nil || !usesDir(work, "./services/"+name) {
+		t.Errorf("go.work does not use ./services/%s (%v):\n%s", name, err, read("go.work"))
 	}
 	after, err := added.Parse(read(added.File))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(append(listed, added.Service{Name: "shipping", PortOffset: wantOffset}), after); diff != "" {
+	if diff := cmp.Diff(append(listed, added.Service{Name: name, PortOffset: wantOffset}), after); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", added.File, diff)
 	}
-	if !strings.Contains(read("Dockerfile"), "\nCOPY services/shipping/go.mod services/shipping/go.sum services/shipping/\n") {
-		t.Error("the Dockerfile does not copy services/shipping's go.mod and go.sum")
+	if copy := fmt.Sprintf("\nCOPY services/%[1]s/go.mod services/%[1]s/go.sum services/%[1]s/\n", name); !strings.Contains(read("Dockerfile"), copy) {
+		t.Errorf("the Dockerfile does not copy services/%s's go.mod and go.sum", name)
 	}
-	if err := run(t.Context(), []string{"-name", "shipping", "-record", "shipment", "-root", root}, &out); err == nil {
-		t.Error("generating shipping a second time succeeded, want a refusal")
+	if err := run(t.Context(), []string{"-name", name, "-record", "shipment", "-root", root}, &out); err == nil {
+		t.Errorf("generating %s a second time succeeded, want a refusal", name)
 	}
 
-	service := filepath.Join(root, "services", "shipping")
+	service := filepath.Join(root, "services", name)
 	for _, step := range [][]string{
 		{"vet", "./..."},
 		{"mod", "tidy", "-diff"},
@@ -277,7 +237,7 @@ func TestGeneratedServicePassesItsTests(t *testing.T) {
 		}
 		output, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("go %s in services/shipping: %v\n%s", strings.Join(step, " "), err, output)
+			t.Fatalf("go %s in services/%s: %v\n%s", strings.Join(step, " "), name, err, output)
 		}
 		t.Logf("go %s:\n%s", strings.Join(step, " "), output)
 	}

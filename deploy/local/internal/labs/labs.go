@@ -79,6 +79,7 @@ func All() []Lab {
 		{Number: 4, Dir: "04-kill-order", Title: "Kill order in the middle of checkouts", Check: checkKillOrder},
 		{Number: 5, Dir: "05-duplicates", Title: "Duplicate deliveries meet the barrier", Check: checkDuplicates},
 		{Number: 7, Dir: "07-live-rules", Title: "A rule changed live", Check: checkLiveRules},
+		{Number: 10, Dir: "10-new-service", Title: "A new service", Check: checkNewService},
 	}
 }
 
