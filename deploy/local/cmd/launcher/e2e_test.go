@@ -152,7 +152,7 @@ func TestNativeStack(t *testing.T) {
 			if mode == "full" {
 				t.Run("observe", func(t *testing.T) {
 					processes := map[string]string{}
-					for name, offset := range added.Builtin() { // what observe knows to look for
+					for name, offset := range offsets {
 						processes[name] = fmt.Sprintf("http://127.0.0.1:%d", base+offset)
 					}
 					if probed {
