@@ -16,11 +16,27 @@ PROGRAMS := ./services/gateway/cmd/gateway ./services/order/cmd/order ./services
             ./deploy/local/cmd/broker ./deploy/local/cmd/launcher ./deploy/local/cmd/chaos ./deploy/local/cmd/lab \
             ./observability/ebpf/cmd/probe
 
-.PHONY: lab-redeliver help build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
+# Services added with make new-service: the first word of each line of the
+# launcher's list (deploy/local/internal/added/services.txt) that is not a
+# comment. They are built, linted and tested with the others.
+ADDED_SERVICES := $(shell awk '!/^[[:space:]]*(\#|$$)/ {print $$1}' deploy/local/internal/added/services.txt)
+MODULES  += $(addprefix services/,$(ADDED_SERVICES))
+PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
+PROGRAMS += $(foreach s,$(ADDED_SERVICES),./services/$(s)/cmd/$(s))
+
+.PHONY: lab-redeliver help new-service build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z%-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# make new-service NAME=shipping RECORD=shipment: see deploy/local/cmd/newservice.
+NAME   ?=
+RECORD ?= job
+
+new-service: ## generate services/NAME (make new-service NAME=shipping RECORD=shipment): one RECORD per confirmed order, started by make run and make run-full, tested by make test
+	@test -n "$(NAME)" || { echo 'usage: make new-service NAME=<name> [RECORD=<what it keeps per confirmed order, default job>]'; exit 2; }
+	$(GO) run ./deploy/local/cmd/newservice -name '$(NAME)' -record '$(RECORD)'
 
 build: ## build every program into .run/bin
 	$(GO) build -o $(BIN)/ $(PROGRAMS)

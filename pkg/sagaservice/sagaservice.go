@@ -96,8 +96,9 @@ type Spec struct {
 	// Migrations is the service's own schema (goose SQL files).
 	Migrations fs.FS
 	// Migrate creates the schema of the saga package the service uses,
-	// saga.MigrateOrchestrator or saga.MigrateBarrier; the outbox's is
-	// always created.
+	// saga.MigrateOrchestrator or saga.MigrateBarrier; nil for a service
+	// outside the saga that only follows its events (one made by make
+	// new-service). The outbox's is always created.
 	Migrate func(ctx context.Context, db *database.DB, log *slog.Logger) error
 	// Topics are created at start-up, if missing, with Partitions
 	// partitions each: the topics the service produces or consumes, and
@@ -160,8 +161,10 @@ func (s *Service) open(ctx context.Context, getenv func(string) string) error {
 	if err := outbox.Migrate(ctx, s.DB, s.log); err != nil {
 		return err
 	}
-	if err := s.spec.Migrate(ctx, s.DB, s.log); err != nil {
-		return err
+	if s.spec.Migrate != nil {
+		if err := s.spec.Migrate(ctx, s.DB, s.log); err != nil {
+			return err
+		}
 	}
 	// Traced from here on: the migrations' statements would only be noise.
 	if err := s.Process.Telemetry.InstrumentDB(s.DB.DB); err != nil {

@@ -22,11 +22,13 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/microshop/microshop/deploy/local/internal/added"
 	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
 )
 
-// programs are the packages `make run` builds into .run/bin.
+// programs are the packages `make run` builds into .run/bin, but the
+// services added with make new-service (addedServices).
 var programs = []string{
 	"github.com/microshop/microshop/services/gateway/cmd/gateway",
 	"github.com/microshop/microshop/services/order/cmd/order",
@@ -46,9 +48,31 @@ var programs = []string{
 // to the services.
 var stackEnv = []string{"ORDER_CHARGE_TIMEOUT=5s", "PAYMENT_PSP_TIMEOUT=1s"}
 
-// serviceOffsets are the services' ports relative to the launcher's
-// -port-base.
-var serviceOffsets = map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3, "psp": pspOffset}
+// addedServices returns the services added with make new-service
+// (deploy/local/internal/added), which the launcher starts too, and their
+// programs.
+func addedServices(t *testing.T) ([]added.Service, []string) {
+	t.Helper()
+	services, err := added.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var programs []string
+	for _, s := range services {
+		programs = append(programs, "github.com/microshop/microshop/services/"+s.Name+"/cmd/"+s.Name)
+	}
+	return services, programs
+}
+
+// serviceOffsets returns the services' ports relative to the launcher's
+// -port-base: the shop's own and the added ones.
+func serviceOffsets(services []added.Service) map[string]int {
+	offsets := added.Builtin()
+	for _, s := range services {
+		offsets[s.Name] = s.PortOffset
+	}
+	return offsets
+}
 
 // TestNativeStack is the end-to-end smoke test: it builds every program,
 // runs the launcher as `make run` and `make run-full` do, checks every
@@ -60,7 +84,9 @@ func TestNativeStack(t *testing.T) {
 	}
 	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
 	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, programs...)...)
+	services, addedPrograms := addedServices(t)
+	offsets := serviceOffsets(services)
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, append(slices.Clone(programs), addedPrograms...)...)...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -68,7 +94,7 @@ func TestNativeStack(t *testing.T) {
 	for _, mode := range []string{"embedded", "full"} {
 		t.Run(mode, func(t *testing.T) {
 			runDir := filepath.Join(dir, mode)
-			base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
+			base, broker := freePortRange(t, added.MaxOffset(services)+1), freePortRange(t, 1)
 			args := []string{"-mode", mode, "-dir", runDir, "-bin", bin,
 				"-port-base", strconv.Itoa(base), "-broker-port", strconv.Itoa(broker)}
 			env := stackEnv
@@ -104,7 +130,7 @@ func TestNativeStack(t *testing.T) {
 				t.Logf("the eBPF probe cannot load here (run as root to include it): its dashboard is not checked")
 			}
 
-			for name, offset := range serviceOffsets {
+			for name, offset := range offsets {
 				url := fmt.Sprintf("http://127.0.0.1:%d/readyz", base+offset)
 				resp, err := http.Get(url)
 				if err != nil {
@@ -117,7 +143,7 @@ func TestNativeStack(t *testing.T) {
 			}
 
 			if mode == "full" {
-				t.Run("registered", func(t *testing.T) { registeredInConsul(t, consulPort, base) })
+				t.Run("registered", func(t *testing.T) { registeredInConsul(t, consulPort, base, offsets) })
 			}
 
 			t.Run("shop", func(t *testing.T) {
@@ -126,7 +152,7 @@ func TestNativeStack(t *testing.T) {
 			if mode == "full" {
 				t.Run("observe", func(t *testing.T) {
 					processes := map[string]string{}
-					for name, offset := range serviceOffsets {
+					for name, offset := range offsets {
 						processes[name] = fmt.Sprintf("http://127.0.0.1:%d", base+offset)
 					}
 					if probed {
@@ -145,7 +171,11 @@ func TestNativeStack(t *testing.T) {
 			}
 
 			pids := l.startedPIDs()
-			started := []string{"broker", "psp", "inventory", "payment", "order", "gateway"}
+			started := []string{"broker", "psp", "inventory", "payment", "order"}
+			for _, s := range services {
+				started = append(started, s.Name)
+			}
+			started = append(started, "gateway")
 			if mode == "full" {
 				first := []string{"consul", "jaeger"}
 				if probed {
@@ -351,17 +381,20 @@ func worldReadableTempDir(t *testing.T) string {
 	return dir
 }
 
-// registeredInConsul checks that every service of the shop — not the
-// payment provider, a third party — has exactly one instance in Consul, at
-// the address it serves on, with its check passing.
-func registeredInConsul(t *testing.T, consulPort, base int) {
+// registeredInConsul checks that every service of offsets but the payment
+// provider, a third party, has exactly one instance in Consul, at the
+// address it serves on, with its check passing.
+func registeredInConsul(t *testing.T, consulPort, base int, offsets map[string]int) {
 	client, err := api.NewClient(&api.Config{Address: "127.0.0.1:" + strconv.Itoa(consulPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	for name, offset := range map[string]int{"gateway": 0, "order": 1, "inventory": 2, "payment": 3} {
+	for name, offset := range offsets {
+		if name == "psp" {
+			continue
+		}
 		poll.UntilNil(ctx, t, name+" registered and passing in consul", func() error {
 			entries, _, err := client.Health().Service(name, "", true, nil)
 			if err != nil {

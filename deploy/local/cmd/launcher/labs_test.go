@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microshop/microshop/deploy/local/internal/added"
 	"github.com/microshop/microshop/deploy/local/internal/labs"
 	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
@@ -60,6 +62,7 @@ func labScripts() []labScript {
 		{number: 2, act: actBreaker, within: time.Minute},
 		{number: 5, act: actDuplicates, within: time.Minute},
 		{number: 4, act: actKillOrder, within: 2 * time.Minute},
+		{number: 10, act: actNewService, within: time.Minute},
 		// Lab 3 last: its overloads place thousands of checkouts.
 		{number: 3, act: actOverload, within: time.Minute},
 	}
@@ -167,8 +170,9 @@ func startLabStack(t *testing.T) *labStack {
 	dir := worldReadableTempDir(t) // the postgres user must reach the cluster under it
 	bin := filepath.Join(dir, "bin")
 	begun := time.Now()
+	services, addedPrograms := addedServices(t)
 	build := exec.Command("go", append([]string{"build", "-o", bin + "/"},
-		append(programs, "github.com/microshop/microshop/deploy/local/cmd/lab")...)...)
+		append(append(slices.Clone(programs), addedPrograms...), "github.com/microshop/microshop/deploy/local/cmd/lab")...)...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -179,7 +183,7 @@ func startLabStack(t *testing.T) *labStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, broker := freePortRange(t, pspOffset+1), freePortRange(t, 1)
+	base, broker := freePortRange(t, added.MaxOffset(services)+1), freePortRange(t, 1)
 	jaegerPort, otlpPort := freePortRange(t, 2)+1, freePortRange(t, 2)+1
 	prometheusPort, probePort, pgPort, consulPort := freePortRange(t, 1), freePortRange(t, 1), freePortRange(t, 1), freePortRange(t, 4)
 	p := strconv.Itoa
@@ -208,7 +212,7 @@ func startLabStack(t *testing.T) *labStack {
 	if !strings.Contains(l.output(), "eBPF probe not started") {
 		st.Probe = url(probePort)
 	}
-	for name, offset := range serviceOffsets {
+	for name, offset := range serviceOffsets(services) {
 		st.services[name] = url(base + offset)
 	}
 	return st

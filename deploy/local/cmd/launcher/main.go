@@ -33,6 +33,12 @@
 // gives the services CONSUL_HTTP_ADDR: each registers itself there, and the
 // gateway finds order and inventory through it instead of fixed URLs.
 //
+// It also starts the services added with `make new-service`, listed in
+// deploy/local/internal/added (built in), after order and before the
+// gateway: each with its own database (SQLite file or PostgreSQL database)
+// and the broker, registered in Consul, exporting traces and scraped by
+// Prometheus like the shop's own.
+//
 // The supervision (start in order, readiness, graceful stop in reverse) is
 // package supervise, which the chaos harness (cmd/chaos) shares.
 package main
@@ -51,6 +57,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/microshop/microshop/deploy/local/internal/added"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
 	"github.com/microshop/microshop/pkg/discovery/devagent"
 	"github.com/microshop/microshop/pkg/pgcluster"
@@ -89,12 +96,17 @@ type options struct {
 
 func parseFlags(args []string, out io.Writer) (options, error) {
 	var o options
+	services, err := added.Services()
+	if err != nil {
+		return o, err
+	}
+	maxOffset := added.MaxOffset(services)
 	fs := flag.NewFlagSet("launcher", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&o.mode, "mode", "embedded", "embedded (SQLite files) or full (a throwaway PostgreSQL cluster)")
 	fs.StringVar(&o.dir, "dir", ".run", "directory for runtime data (databases, broker log, Postgres cluster)")
 	fs.StringVar(&o.bin, "bin", ".run/bin", "directory holding the built binaries")
-	fs.IntVar(&o.portBase, "port-base", 8080, "gateway port; order, inventory and payment listen on the next three, the payment provider simulator on port-base+10")
+	fs.IntVar(&o.portBase, "port-base", 8080, "gateway port; order, inventory and payment listen on the next three, the payment provider simulator on port-base+10, services added with make new-service on port-base plus their offset in "+added.File)
 	fs.IntVar(&o.brokerPort, "broker-port", 9092, "Kafka broker port")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", time.Minute, "how long each process may take to become ready")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 20*time.Second, "how long each process may take to stop before it is killed")
@@ -125,8 +137,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	case o.mode != "embedded" && o.mode != "full":
 		return o, fmt.Errorf("-mode: %q is not embedded or full", o.mode)
-	case o.portBase < 1 || o.portBase > 65535-pspOffset:
-		return o, fmt.Errorf("-port-base: %d is not a port from 1 to %d", o.portBase, 65535-pspOffset)
+	case o.portBase < 1 || o.portBase > 65535-maxOffset:
+		return o, fmt.Errorf("-port-base: %d is not a port from 1 to %d", o.portBase, 65535-maxOffset)
 	case o.brokerPort < 1 || o.brokerPort > 65535:
 		return o, fmt.Errorf("-broker-port: %d is not a port from 1 to 65535", o.brokerPort)
 	case !validPort(o.obs.jaegerQueryPort-1) || !validPort(o.obs.jaegerQueryPort):
@@ -167,11 +179,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if o.obs.configDir, err = filepath.Abs(o.obs.configDir); err != nil {
 		return err
 	}
+	services, err := added.Services()
+	if err != nil {
+		return err
+	}
 	out := supervise.NewOutput(stdout, nil)
-	databases := map[string]string{
-		"order":     "sqlite:" + filepath.Join(o.dir, "data", "order.db"),
-		"inventory": "sqlite:" + filepath.Join(o.dir, "data", "inventory.db"),
-		"payment":   "sqlite:" + filepath.Join(o.dir, "data", "payment.db"),
+	databases := map[string]string{}
+	for _, name := range []string{"order", "inventory", "payment"} {
+		databases[name] = "sqlite:" + filepath.Join(o.dir, "data", name+".db")
+	}
+	for _, s := range services {
+		databases[s.Name] = "sqlite:" + filepath.Join(o.dir, "data", s.Name+".db")
 	}
 	if o.mode == "full" {
 		out.Printf("launcher", "starting a throwaway PostgreSQL cluster under %s", o.dir)
@@ -231,9 +249,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker,
 			"PAYMENT_PSP_URL="+pspURL),
 		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
-		service("gateway", "GATEWAY", 0,
-			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
 	}
+	for _, s := range services {
+		prefix := strings.TrimSuffix(s.EnvPrefix(), "_")
+		procs = append(procs, service(s.Name, prefix, s.PortOffset,
+			prefix+"_DATABASE_URL="+databases[s.Name], prefix+"_KAFKA_BROKERS="+broker))
+	}
+	procs = append(procs, service("gateway", "GATEWAY", 0,
+		"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL))
 	if o.obs.probeBin != "" {
 		// By path: a process of the same name from another stack on the
 		// machine (another checkout, a test) is not this stack's.

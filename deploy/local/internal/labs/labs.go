@@ -83,6 +83,7 @@ func All() []Lab {
 		{Number: 7, Dir: "07-live-rules", Title: "A rule changed live", Check: checkLiveRules},
 		{Number: 8, Dir: "08-burn-rate", Title: "An SLO burn-rate alert fires and clears", Check: checkBurnRate},
 		{Number: 9, Dir: "09-partition", Title: "A service cut off the broker, and the saga settling", Check: checkPartition},
+		{Number: 10, Dir: "10-new-service", Title: "A new service", Check: checkNewService},
 	}
 }
 
