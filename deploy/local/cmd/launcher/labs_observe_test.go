@@ -35,8 +35,8 @@ func actEBPF(t *testing.T, st *labStack) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	poll.Until(ctx, t, "the probe tracing the five services' HTTP servers", func() bool {
-		return metric(st.Probe, `ebpf_probe_targets{http="true"}`) >= float64(len(serviceOffsets))
+	poll.Until(ctx, t, "the probe tracing every service's HTTP server", func() bool {
+		return metric(st.Probe, `ebpf_probe_targets{http="true"}`) >= float64(len(st.services))
 	})
 	t.Logf("the probe traced every service %v after the action began", time.Since(start).Round(time.Second))
 	for _, r := range []struct {
