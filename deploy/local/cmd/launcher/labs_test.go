@@ -215,6 +215,21 @@ func startLabStack(t *testing.T) *labStack {
 	for name, offset := range serviceOffsets(services) {
 		st.services[name] = url(base + offset)
 	}
+	if st.Probe != "" {
+		// Lab 6 compares every request the probe and the SDK counted since
+		// the start, so no lab may send one before the probe traces every
+		// service's HTTP server — which it does once it has read each
+		// program's DWARF: seconds on a quiet machine, minutes on a crowded
+		// one (a request sent earlier is counted by the SDK only, and the
+		// views never agree again).
+		wait, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		poll.Until(wait, t, "the probe tracing every service's HTTP server", func() bool {
+			return metric(st.Probe, `ebpf_probe_targets{http="true"}`) >= float64(len(st.services))
+		})
+		t.Logf("the probe traced every service %v after the stack was ready", time.Since(start).Round(time.Millisecond))
+	}
 	return st
 }
 
