@@ -211,6 +211,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 	pspURL := "http://" + addr(pspOffset)
+	gatewayEnv := []string{"GATEWAY_INVENTORY_URL=http://" + addr(2), "GATEWAY_ORDER_URL=http://" + addr(1), "GATEWAY_PSP_URL=" + pspURL}
+	if o.obs.jaegerBin != "" {
+		// The storefront's order page shows the order's trace from it.
+		gatewayEnv = append(gatewayEnv, "GATEWAY_JAEGER_URL="+o.obs.queryURL())
+	}
 	procs := []*supervise.Process{
 		{
 			Name: "broker",
@@ -223,8 +228,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker,
 			"PAYMENT_PSP_URL="+pspURL),
 		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
-		service("gateway", "GATEWAY", 0,
-			"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL),
+		service("gateway", "GATEWAY", 0, gatewayEnv...),
 	}
 	if o.obs.probeBin != "" {
 		var watched []string
