@@ -130,6 +130,11 @@ func (l *Limiter) SetRules(rules Rules) error {
 		s.users = newUserBuckets(rules.User)
 	}
 	l.state.Store(s)
+	limit := 0
+	if s.adaptive != nil {
+		limit = s.adaptive.Limit()
+	}
+	l.metrics.inForce(rules.algorithm(), limit)
 	l.log.Info("limit rules in force", slog.String("adaptive", string(rules.algorithm())),
 		slog.Int("routes", len(rules.Routes)), slog.Float64("user_rate", rules.User.Rate))
 	return nil
