@@ -68,7 +68,7 @@ func loadCompose(t *testing.T, files ...string) *types.Project {
 // TestComposeFile checks docker-compose.yaml for the rules of the stack:
 // every service there, a healthcheck on each, every dependency waiting
 // for health, pinned images, memory limits within the budget, the replicas,
-// the probe privileged and opt-in, Grafana provisioned.
+// the probe opt-in with the capabilities it needs, Grafana provisioned.
 func TestComposeFile(t *testing.T) {
 	project := loadCompose(t, "docker-compose.yaml")
 	checkRules(t, project)
@@ -91,8 +91,14 @@ func TestComposeFile(t *testing.T) {
 	t.Logf("memory limits: %d MiB in all", total>>20)
 
 	probe := project.Services["probe"]
-	if !probe.Privileged || !slices.Equal(probe.Profiles, []string{"ebpf"}) || probe.Pid != "host" {
-		t.Errorf("probe: privileged %v, profiles %v, pid %q; want a privileged container in the opt-in profile ebpf, in the host's PID namespace", probe.Privileged, probe.Profiles, probe.Pid)
+	if probe.Privileged || !slices.Equal(probe.CapAdd, []string{"SYS_ADMIN", "SYS_PTRACE"}) || !slices.Equal(probe.Profiles, []string{"ebpf"}) || probe.Pid != "host" {
+		t.Errorf("probe: privileged %v, capabilities %v, profiles %v, pid %q; want CAP_SYS_ADMIN and CAP_SYS_PTRACE, not privileged (a daemon short of a capability refuses that), in the opt-in profile ebpf, in the host's PID namespace",
+			probe.Privileged, probe.CapAdd, probe.Profiles, probe.Pid)
+	}
+	// Root by number: CI's image of it is FROM scratch, without a passwd
+	// file to look a user name up in ("unable to find user root").
+	if probe.User != "0:0" {
+		t.Errorf("probe: user %q, want 0:0", probe.User)
 	}
 	// It watches the processes by the names of their executables, which
 	// are the programs' names in their images (TestDockerfile).
