@@ -1,13 +1,23 @@
-# The image of one microshop Go program, picked by the PROGRAM argument (its
-# package directory):
+# The images of the microshop Go programs, one build target per program:
 #
-#   docker build --build-arg PROGRAM=services/order/cmd/order -t microshop/order .
+#   docker build --target order -t microshop/order .
 #
-# PROGRAM is one of services/{gateway,order,inventory,payment,psp}/cmd/<name>,
-# deploy/local/cmd/broker or observability/ebpf/cmd/probe. Every program is
-# static (CGO_ENABLED=0), built with -trimpath, its version stamped from
-# VERSION, and runs as a non-root user on a distroless static base; its
-# healthcheck mode ("<program> healthcheck") needs neither curl nor a shell.
+# Targets: gateway, order, inventory, payment, psp, broker (deploy/local's
+# Kafka-protocol broker) and probe (the eBPF probe). Each image holds its
+# program at /usr/local/bin/<program> and runs it from there, so that the
+# process is named after the program (its /proc/<pid>/exe and comm): the
+# eBPF probe, which watches processes by name in the host's PID namespace,
+# tells gateway from order in containers too. A Dockerfile cannot take an
+# entrypoint from a build argument, hence a stage per program.
+#
+# One build stage compiles every program in one go build: the images share
+# its layer and its compile work (the legacy builder runs the stages before
+# the target too; they are a COPY each). Every program is static
+# (CGO_ENABLED=0), built with -trimpath, its version stamped from VERSION,
+# and keeps its symbol table and DWARF (no -s -w: the probe reads them to
+# trace a Go HTTP server); it runs as a non-root user on a distroless static
+# base; its healthcheck mode ("<program> healthcheck") needs neither curl nor
+# a shell. The probe's container runs as root (docker-compose.yaml).
 #
 # The base images are arguments so that a machine without a registry can
 # substitute local ones; docker-compose.yaml builds with the defaults, and CI
@@ -37,18 +47,56 @@ COPY observability/ebpf/go.mod observability/ebpf/go.sum observability/ebpf/
 COPY loadtest/go.mod loadtest/go.sum loadtest/
 RUN go mod download
 COPY . .
-ARG PROGRAM
 ARG VERSION=(devel)
 ARG TARGETOS=linux
 ARG TARGETARCH
-RUN test -n "${PROGRAM}" || { echo "set --build-arg PROGRAM=<package directory>, e.g. services/order/cmd/order" >&2; exit 1; }
 RUN GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build \
-      -ldflags "-s -w -X github.com/microshop/microshop/pkg/telemetry.stampedVersion=${VERSION}" \
-      -o /out/program ./${PROGRAM}
+      -ldflags "-X github.com/microshop/microshop/pkg/telemetry.stampedVersion=${VERSION}" \
+      -o /out/ \
+      ./services/gateway/cmd/gateway ./services/order/cmd/order ./services/inventory/cmd/inventory \
+      ./services/payment/cmd/payment ./services/psp/cmd/psp ./deploy/local/cmd/broker \
+      ./observability/ebpf/cmd/probe
 
-FROM ${RUNTIME_IMAGE}
-COPY --from=build /out/program /program
-# distroless's nonroot user; numeric, so that it also holds on scratch.
+# The user is distroless's nonroot, numeric so that it also holds on scratch.
+
+FROM ${RUNTIME_IMAGE} AS gateway
+COPY --from=build /out/gateway /usr/local/bin/
 USER 65532:65532
-ENTRYPOINT ["/program"]
-HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/program", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/gateway"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/gateway", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS order
+COPY --from=build /out/order /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/order"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/order", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS inventory
+COPY --from=build /out/inventory /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/inventory"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/inventory", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS payment
+COPY --from=build /out/payment /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/payment"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/payment", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS psp
+COPY --from=build /out/psp /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/psp"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/psp", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS broker
+COPY --from=build /out/broker /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/broker"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/broker", "healthcheck"]
+
+FROM ${RUNTIME_IMAGE} AS probe
+COPY --from=build /out/probe /usr/local/bin/
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/probe"]
+HEALTHCHECK --interval=5s --timeout=4s --start-period=20s --retries=5 CMD ["/usr/local/bin/probe", "healthcheck"]

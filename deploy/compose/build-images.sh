@@ -5,7 +5,9 @@
 # Prometheus from Debian's packages and Consul and Jaeger from the binaries
 # of tools/ (.run/tools, make slow-tools) on a debootstrapped Debian base.
 # No registry is reached. Docker's legacy builder (no buildx here) caches
-# the layers, so a second run takes seconds.
+# the layers, so a second run takes seconds. Each program's image runs it
+# as /usr/local/bin/<program>, so that the eBPF probe (image probe, profile
+# ebpf) tells the services apart by their processes' names.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -18,11 +20,14 @@ build() { # quiet, but for a failure
 
 version=$(git describe --always --dirty 2>/dev/null || echo dev)
 mkdir -p "$out/bin"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/microshop/microshop/pkg/telemetry.stampedVersion=$version" -o "$out/bin/" \
+# As the Dockerfile builds them: not stripped, the probe reads the symbols
+# and DWARF of the Go HTTP servers it traces.
+CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/microshop/microshop/pkg/telemetry.stampedVersion=$version" -o "$out/bin/" \
 	./services/gateway/cmd/gateway ./services/order/cmd/order ./services/inventory/cmd/inventory \
-	./services/payment/cmd/payment ./services/psp/cmd/psp ./deploy/local/cmd/broker
-for p in gateway order inventory payment psp broker; do
-	build -f deploy/compose/program.Dockerfile --build-arg BINARY="$p" -t "microshop-local/$p:dev" "$out/bin"
+	./services/payment/cmd/payment ./services/psp/cmd/psp ./deploy/local/cmd/broker \
+	./observability/ebpf/cmd/probe
+for p in gateway order inventory payment psp broker probe; do
+	build -f deploy/compose/program.Dockerfile --target "$p" -t "microshop-local/$p:dev" "$out/bin"
 done
 
 base=microshop-local/debian:bookworm

@@ -43,8 +43,11 @@
 // # Metrics
 //
 // limiter_admitted_total{priority}, limiter_rejected_total{priority,reason}
-// (reason: route, user, adaptive), limiter_inflight and limiter_limit (the
-// adaptive limit in force, 0 when the algorithm has none it can tell).
+// (reason: route, user, adaptive), limiter_inflight, limiter_limit (the
+// adaptive limit in force, 0 when the algorithm has none it can tell; set
+// when rules are put in force, then after each answer) and
+// limiter_algorithm{algorithm} (1 for the adaptive algorithm in force, as
+// the rules name it: none, sentinel, kratos, failsafe, gradient2, vegas).
 // The counters start at 0 for every priority and reason.
 //
 // # Global state

@@ -130,13 +130,14 @@ func (l *Limiter) SetRules(rules Rules) error {
 		s.users = newUserBuckets(rules.User)
 	}
 	l.state.Store(s)
-	// The gauge follows the algorithm in force: 0 once adaptive limiting
-	// is off, not the last limit of the algorithm it replaced.
+	// The gauges follow the algorithm in force: limiter_limit is 0 once
+	// adaptive limiting is off, not the last limit of the algorithm it
+	// replaced, and is set now, not only after the next answer.
 	limit := 0
 	if s.adaptive != nil {
 		limit = s.adaptive.Limit()
 	}
-	l.metrics.limit.Set(float64(limit))
+	l.metrics.inForce(rules.algorithm(), limit)
 	l.log.Info("limit rules in force", slog.String("adaptive", string(rules.algorithm())),
 		slog.Int("routes", len(rules.Routes)), slog.Float64("user_rate", rules.User.Rate))
 	return nil

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -315,6 +316,39 @@ func TestLimitGaugeFollowsTheAlgorithm(t *testing.T) {
 				t.Errorf("limiter_limit = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRulesInForceMetrics: limiter_algorithm names the algorithm each
+// Rules document puts in force, and limiter_limit is its limit from then
+// on, before any request.
+func TestRulesInForceMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l, err := New(Config{Metrics: reg}, Rules{Adaptive: Vegas})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	for _, alg := range []Algorithm{Vegas, Gradient2, None, Failsafe} {
+		if alg != Vegas {
+			if err := l.SetRules(Rules{Adaptive: alg}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := fmt.Sprintf(`
+# HELP limiter_algorithm The adaptive algorithm in force: 1 for its name (none: no adaptive limit).
+# TYPE limiter_algorithm gauge
+limiter_algorithm{algorithm=%q} 1
+# HELP limiter_limit The adaptive concurrency limit in force; 0 while the algorithm sets none.
+# TYPE limiter_limit gauge
+limiter_limit %d
+`, alg, l.Limit())
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "limiter_algorithm", "limiter_limit"); err != nil {
+			t.Errorf("%s in force: %v", alg, err)
+		}
+		if ownLimit := alg != None; ownLimit != (l.Limit() > 0) {
+			t.Errorf("%s in force: Limit() = %d", alg, l.Limit())
+		}
 	}
 }
 

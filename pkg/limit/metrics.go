@@ -20,6 +20,7 @@ type metrics struct {
 	rejections *prometheus.CounterVec
 	inflight   prometheus.Gauge
 	limit      prometheus.Gauge
+	algorithm  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,6 +41,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "limiter_limit",
 			Help: "The adaptive concurrency limit in force; 0 while the algorithm sets none.",
 		}),
+		algorithm: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "limiter_algorithm",
+			Help: "The adaptive algorithm in force: 1 for its name (none: no adaptive limit).",
+		}, []string{"algorithm"}),
 	}
 	for _, p := range priorities {
 		if p == Critical {
@@ -54,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.admissions, m.rejections, m.inflight, m.limit} {
+	for _, c := range []prometheus.Collector{m.admissions, m.rejections, m.inflight, m.limit, m.algorithm} {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)
@@ -64,4 +69,12 @@ func (m *metrics) admitted(p Priority) { m.admissions.WithLabelValues(p.String()
 
 func (m *metrics) rejected(p Priority, reason string) {
 	m.rejections.WithLabelValues(p.String(), reason).Inc()
+}
+
+// inForce exports what a Rules document put in force: its algorithm, and
+// the limit it starts from (the limit then follows each answer).
+func (m *metrics) inForce(alg Algorithm, limit int) {
+	m.algorithm.Reset()
+	m.algorithm.WithLabelValues(string(alg)).Set(1)
+	m.limit.Set(float64(limit))
 }

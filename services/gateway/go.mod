@@ -8,6 +8,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.0
 	github.com/google/go-cmp v0.7.0
 	github.com/microshop/microshop/pkg v0.0.0
+	github.com/microshop/microshop/proto v0.0.0
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/client_model v0.6.2
 	go.opentelemetry.io/otel v1.47.0
@@ -140,3 +141,5 @@ require (
 )
 
 replace github.com/microshop/microshop/pkg => ../../pkg
+
+replace github.com/microshop/microshop/proto => ../../proto

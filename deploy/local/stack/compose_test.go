@@ -68,7 +68,7 @@ func loadCompose(t *testing.T, files ...string) *types.Project {
 // TestComposeFile checks docker-compose.yaml for the rules of the stack:
 // every service there, a healthcheck on each, every dependency waiting
 // for health, pinned images, memory limits within the budget, the replicas,
-// the probe privileged and opt-in, Grafana provisioned.
+// the probe opt-in with the capabilities it needs, Grafana provisioned.
 func TestComposeFile(t *testing.T) {
 	project := loadCompose(t, "docker-compose.yaml")
 	checkRules(t, project)
@@ -80,8 +80,8 @@ func TestComposeFile(t *testing.T) {
 			if err := pinned(s.Image); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
-		} else if s.Build.Context != projectRoot(t) || s.Build.Args["PROGRAM"] == nil {
-			t.Errorf("%s: built from %q with args %v, want the repository's Dockerfile with PROGRAM", name, s.Build.Context, s.Build.Args)
+		} else if s.Build.Context != projectRoot(t) || s.Build.Dockerfile != "Dockerfile" || s.Build.Target != name || !slices.Contains(images, name) {
+			t.Errorf("%s: built from %q, %q, target %q; want the repository's Dockerfile, its target %s", name, s.Build.Context, s.Build.Dockerfile, s.Build.Target, name)
 		}
 		total += int64(s.Deploy.Resources.Limits.MemoryBytes) * int64(replicas(s))
 	}
@@ -91,8 +91,23 @@ func TestComposeFile(t *testing.T) {
 	t.Logf("memory limits: %d MiB in all", total>>20)
 
 	probe := project.Services["probe"]
-	if !probe.Privileged || !slices.Equal(probe.Profiles, []string{"ebpf"}) {
-		t.Errorf("probe: privileged %v, profiles %v; want a privileged container in the opt-in profile ebpf", probe.Privileged, probe.Profiles)
+	if probe.Privileged || !slices.Equal(probe.CapAdd, []string{"SYS_ADMIN", "SYS_PTRACE"}) || !slices.Equal(probe.Profiles, []string{"ebpf"}) || probe.Pid != "host" {
+		t.Errorf("probe: privileged %v, capabilities %v, profiles %v, pid %q; want CAP_SYS_ADMIN and CAP_SYS_PTRACE, not privileged (a daemon short of a capability refuses that), in the opt-in profile ebpf, in the host's PID namespace",
+			probe.Privileged, probe.CapAdd, probe.Profiles, probe.Pid)
+	}
+	// Root by number: CI's image of it is FROM scratch, without a passwd
+	// file to look a user name up in ("unable to find user root").
+	if probe.User != "0:0" {
+		t.Errorf("probe: user %q, want 0:0", probe.User)
+	}
+	// It watches the processes by the names of their executables, which
+	// are the programs' names in their images (TestDockerfile).
+	var watched []string
+	if v := probe.Environment["PROBE_PROCESSES"]; v != nil {
+		watched = strings.Split(*v, ",")
+	}
+	if want := []string{"gateway", "order", "inventory", "payment", "psp"}; !slices.Equal(watched, want) {
+		t.Errorf("probe: PROBE_PROCESSES %q, want %q", watched, want)
 	}
 	grafana := project.Services["grafana"]
 	for target, source := range map[string]string{
@@ -138,8 +153,8 @@ func checkRules(t *testing.T, project *types.Project, without ...string) {
 		if got := replicas(s); got != p.replicas {
 			t.Errorf("%s: %d replicas, want %d", p.service, got, p.replicas)
 		}
-		if want := []string{"/program", "healthcheck"}; s.HealthCheck != nil && !slices.Equal([]string(s.HealthCheck.Test), append([]string{"CMD"}, want...)) {
-			t.Errorf("%s: healthcheck %q, want the program's healthcheck mode", p.service, s.HealthCheck.Test)
+		if want := []string{"CMD", "/usr/local/bin/" + p.service, "healthcheck"}; s.HealthCheck != nil && !slices.Equal([]string(s.HealthCheck.Test), want) {
+			t.Errorf("%s: healthcheck %q, want %q, the program's healthcheck mode where its image has it", p.service, s.HealthCheck.Test, want)
 		}
 		checkEnvironment(t, p, s.Environment)
 	}

@@ -65,11 +65,25 @@ func runtimeOf(s instructions.Stage) runtime {
 	return r
 }
 
+// images are the build targets of the Dockerfile, one per program, each
+// named after its program (and its package directory's base name).
+var images = []string{"gateway", "order", "inventory", "payment", "psp", "broker", "probe"}
+
+// runtimeOfImage is what the image of program must run: the program under
+// its own name, so that its process is named after it (the eBPF probe
+// watches processes by name), non-root, its healthcheck the program's own
+// mode.
+func runtimeOfImage(program string) runtime {
+	bin := "/usr/local/bin/" + program
+	return runtime{user: "65532:65532", entrypoint: bin, healthcheck: "CMD " + bin + " healthcheck"}
+}
+
 // TestDockerfile checks the Dockerfile of our programs: the base images
-// are arguments, the build static and trimmed with the version stamped,
-// and the runtime non-root, its healthcheck the program's own mode. CI's
-// stand-in (deploy/compose/program.Dockerfile, FROM scratch with a binary
-// built on the host) must run the same way.
+// are arguments, one build stage compiles every program static and trimmed
+// with the version stamped, and each program's stage runs its binary under
+// its own name, non-root, its healthcheck the program's own mode. CI's
+// stand-in (deploy/compose/program.Dockerfile, FROM scratch with the
+// binaries built on the host) must have the same stages, run the same way.
 func TestDockerfile(t *testing.T) {
 	root := projectRoot(t)
 	stages, args := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
@@ -84,13 +98,38 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile: no argument %s before the first FROM", want)
 		}
 	}
-	if len(stages) != 2 || stages[0].BaseName != "${GO_IMAGE}" || stages[1].BaseName != "${RUNTIME_IMAGE}" {
-		t.Fatalf("Dockerfile: stages %v, want a build FROM ${GO_IMAGE} and a runtime FROM ${RUNTIME_IMAGE}", stageBases(stages))
+	if len(stages) != 1+len(images) || stages[0].BaseName != "${GO_IMAGE}" || stages[0].Name != "build" {
+		t.Fatalf("Dockerfile: stages %v, want a build FROM ${GO_IMAGE} and a stage per program %v", stageBases(stages), images)
 	}
 	build := stageSource(stages[0])
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "ARG PROGRAM", "stampedVersion=${VERSION}", "GOARCH=${TARGETARCH}"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "stampedVersion=${VERSION}", "GOARCH=${TARGETARCH}", "-o /out/"} {
 		if !strings.Contains(build, want) {
 			t.Errorf("Dockerfile: the build stage has no %q", want)
+		}
+	}
+	// Stripped binaries (-s: no symbol table, -w: no DWARF) would hide the
+	// services' HTTP servers from the probe.
+	for _, strip := range []string{"-s ", "-w "} {
+		if strings.Contains(build, strip) {
+			t.Errorf("Dockerfile: the build stage strips the binaries (%q): the probe cannot trace their HTTP servers", strip)
+		}
+	}
+	for i, name := range images {
+		st := stages[1+i]
+		if st.Name != name || st.BaseName != "${RUNTIME_IMAGE}" {
+			t.Errorf("Dockerfile: stage %d is %q FROM %s, want %q FROM ${RUNTIME_IMAGE}", 1+i, st.Name, st.BaseName, name)
+			continue
+		}
+		// The build stage builds the program: a package directory ending
+		// in cmd/<program>, so go build -o /out/ names it <program>.
+		if !strings.Contains(build, "/cmd/"+name+" ") && !strings.Contains(build, "/cmd/"+name+"\n") {
+			t.Errorf("Dockerfile: the build stage builds no ./…/cmd/%s", name)
+		}
+		if src, want := stageSource(st), "COPY --from=build /out/"+name+" /usr/local/bin/"; !strings.Contains(src, want) {
+			t.Errorf("Dockerfile: stage %s has no %q", name, want)
+		}
+		if got, want := runtimeOf(st), runtimeOfImage(name); got != want {
+			t.Errorf("Dockerfile: stage %s runs %+v, want %+v", name, got, want)
 		}
 	}
 	// The layer of downloaded modules needs every module's requirements.
@@ -117,14 +156,23 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf(".dockerignore leaves the workspace's module %s out of the build context (%v)", dir, err)
 		}
 	}
-	want := runtime{user: "65532:65532", entrypoint: "/program", healthcheck: "CMD /program healthcheck"}
-	if got := runtimeOf(stages[1]); got != want {
-		t.Errorf("Dockerfile: runtime %+v, want %+v", got, want)
-	}
 
 	local, _ := parseDockerfile(t, filepath.Join(root, "deploy/compose/program.Dockerfile"))
-	if got := runtimeOf(local[len(local)-1]); got != want {
-		t.Errorf("program.Dockerfile: runtime %+v, want the Dockerfile's %+v", got, want)
+	var localNames []string
+	for _, st := range local {
+		localNames = append(localNames, st.Name)
+		if st.BaseName != "scratch" {
+			t.Errorf("program.Dockerfile: stage %s FROM %s, want scratch", st.Name, st.BaseName)
+		}
+		if src, want := stageSource(st), "COPY "+st.Name+" /usr/local/bin/"; !strings.Contains(src, want) {
+			t.Errorf("program.Dockerfile: stage %s has no %q", st.Name, want)
+		}
+		if got, want := runtimeOf(st), runtimeOfImage(st.Name); got != want {
+			t.Errorf("program.Dockerfile: stage %s runs %+v, want the Dockerfile's %+v", st.Name, got, want)
+		}
+	}
+	if !slices.Equal(localNames, images) {
+		t.Errorf("program.Dockerfile: stages %v, want the Dockerfile's %v", localNames, images)
 	}
 }
 

@@ -39,6 +39,10 @@ func TestComposeOverride(t *testing.T) {
 			t.Errorf("%s: image %q is not a local stand-in", name, s.Image)
 		}
 	}
+	// The broker is our program: run under its own name, as the others.
+	if got, want := p.Services["kafka"].HealthCheck.Test, []string{"CMD", "/usr/local/bin/broker", "healthcheck"}; !slices.Equal([]string(got), want) {
+		t.Errorf("kafka: healthcheck %q, want %q, the broker's own mode", got, want)
+	}
 	if _, ok := p.DisabledServices["grafana"]; !ok {
 		t.Error("grafana is started, but CI has no Grafana image")
 	}

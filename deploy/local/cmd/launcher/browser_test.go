@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,9 +18,14 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/microshop/microshop/pkg/database"
+	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/pkg/telemetry/jaegertest"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 )
 
@@ -45,7 +53,10 @@ func TestStorefrontInChromium(t *testing.T) {
 		t.Skip("end-to-end: builds and runs the stack and a browser; run without -short")
 	}
 	chrome := chromium(t)
-	st := startStack(t, stackOptions{replicas: 1})
+	jaeger := jaegertest.Start(t)
+	st := startStack(t, stackOptions{replicas: 1,
+		env:        []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + jaeger.OTLPHTTP},
+		gatewayEnv: []string{"GATEWAY_JAEGER_URL=" + jaeger.QueryURL}})
 	renameProduct(t, st.dbURLs["inventory"], "MUG-CLASSIC", markupName)
 
 	shots, err := screenshotDir()
@@ -76,6 +87,10 @@ func TestStorefrontInChromium(t *testing.T) {
 
 	confirmed := b.checkout(t, goodCard, "CONFIRMED")
 	b.screenshot(t, shots, "order-confirmed")
+	// Its page, reloaded, shows its checkout's trace from Jaeger: spans of
+	// every service the checkout went through.
+	b.waitTrace(t, []string{"gateway", "order", "inventory", "payment", "psp"})
+	b.screenshot(t, shots, "order-trace")
 	for _, step := range checkoutv1.Steps() {
 		if !strings.Contains(confirmed, step+" succeeded") {
 			t.Errorf("the confirmed order's timeline lacks %q:\n%s", step+" succeeded", confirmed)
@@ -126,11 +141,141 @@ func TestStorefrontInChromium(t *testing.T) {
 	b.login(t, base, "admin", "admin-demo")
 	b.run(t, "admin page", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.CSS(`#breakers tr[data-upstream="order"]`)))
 	b.screenshot(t, shots, "admin")
+	checkAdminLimiters(t, b, st)
 	b.run(t, "log out", chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-link`)))
 
 	if errs := b.errors(); len(errs) > 0 {
 		t.Errorf("the pages logged errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// waitTrace reloads the order page the browser is on until its trace's
+// waterfall has spans of each of services (spans reach Jaeger in batches,
+// the saga's after the page's first load), and checks that every row is a
+// span with a bar.
+func (b *chrome) waitTrace(t *testing.T, services []string) {
+	t.Helper()
+	page := get(t, b, "the order page's URL", chromedp.Location())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var got []string
+	poll.UntilNil(ctx, t, "the order's trace with spans of "+strings.Join(services, ", "), func() error {
+		b.run(t, "reload the order page", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`#trace`)))
+		got = get(t, b, "the waterfall's services", chromedp.Evaluate[[]string](
+			`Array.from(document.querySelectorAll('#waterfall td.service'), td => td.textContent)`))
+		for _, s := range services {
+			if !slices.Contains(got, s) {
+				return fmt.Errorf("the waterfall has spans of %q, none of %s", slices.Compact(slices.Sorted(slices.Values(got))), s)
+			}
+		}
+		return nil
+	})
+	bars := get(t, b, "the waterfall's bars", chromedp.Evaluate[int](`document.querySelectorAll('#waterfall td.bar svg rect').length`))
+	if bars != len(got) {
+		t.Errorf("the waterfall has %d rows and %d bars, want a bar per span", len(got), bars)
+	}
+	t.Logf("the order's trace on its page: %d spans of %v", len(got), slices.Compact(slices.Sorted(slices.Values(got))))
+}
+
+// checkAdminLimiters changes the gateway's limiter rules live in Consul
+// KV and wants the admin page, logged in as admin, to show the algorithm
+// and the limit the gateway's /metrics reports: the page reads the real
+// limiter (pkg/limit), not a copy of the rules.
+func checkAdminLimiters(t *testing.T, b *chrome, st *stack) {
+	t.Helper()
+	kv := &api.KVPair{Key: "microshop/gateway/limit", Value: []byte(`{"adaptive": "gradient2"}`)}
+	if _, err := st.consul.Client().KV().Put(kv, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	poll.UntilNil(ctx, t, "the gateway's /metrics to report gradient2 in force", func() error {
+		m, err := limiterMetrics(ctx, st.gateway)
+		if err != nil {
+			return err
+		}
+		if m[`limiter_algorithm{algorithm="gradient2"}`] != 1 {
+			return fmt.Errorf("limiter metrics %v", m)
+		}
+		return nil
+	})
+	// The page's own requests pass the limiter and may move the limit:
+	// the page must equal /metrics read before and after it, unchanged.
+	var page, before map[string]float64
+	poll.UntilNil(ctx, t, "the admin page to show the limiter /metrics reports", func() error {
+		var err error
+		if before, err = limiterMetrics(ctx, st.gateway); err != nil {
+			return err
+		}
+		b.run(t, "admin page", chromedp.Navigate(st.gateway+"/admin"), chromedp.WaitVisible(chromedp.CSS(`#limiters`)))
+		rows := get(t, b, "the limiters' rows", chromedp.Evaluate[[][]string](
+			`Array.from(document.querySelectorAll('#limiters tbody tr'), tr => Array.from(tr.cells, td => td.textContent))`))
+		page = map[string]float64{}
+		for _, r := range rows {
+			if len(r) != 3 || (r[0] != "limiter_algorithm" && r[0] != "limiter_limit") {
+				continue
+			}
+			v, err := strconv.ParseFloat(r[2], 64)
+			if err != nil {
+				return fmt.Errorf("the admin page's %v: %v", r, err)
+			}
+			page[metricID(r[0], r[1])] = v
+		}
+		after, err := limiterMetrics(ctx, st.gateway)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(before, after) {
+			return fmt.Errorf("the limit moved while the page was read: %v, then %v", before, after)
+		}
+		if !maps.Equal(page, before) {
+			return fmt.Errorf("the admin page shows %v, /metrics %v", page, before)
+		}
+		return nil
+	})
+	if before["limiter_limit"] <= 0 {
+		t.Errorf("gradient2 in force with limiter_limit %v, want its limit (> 0)", before["limiter_limit"])
+	}
+	t.Logf("the admin page and /metrics agree: %v", page)
+}
+
+// limiterMetrics reads limiter_algorithm and limiter_limit from the
+// /metrics of the process at base, by series ("name{labels}").
+func limiterMetrics(ctx context.Context, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for _, name := range []string{"limiter_algorithm", "limiter_limit"} {
+		for _, s := range families[name].GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
+			}
+			m[metricID(name, strings.Join(labels, " "))] = s.GetGauge().GetValue()
+		}
+	}
+	return m, nil
+}
+
+// metricID names a series as the admin page shows it: the name, and its
+// labels in braces if it has any.
+func metricID(name, labels string) string {
+	if labels == "" {
+		return name
+	}
+	return name + "{" + labels + "}"
 }
 
 // chromium returns the path of Debian's Chromium, installing the package

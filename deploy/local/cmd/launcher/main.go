@@ -237,6 +237,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 	}
 	pspURL := "http://" + addr(pspOffset)
+	gatewayEnv := []string{"GATEWAY_INVENTORY_URL=http://" + addr(2), "GATEWAY_ORDER_URL=http://" + addr(1), "GATEWAY_PSP_URL=" + pspURL}
+	if o.obs.jaegerBin != "" {
+		// The storefront's order page shows the order's trace from it.
+		gatewayEnv = append(gatewayEnv, "GATEWAY_JAEGER_URL="+o.obs.queryURL())
+	}
 	procs := []*supervise.Process{
 		{
 			Name: "broker",
@@ -255,8 +260,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		procs = append(procs, service(s.Name, prefix, s.PortOffset,
 			prefix+"_DATABASE_URL="+databases[s.Name], prefix+"_KAFKA_BROKERS="+broker))
 	}
-	procs = append(procs, service("gateway", "GATEWAY", 0,
-		"GATEWAY_INVENTORY_URL=http://"+addr(2), "GATEWAY_ORDER_URL=http://"+addr(1), "GATEWAY_PSP_URL="+pspURL))
+	procs = append(procs, service("gateway", "GATEWAY", 0, gatewayEnv...))
 	if o.obs.probeBin != "" {
 		// By path: a process of the same name from another stack on the
 		// machine (another checkout, a test) is not this stack's.

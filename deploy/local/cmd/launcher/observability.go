@@ -109,6 +109,12 @@ func (o observability) otlpEndpoint() string {
 	return "http://127.0.0.1:" + strconv.Itoa(o.otlpPort)
 }
 
+// queryURL is the base URL of Jaeger's query API (the gateway's
+// GATEWAY_JAEGER_URL).
+func (o observability) queryURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(o.jaegerQueryPort)
+}
+
 // jaeger returns the Jaeger process: the native configuration, traces in
 // memory, every port on 127.0.0.1.
 func (o observability) jaeger() *supervise.Process {
@@ -121,7 +127,7 @@ func (o observability) jaeger() *supervise.Process {
 			"JAEGER_QUERY_HTTP=" + addr(o.jaegerQueryPort), "JAEGER_QUERY_GRPC=" + addr(o.jaegerQueryPort-1),
 			"JAEGER_OTLP_HTTP=" + addr(o.otlpPort), "JAEGER_OTLP_GRPC=" + addr(o.otlpPort-1),
 		},
-		URL:       "http://" + addr(o.jaegerQueryPort),
+		URL:       o.queryURL(),
 		ReadyPath: "/api/services",
 	}
 }

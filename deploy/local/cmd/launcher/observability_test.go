@@ -5,7 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/microshop/microshop/pkg/servicetest"
 )
 
 // TestNativePrometheusConfigIsCurrent: observability/prometheus/native.yml,
@@ -88,4 +94,35 @@ func TestProbe(t *testing.T) {
 			t.Errorf("err = %v, want an error other than errNoProbe", err)
 		}
 	})
+}
+
+// TestComposeProbeRoutes: the compose stack's probe (docker-compose.yaml,
+// profile ebpf) labels request paths by the same routes as the native
+// stack's, so that their series compare.
+func TestComposeProbeRoutes(t *testing.T) {
+	root, err := servicetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yaml")},
+		cli.WithName("microshop"), cli.WithWorkingDirectory(root),
+		cli.WithInterpolation(true), cli.WithProfiles([]string{"ebpf"}), cli.WithEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := opts.LoadProject(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := project.Services["probe"].Environment["PROBE_ROUTES"]
+	if v == nil {
+		t.Fatal("docker-compose.yaml: the probe has no PROBE_ROUTES")
+	}
+	var got []string
+	for r := range strings.SplitSeq(*v, ",") {
+		got = append(got, strings.TrimSpace(r))
+	}
+	if diff := cmp.Diff(probeRoutes, got); diff != "" {
+		t.Errorf("docker-compose.yaml: the probe's PROBE_ROUTES differ from the launcher's probeRoutes (-launcher +compose):\n%s", diff)
+	}
 }

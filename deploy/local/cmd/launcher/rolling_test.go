@@ -151,6 +151,8 @@ type stackOptions struct {
 	gatewayVia func(service, addr string) string
 	// gatewayEnv is added to the gateway's environment.
 	gatewayEnv []string
+	// env is added to every service's environment (not the broker's).
+	env []string
 }
 
 // stack is a shop started by startStack.
@@ -225,14 +227,14 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	service := func(name, prefix, addr string, env ...string) *supervise.Process {
 		return &supervise.Process{
 			Name: name, Path: filepath.Join(bin, strings.Split(name, "-")[0]), URL: "http://" + addr,
-			Env: append(env, consulEnv, prefix+"_HTTP_ADDR="+addr, prefix+"_DATABASE_URL="+databases[strings.Split(name, "-")[0]],
+			Env: append(append(env, o.env...), consulEnv, prefix+"_HTTP_ADDR="+addr, prefix+"_DATABASE_URL="+databases[strings.Split(name, "-")[0]],
 				prefix+"_KAFKA_BROKERS="+broker, prefix+"_LOG_LEVEL=warn"),
 		}
 	}
 	procs := []*supervise.Process{
 		{Name: "broker", Path: filepath.Join(bin, "broker"), URL: "kafka://" + broker,
 			Args: []string{"-addr", broker, "-data-dir", filepath.Join(dir, "kafka")}},
-		{Name: "psp", Path: filepath.Join(bin, "psp"), URL: st.psp, Env: []string{"PSP_HTTP_ADDR=" + pspAddr, "PSP_LOG_LEVEL=warn"}},
+		{Name: "psp", Path: filepath.Join(bin, "psp"), URL: st.psp, Env: append([]string{"PSP_HTTP_ADDR=" + pspAddr, "PSP_LOG_LEVEL=warn"}, o.env...)},
 	}
 	for _, svc := range []struct {
 		name, prefix string
@@ -244,7 +246,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 			procs = append(procs, p)
 		}
 	}
-	gatewayEnv := append([]string{"GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}, o.gatewayEnv...)
+	gatewayEnv := append(append([]string{"GATEWAY_HTTP_ADDR=" + gatewayAddr, "GATEWAY_PSP_URL=" + st.psp}, o.gatewayEnv...), o.env...)
 	if o.gatewayVia == nil {
 		gatewayEnv = append(gatewayEnv, consulEnv)
 	} else {

@@ -35,6 +35,13 @@ const (
 // StockRejected, CommitRejected or PaymentFailed.
 const ReasonRefused = "refused: compensated before it arrived"
 
+// SpanAttributeOrderID is the span attribute holding the id of the order a
+// checkout created. The order service sets it on the span of the request
+// that created the order (POST /v1/orders answered 202, not a replay): one
+// checkout is one trace, and the trace of an order is found by it (the
+// gateway's order page, Jaeger's search by tag).
+const SpanAttributeOrderID = "order.id"
+
 // Steps returns the checkout saga's steps in the order they run. The slice
 // is new on every call.
 func Steps() []string {

@@ -33,6 +33,9 @@ type Config struct {
 	// JWTSecret signs access tokens; empty means a random key per process.
 	JWTSecret string
 	TokenTTL  time.Duration
+	// JaegerURL is the base URL of Jaeger's query service, whose traces
+	// the storefront's order page shows; empty: no trace is shown.
+	JaegerURL string
 	// BreakerRules are the breakers of the order and inventory upstreams:
 	// for good in the embedded mode, and in the full mode until Consul KV's
 	// microshop/gateway/breaker says otherwise.
@@ -60,6 +63,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RetryReserve:    env.Int("RETRY_RESERVE", 10, 1, 1_000_000),
 		JWTSecret:       env.String("JWT_SECRET", ""),
 		TokenTTL:        env.Duration("TOKEN_TTL", time.Hour),
+		JaegerURL:       env.URL("JAEGER_URL", "", "http", "https"),
 	}
 	cfg.Limit = process.ReadLimit(env)
 	rules, err := liverules.Parse(env.String("BREAKER_RULES", ""), defaultBreakerRules, breaker.Validate)
@@ -86,5 +90,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwt_secret", secret),
 		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.Any("breaker_rules", c.BreakerRules),
+		slog.String("jaeger_url", c.JaegerURL),
 	)...)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/microshop/microshop/pkg/process"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/httpapi"
+	"github.com/microshop/microshop/services/gateway/internal/jaeger"
 	"github.com/microshop/microshop/services/gateway/internal/storefront"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
@@ -114,9 +115,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	api.Register(proc.Router)
 	// The storefront's pages call the API above in process, through the
 	// same router: its checks are the API's.
-	shop, err := storefront.New(storefront.Options{
-		API: proc.Router, Tokens: tokens, Breakers: breakers, Metrics: proc.Telemetry.Registry, Log: log,
-	})
+	opts := storefront.Options{API: proc.Router, Tokens: tokens, Breakers: breakers, Metrics: proc.Telemetry.Registry, Log: log}
+	if cfg.JaegerURL != "" {
+		// Traced and measured like every outbound call of the gateway.
+		hc := &http.Client{Transport: proc.Telemetry.Transport("jaeger", http.DefaultTransport)}
+		if opts.Traces, err = jaeger.New(cfg.JaegerURL, hc); err != nil {
+			return fmt.Errorf("configuration: GATEWAY_JAEGER_URL: %w", err)
+		}
+	}
+	shop, err := storefront.New(opts)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +17,12 @@ import (
 // startGateway runs the gateway in-process in front of fake services.
 func startGateway(t *testing.T) *servicetest.Service {
 	t.Helper()
+	return startGatewayWith(t, nil)
+}
+
+// startGatewayWith starts it with the variables of extra too.
+func startGatewayWith(t *testing.T, extra map[string]string) *servicetest.Service {
+	t.Helper()
 	inventory := httptest.NewServer(fakeInventory())
 	orders := httptest.NewServer(fakeOrders())
 	psp := httptest.NewServer(fakePSP())
@@ -26,6 +33,7 @@ func startGateway(t *testing.T) *servicetest.Service {
 		"GATEWAY_ORDER_URL":     orders.URL,
 		"GATEWAY_PSP_URL":       psp.URL,
 	}
+	maps.Copy(env, extra)
 	return servicetest.Start(t, run, env, "GATEWAY_HTTP_ADDR")
 }
 

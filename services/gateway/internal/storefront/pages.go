@@ -393,8 +393,16 @@ func (s *Storefront) readOrder(c *gin.Context) (order, bool) {
 // itself while the order is PENDING).
 func (s *Storefront) order(c *gin.Context) {
 	if o, ok := s.readOrder(c); ok {
-		s.render(c, http.StatusOK, "order", view{Data: o})
+		s.render(c, http.StatusOK, "order", view{Data: orderPage{order: o, Trace: s.orderTrace(c, o)}})
 	}
+}
+
+// orderPage is the order page's data: the order, and its checkout's trace
+// (nil when no tracing backend is configured). The trace is read once per
+// page: its script refreshes the order's status and timeline only.
+type orderPage struct {
+	order
+	Trace *waterfall
 }
 
 func (s *Storefront) orderLive(c *gin.Context) {

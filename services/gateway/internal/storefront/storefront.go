@@ -62,6 +62,9 @@ type Options struct {
 	// Metrics, if not nil, is the gateway's registry: its limiter_ families
 	// are shown on the admin page.
 	Metrics prometheus.Gatherer
+	// Traces, if not nil, is the tracing backend (Jaeger's query service):
+	// an order's page shows the trace of its checkout as a waterfall.
+	Traces TraceFinder
 	// Log receives the storefront's errors; nil discards them.
 	Log *slog.Logger
 }

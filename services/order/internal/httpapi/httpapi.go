@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/microshop/microshop/pkg/httpserver"
 	"github.com/microshop/microshop/pkg/money"
 	"github.com/microshop/microshop/pkg/problem"
+	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 	"github.com/microshop/microshop/services/order/internal/order"
 )
 
@@ -106,6 +109,9 @@ func (h *handler) create(c *gin.Context) {
 	if created {
 		status = http.StatusAccepted
 		c.Header("Location", "/v1/orders/"+o.ID)
+		// The span of the request that created the order names it, so that
+		// the order's trace — its whole checkout — can be found by its id.
+		trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String(checkoutv1.SpanAttributeOrderID, o.ID))
 	}
 	c.JSON(status, toJSON(o))
 }
