@@ -29,6 +29,16 @@ func actEBPF(t *testing.T, st *labStack) {
 	if st.Probe == "" {
 		servicetest.Require(t, "the eBPF probe (make run-full as root)", fmt.Errorf("the launcher did not start it:\n%s", st.l.output()))
 	}
+	// The probe traces a program once it has read its DWARF and found
+	// its returns, after the program started: seconds on a quiet machine,
+	// minutes on a crowded one (TestAgreementServices waits for it too).
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	poll.Until(ctx, t, "the probe tracing the five services' HTTP servers", func() bool {
+		return metric(st.Probe, `ebpf_probe_targets{http="true"}`) >= float64(len(serviceOffsets))
+	})
+	t.Logf("the probe traced every service %v after the action began", time.Since(start).Round(time.Second))
 	for _, r := range []struct {
 		path string
 		n    int

@@ -54,7 +54,7 @@ func labScripts() []labScript {
 		// learner's health checks, lab 8's a burn-rate alert that fired and
 		// cleared, which lab 2's failing payment provider could fire too;
 		// and lab 8's one-hour window must not hold many good checkouts.
-		{number: 6, act: actEBPF, within: 30 * time.Second},
+		{number: 6, act: actEBPF, within: 2 * time.Minute},
 		{number: 8, act: actBurnRate, within: time.Minute},
 		{number: 7, act: actLiveRules, within: 30 * time.Second},
 		{number: 2, act: actBreaker, within: time.Minute},

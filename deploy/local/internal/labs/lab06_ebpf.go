@@ -72,9 +72,9 @@ func checkEBPF(ctx context.Context, s Stack) (Verdict, error) {
 	var diffs map[string][]string
 	var counted map[string]map[requestKey]int // requests both views counted
 	deadline := time.Now().Add(ebpfSettle)
-	var health int
+	var health, traced int
 	for {
-		diffs, counted, health, err = compareViews(ctx, s.Probe, services)
+		diffs, counted, health, traced, err = compareViews(ctx, s.Probe, services)
 		if err != nil || len(diffs) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -95,6 +95,10 @@ func checkEBPF(ctx context.Context, s Stack) (Verdict, error) {
 	if gateway < ebpfMinRequests {
 		v.Missing = append(v.Missing, fmt.Sprintf("the gateway has served %d API requests that both views counted, fewer than %d: send the requests of the lab with curl (health, readiness and metrics do not count: the SDK leaves them out)",
 			gateway, ebpfMinRequests))
+	}
+	if traced < len(services) {
+		v.Missing = append(v.Missing, fmt.Sprintf("the probe traces the HTTP servers of %d of the %d services yet (ebpf_probe_targets{http=\"true\"}): it reads each program's DWARF when it starts; wait until it traces them all, send the lab's requests again and check again",
+			traced, len(services)))
 	}
 	if health < ebpfMinHealthChecks {
 		v.Missing = append(v.Missing, fmt.Sprintf("the probe has counted %d GET /healthz of the gateway, fewer than %d: send the lab's health checks with curl and compare what each view counts of them",
@@ -143,21 +147,26 @@ func watchedServices(ctx context.Context, s Stack) (map[string]string, error) {
 
 // compareViews reads the probe's counts and each service's SDK counts and
 // returns, per service, the keys where they differ, in words, and the
-// requests both counted; and the probe's count of the gateway's health
-// checks.
-func compareViews(ctx context.Context, probeURL string, services map[string]string) (diffs map[string][]string, agreed map[string]map[requestKey]int, health int, err error) {
+// requests both counted; the probe's count of the gateway's health
+// checks; and how many HTTP servers the probe traces.
+func compareViews(ctx context.Context, probeURL string, services map[string]string) (diffs map[string][]string, agreed map[string]map[requestKey]int, health, traced int, err error) {
 	probeMetrics, err := scrapeMetrics(ctx, probeURL)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("the eBPF probe: %w", err)
+		return nil, nil, 0, 0, fmt.Errorf("the eBPF probe: %w", err)
 	}
 	probe := probeCounts(probeMetrics)
 	health = gatewayHealthChecks(probeMetrics)
+	for _, metric := range probeMetrics["ebpf_probe_targets"].GetMetric() {
+		if labelMap(metric)["http"] == "true" {
+			traced = int(metric.GetGauge().GetValue())
+		}
+	}
 	diffs = map[string][]string{}
 	agreed = map[string]map[requestKey]int{}
 	for name, base := range services {
 		m, err := scrapeMetrics(ctx, base)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("%s: %w", name, err)
+			return nil, nil, 0, 0, fmt.Errorf("%s: %w", name, err)
 		}
 		sdk := foldUnknownRoutes(sdkCounts(m), probe[name])
 		seen := probe[name]
@@ -171,7 +180,7 @@ func compareViews(ctx context.Context, probeURL string, services map[string]stri
 			}
 		}
 	}
-	return diffs, agreed, health, nil
+	return diffs, agreed, health, traced, nil
 }
 
 // gatewayHealthChecks is the probe's count of GET /healthz answered by
