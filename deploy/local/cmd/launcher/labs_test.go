@@ -346,8 +346,17 @@ func actLiveRules(t *testing.T, st *labStack) {
 		}
 		return refused > 0
 	})
-	// Step 3: a broken document (a negative rate) is rejected.
+	// Step 3: a broken document (a negative rate) is rejected — and, as the
+	// learner finds the warning first, seen rejected before step 4: a
+	// DELETE right after the PUT can reach the gateway's blocking query
+	// first, and the broken document is then never read (a CI run lost it
+	// that way).
 	put(`{"routes": {"GET /api/v1/products": {"priority": "low", "rate": -1, "burst": 2}}}`)
+	rejected, cancelRejected := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelRejected()
+	poll.Until(rejected, t, "the gateway rejecting the broken document", func() bool {
+		return metric(st.Gateway, `liverules_rejected_total{key="microshop/gateway/limit"}`) > 0
+	})
 	// Step 4: the key deleted, the defaults back.
 	if status, body, err := c.send(ctx, "DELETE", kv, "", ""); err != nil || status != http.StatusOK {
 		t.Fatalf("DELETE %s: %d %s %v", kv, status, body, err)
