@@ -11,10 +11,8 @@ package jaegertest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/microshop/microshop/pkg/poll"
 	"github.com/microshop/microshop/pkg/servicetest"
+	"github.com/microshop/microshop/pkg/telemetry/jaegerquery"
 )
 
 // Jaeger is a running Jaeger.
@@ -39,19 +38,11 @@ type Jaeger struct {
 	QueryURL string
 }
 
-// Span is a span as the query API returns it, flattened.
-type Span struct {
-	TraceID  string
-	SpanID   string
-	ParentID string // "" for a root span
-	Name     string // operationName
-	Service  string // the process's service.name
-	Kind     string // span.kind tag: server, client, producer, consumer, internal
-	Tags     map[string]any
-}
-
-// Trace is the spans of one trace.
-type Trace []Span
+// Trace and Span are jaegerquery's: the test reads what a user reads.
+type (
+	Trace = jaegerquery.Trace
+	Span  = jaegerquery.Span
+)
 
 // Start runs Jaeger for the test on free ports of 127.0.0.1, waits until it
 // answers, and stops it in t.Cleanup. Without the binary it skips the test,
@@ -102,8 +93,13 @@ func Start(t testing.TB) *Jaeger {
 
 // ready reports whether both the query API and the OTLP/HTTP receiver answer.
 func (j *Jaeger) ready(ctx context.Context) error {
-	var services struct{ Data []string }
-	if err := j.get(ctx, "/api/services", &services); err != nil {
+	q, err := j.query()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := q.Services(ctx); err != nil {
 		return err
 	}
 	conn, err := net.DialTimeout("tcp", j.OTLPHTTP[len("http://"):], time.Second)
@@ -135,96 +131,18 @@ func (j *Jaeger) WaitTrace(ctx context.Context, t testing.TB, traceID string, do
 // Trace returns the spans of the trace of traceID; an unknown trace is an
 // error.
 func (j *Jaeger) Trace(ctx context.Context, traceID string) (Trace, error) {
-	var resp struct {
-		Data []struct {
-			Spans []struct {
-				TraceID       string `json:"traceID"`
-				SpanID        string `json:"spanID"`
-				OperationName string `json:"operationName"`
-				ProcessID     string `json:"processID"`
-				References    []struct {
-					RefType string `json:"refType"`
-					SpanID  string `json:"spanID"`
-				} `json:"references"`
-				Tags []struct {
-					Key   string `json:"key"`
-					Value any    `json:"value"`
-				} `json:"tags"`
-			} `json:"spans"`
-			Processes map[string]struct {
-				ServiceName string `json:"serviceName"`
-			} `json:"processes"`
-		} `json:"data"`
-	}
-	if err := j.get(ctx, "/api/traces/"+traceID, &resp); err != nil {
+	q, err := j.query()
+	if err != nil {
 		return nil, err
 	}
-	var tr Trace
-	for _, d := range resp.Data {
-		for _, s := range d.Spans {
-			span := Span{TraceID: s.TraceID, SpanID: s.SpanID, Name: s.OperationName,
-				Service: d.Processes[s.ProcessID].ServiceName, Tags: map[string]any{}}
-			for _, r := range s.References {
-				if r.RefType == "CHILD_OF" {
-					span.ParentID = r.SpanID
-				}
-			}
-			for _, tag := range s.Tags {
-				span.Tags[tag.Key] = tag.Value
-			}
-			span.Kind, _ = span.Tags["span.kind"].(string)
-			tr = append(tr, span)
-		}
-	}
-	return tr, nil
-}
-
-// String lists the spans, one a line.
-func (tr Trace) String() string {
-	s := ""
-	for _, sp := range tr {
-		s += fmt.Sprintf("  %s parent=%s %s %s %q\n", sp.SpanID, sp.ParentID, sp.Service, sp.Kind, sp.Name)
-	}
-	return s
-}
-
-// ByName returns the spans named name.
-func (tr Trace) ByName(name string) []Span {
-	var spans []Span
-	for _, s := range tr {
-		if s.Name == name {
-			spans = append(spans, s)
-		}
-	}
-	return spans
-}
-
-// Span returns the span of id, and whether there is one.
-func (tr Trace) Span(id string) (Span, bool) {
-	for _, s := range tr {
-		if s.SpanID == id {
-			return s, true
-		}
-	}
-	return Span{}, false
-}
-
-func (j *Jaeger) get(ctx context.Context, path string, into any) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.QueryURL+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(into)
+	return q.Trace(ctx, traceID)
+}
+
+// query is the client of the query API.
+func (j *Jaeger) query() (*jaegerquery.Client, error) {
+	return jaegerquery.New(j.QueryURL, nil)
 }
 
 // freePorts returns n ports of 127.0.0.1 that were free a moment ago.

@@ -115,11 +115,13 @@ func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL
 						return false
 					}
 				}
-				return slices.Equal(services(tr, co.wantServices), co.wantServices) && finished(tr)
+				// One root: every parent a span names has reached Jaeger
+				// (a trace read while its last batches are in flight has holes).
+				return slices.Equal(tr.Services(co.wantServices), co.wantServices) && len(tr.Roots()) == 1
 			})
 			checkTree(t, tr, co.parentID)
 			checkCausality(t, tr, co)
-			t.Logf("%s: %d spans from %v", co.name, len(tr), services(tr, all))
+			t.Logf("%s: %d spans from %v", co.name, len(tr), tr.Services(all))
 		})
 	}
 
@@ -203,29 +205,6 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// services returns which of want have spans in tr, in want's order.
-func services(tr jaegertest.Trace, want []string) []string {
-	var have []string
-	for _, s := range want {
-		if slices.ContainsFunc(tr, func(sp jaegertest.Span) bool { return sp.Service == s }) {
-			have = append(have, s)
-		}
-	}
-	return have
-}
-
-// finished reports whether every parent a span names has reached Jaeger: a
-// trace read while its last batches are in flight has holes.
-func finished(tr jaegertest.Trace) bool {
-	roots := 0
-	for _, s := range tr {
-		if _, ok := tr.Span(s.ParentID); !ok {
-			roots++
-		}
-	}
-	return roots == 1
 }
 
 // checkTree checks that tr is one tree under the caller's span: exactly one

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/microshop/microshop/pkg/telemetry/jaegerquery"
 )
 
 // checkoutServices are the processes one checkout with a card that answers
@@ -30,7 +32,7 @@ func checkTrace(ctx context.Context, s Stack) (Verdict, error) {
 	}
 	v.see("Jaeger holds %d trace(s) of a checkout (the gateway's POST /api/v1/orders)", len(traces))
 	var best []string // the problems of the most complete trace
-	var bestTrace trace
+	var bestTrace jaegerquery.Trace
 	for _, tr := range traces {
 		problems := judgeCheckout(tr)
 		if bestTrace == nil || len(problems) < len(best) {
@@ -40,7 +42,7 @@ func checkTrace(ctx context.Context, s Stack) (Verdict, error) {
 			break
 		}
 	}
-	id := bestTrace[0].traceID
+	id := bestTrace[0].TraceID
 	if len(best) > 0 {
 		v.miss("no checkout trace is complete yet; the closest, %s (GET %s/api/traces/%s):", id, s.Jaeger, id)
 		for _, p := range best {
@@ -52,20 +54,20 @@ func checkTrace(ctx context.Context, s Stack) (Verdict, error) {
 		id, len(bestTrace), strings.Join(checkoutServices(), ", "), s.Jaeger, id)
 	if consumer, producer, ok := brokerHop(bestTrace); ok {
 		v.see("the broker hop: %s's span %q is the child of %s's outbox relay span %q — the trace context travelled in the Kafka headers",
-			consumer.service, consumer.name, producer.service, producer.name)
+			consumer.Service, consumer.Name, producer.Service, producer.Name)
 	}
 	if s, ok := finalSpan(bestTrace); ok {
-		v.see("the saga %s reached %s (span %q of %s)", s.tag("saga.id"), s.tag("saga.status"), s.name, s.service)
+		v.see("the saga %s reached %s (span %q of %s)", s.Tag("saga.id"), s.Tag("saga.status"), s.Name, s.Service)
 	}
 	return v, nil
 }
 
 // judgeCheckout lists what keeps tr from being a whole checkout trace, in
 // words that say what to do.
-func judgeCheckout(tr trace) []string {
+func judgeCheckout(tr jaegerquery.Trace) []string {
 	var problems []string
 	want := checkoutServices()
-	if have := tr.services(want); !slices.Equal(have, want) {
+	if have := tr.Services(want); !slices.Equal(have, want) {
 		var lacking []string
 		for _, s := range want {
 			if !slices.Contains(have, s) {
@@ -76,7 +78,7 @@ func judgeCheckout(tr trace) []string {
 			"(the good card 4242424242424242 or the declined one 4000000000000002) crosses all five; wait a few seconds if it was just placed",
 			strings.Join(lacking, ", ")))
 	}
-	if n := tr.roots(); n != 1 {
+	if n := len(tr.Roots()); n != 1 {
 		problems = append(problems, fmt.Sprintf("it is %d pieces, not one tree: some spans have not reached Jaeger yet (wait a few seconds)", n))
 	}
 	if _, _, ok := brokerHop(tr); !ok {
@@ -92,25 +94,25 @@ func judgeCheckout(tr trace) []string {
 
 // brokerHop finds a consumer's span whose parent is a producer's span of
 // another service: a message crossing the broker within the trace.
-func brokerHop(tr trace) (consumer, producer span, ok bool) {
+func brokerHop(tr jaegerquery.Trace) (consumer, producer jaegerquery.Span, ok bool) {
 	for _, c := range tr {
-		if c.kind != "consumer" {
+		if c.Kind != "consumer" {
 			continue
 		}
-		if p, found := tr.byID(c.parent); found && p.kind == "producer" && strings.HasPrefix(p.name, "send ") {
+		if p, found := tr.Span(c.ParentID); found && p.Kind == "producer" && strings.HasPrefix(p.Name, "send ") {
 			return c, p, true
 		}
 	}
-	return span{}, span{}, false
+	return jaegerquery.Span{}, jaegerquery.Span{}, false
 }
 
 // finalSpan finds the orchestrator's span that moved the saga to a final
 // status.
-func finalSpan(tr trace) (span, bool) {
+func finalSpan(tr jaegerquery.Trace) (jaegerquery.Span, bool) {
 	for _, s := range tr {
-		if st := s.tag("saga.status"); st == "COMPLETED" || st == "FAILED" {
+		if st := s.Tag("saga.status"); st == "COMPLETED" || st == "FAILED" {
 			return s, true
 		}
 	}
-	return span{}, false
+	return jaegerquery.Span{}, false
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/microshop/microshop/pkg/telemetry/jaegerquery"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
 )
 
@@ -200,22 +201,22 @@ func checkDuplicates(ctx context.Context, s Stack) (Verdict, error) {
 // redeliveries finds, in traces, the consumer spans of service whose
 // message was delivered before at another offset and whose barrier said
 // duplicate. A retry of one delivery (one offset) is not a redelivery.
-func redeliveries(traces []trace, service string) []redelivery {
+func redeliveries(traces []jaegerquery.Trace, service string) []redelivery {
 	var found []redelivery
 	for _, tr := range traces {
 		for _, s := range tr {
-			if s.service != service || s.kind != "consumer" || s.tag("saga.barrier") != "duplicate" {
+			if s.Service != service || s.Kind != "consumer" || s.Tag("saga.barrier") != "duplicate" {
 				continue
 			}
-			id, offset := s.tag("messaging.message.id"), s.tag("messaging.kafka.offset")
+			id, offset := s.Tag("messaging.message.id"), s.Tag("messaging.kafka.offset")
 			if id == "" {
 				continue
 			}
 			for _, first := range tr {
-				if first.id != s.id && first.service == service && first.kind == "consumer" &&
-					first.tag("messaging.message.id") == id && first.tag("messaging.kafka.offset") != offset {
-					found = append(found, redelivery{service: service, orderID: s.tag("saga.id"), step: s.tag("saga.step"),
-						op: s.tag("saga.operation"), traceID: s.traceID, firstOffset: first.tag("messaging.kafka.offset"), againOffset: offset})
+				if first.SpanID != s.SpanID && first.Service == service && first.Kind == "consumer" &&
+					first.Tag("messaging.message.id") == id && first.Tag("messaging.kafka.offset") != offset {
+					found = append(found, redelivery{service: service, orderID: s.Tag("saga.id"), step: s.Tag("saga.step"),
+						op: s.Tag("saga.operation"), traceID: s.TraceID, firstOffset: first.Tag("messaging.kafka.offset"), againOffset: offset})
 					break
 				}
 			}

@@ -23,9 +23,9 @@ import (
 	"github.com/microshop/microshop/pkg/limit"
 	"github.com/microshop/microshop/pkg/logging"
 	"github.com/microshop/microshop/pkg/process"
+	"github.com/microshop/microshop/pkg/telemetry/jaegerquery"
 	"github.com/microshop/microshop/services/gateway/internal/auth"
 	"github.com/microshop/microshop/services/gateway/internal/httpapi"
-	"github.com/microshop/microshop/services/gateway/internal/jaeger"
 	"github.com/microshop/microshop/services/gateway/internal/storefront"
 	"github.com/microshop/microshop/services/gateway/internal/upstream"
 )
@@ -119,7 +119,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) (err
 	if cfg.JaegerURL != "" {
 		// Traced and measured like every outbound call of the gateway.
 		hc := &http.Client{Transport: proc.Telemetry.Transport("jaeger", http.DefaultTransport)}
-		if opts.Traces, err = jaeger.New(cfg.JaegerURL, hc); err != nil {
+		if opts.Traces, err = jaegerquery.New(cfg.JaegerURL, hc); err != nil {
 			return fmt.Errorf("configuration: GATEWAY_JAEGER_URL: %w", err)
 		}
 	}

@@ -9,13 +9,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/microshop/microshop/pkg/telemetry/jaegerquery"
 	checkoutv1 "github.com/microshop/microshop/proto/microshop/checkout/v1"
-	"github.com/microshop/microshop/services/gateway/internal/jaeger"
 )
 
-// TraceFinder finds traces in a tracing backend (*jaeger.Client).
+// TraceFinder finds traces in a tracing backend (*jaegerquery.Client).
 type TraceFinder interface {
-	Find(ctx context.Context, q jaeger.Query) ([]jaeger.Trace, error)
+	Find(ctx context.Context, q jaegerquery.Query) ([]jaegerquery.Trace, error)
 }
 
 // traceTimeout bounds the order page's wait for the tracing backend: the
@@ -56,7 +56,7 @@ func (s *Storefront) orderTrace(c *gin.Context, o order) *waterfall {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), traceTimeout)
 	defer cancel()
-	traces, err := s.opts.Traces.Find(ctx, jaeger.Query{
+	traces, err := s.opts.Traces.Find(ctx, jaegerquery.Query{
 		Service: "order",
 		Tags:    map[string]string{checkoutv1.SpanAttributeOrderID: o.ID},
 		Start:   o.CreatedAt.Add(-time.Minute), End: o.CreatedAt.Add(time.Minute),
@@ -70,34 +70,28 @@ func (s *Storefront) orderTrace(c *gin.Context, o order) *waterfall {
 	}
 	// One trace created the order; should a backend answer more, the
 	// first to start is the creation.
-	first := slices.MinFunc(traces, func(a, b jaeger.Trace) int { return start(a).Compare(start(b)) })
+	first := slices.MinFunc(traces, func(a, b jaegerquery.Trace) int { return a.Start().Compare(b.Start()) })
 	return newWaterfall(first)
-}
-
-// start is when a trace's first span started.
-func start(t jaeger.Trace) time.Time {
-	var first time.Time
-	for _, s := range t.Spans {
-		if first.IsZero() || s.Start.Before(first) {
-			first = s.Start
-		}
-	}
-	return first
 }
 
 // newWaterfall lays t out: spans depth first from the roots, siblings by
 // start, each placed on the axis from the first span's start to the last
-// one's end.
-func newWaterfall(t jaeger.Trace) *waterfall {
-	w := &waterfall{TraceID: t.ID}
-	if len(t.Spans) == 0 {
+// one's end. A span whose parent Jaeger does not hold (not exported yet,
+// or dropped) is drawn as a root.
+func newWaterfall(t jaegerquery.Trace) *waterfall {
+	w := &waterfall{TraceID: t.ID()}
+	if len(t) == 0 {
 		w.Problem = "The trace has no spans."
 		return w
 	}
-	begin, end := start(t), time.Time{}
-	children := map[string][]jaeger.Span{}
-	for _, s := range t.Spans {
-		children[s.ParentID] = append(children[s.ParentID], s)
+	begin, end := t.Start(), time.Time{}
+	children := map[string][]jaegerquery.Span{}
+	for _, s := range t {
+		parent := s.ParentID
+		if _, ok := t.Span(parent); !ok {
+			parent = ""
+		}
+		children[parent] = append(children[parent], s)
 		if e := s.Start.Add(s.Duration); e.After(end) {
 			end = e
 		}
@@ -110,14 +104,14 @@ func newWaterfall(t jaeger.Trace) *waterfall {
 	var walk func(parent string, depth int)
 	walk = func(parent string, depth int) {
 		spans := children[parent]
-		slices.SortStableFunc(spans, func(a, b jaeger.Span) int {
-			return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID))
+		slices.SortStableFunc(spans, func(a, b jaegerquery.Span) int {
+			return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.SpanID, b.SpanID))
 		})
 		for _, s := range spans {
-			if seen[s.ID] {
+			if seen[s.SpanID] {
 				continue
 			}
-			seen[s.ID] = true
+			seen[s.SpanID] = true
 			if !slices.Contains(w.Services, s.Service) {
 				w.Services = append(w.Services, s.Service)
 			}
@@ -128,7 +122,7 @@ func newWaterfall(t jaeger.Trace) *waterfall {
 				Offset: milliseconds(s.Start.Sub(begin)), Duration: milliseconds(s.Duration),
 				X: fmt.Sprintf("%.2f", x), Width: fmt.Sprintf("%.2f", min(width, 100-x)), Error: s.Error,
 			})
-			walk(s.ID, depth+1)
+			walk(s.SpanID, depth+1)
 		}
 	}
 	walk("", 0)
