@@ -4,16 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // ebpfMinRequests is how many requests of the gateway's API lab 6 wants
@@ -59,7 +54,7 @@ func checkEBPF(ctx context.Context, s Stack) (Verdict, error) {
 		v.Missing = append(v.Missing, "the gateway is not running: start make run-full as root")
 		return v, nil
 	}
-	if _, err := scrapeMetrics(ctx, s.Probe); err != nil {
+	if _, err := scrape(ctx, s.Probe); err != nil {
 		v.Missing = append(v.Missing, fmt.Sprintf("the eBPF probe does not answer at %s (%v): start make run-full as root (the launcher says why it did not start the probe)", s.Probe, err))
 		return v, nil
 	}
@@ -150,7 +145,7 @@ func watchedServices(ctx context.Context, s Stack) (map[string]string, error) {
 // requests both counted; the probe's count of the gateway's health
 // checks; and how many HTTP servers the probe traces.
 func compareViews(ctx context.Context, probeURL string, services map[string]string) (diffs map[string][]string, agreed map[string]map[requestKey]int, health, traced int, err error) {
-	probeMetrics, err := scrapeMetrics(ctx, probeURL)
+	probeMetrics, err := scrape(ctx, probeURL)
 	if err != nil {
 		return nil, nil, 0, 0, fmt.Errorf("the eBPF probe: %w", err)
 	}
@@ -164,7 +159,7 @@ func compareViews(ctx context.Context, probeURL string, services map[string]stri
 	diffs = map[string][]string{}
 	agreed = map[string]map[requestKey]int{}
 	for name, base := range services {
-		m, err := scrapeMetrics(ctx, base)
+		m, err := scrape(ctx, base)
 		if err != nil {
 			return nil, nil, 0, 0, fmt.Errorf("%s: %w", name, err)
 		}
@@ -185,7 +180,7 @@ func compareViews(ctx context.Context, probeURL string, services map[string]stri
 
 // gatewayHealthChecks is the probe's count of GET /healthz answered by
 // the gateway.
-func gatewayHealthChecks(m map[string]*dto.MetricFamily) int {
+func gatewayHealthChecks(m metrics) int {
 	n := 0
 	for _, metric := range m["ebpf_http_server_request_duration_seconds"].GetMetric() {
 		l := labelMap(metric)
@@ -198,7 +193,7 @@ func gatewayHealthChecks(m map[string]*dto.MetricFamily) int {
 
 // probeCounts returns the probe's request counts by process and key,
 // health, readiness and metrics left out as the SDK leaves them.
-func probeCounts(m map[string]*dto.MetricFamily) map[string]map[requestKey]int {
+func probeCounts(m metrics) map[string]map[requestKey]int {
 	out := map[string]map[requestKey]int{}
 	for _, metric := range m["ebpf_http_server_request_duration_seconds"].GetMetric() {
 		l := labelMap(metric)
@@ -226,7 +221,7 @@ func probeCounts(m map[string]*dto.MetricFamily) map[string]map[requestKey]int {
 var ginParam = regexp.MustCompile(`:([A-Za-z_]+)`)
 
 // sdkCounts returns a service's own request counts by key.
-func sdkCounts(m map[string]*dto.MetricFamily) map[requestKey]int {
+func sdkCounts(m metrics) map[requestKey]int {
 	out := map[requestKey]int{}
 	for _, metric := range m["http_server_request_duration_seconds"].GetMetric() {
 		l := labelMap(metric)
@@ -285,34 +280,4 @@ func describeCounts(counts map[requestKey]int) string {
 		parts = append(parts, fmt.Sprintf("%v %d", k, counts[k]))
 	}
 	return fmt.Sprintf("%d requests (%s)", total, strings.Join(parts, ", "))
-}
-
-// scrapeTimeout bounds a read of /metrics: the probe's took 9 s on a
-// machine crowded with other stacks' processes.
-const scrapeTimeout = 30 * time.Second
-
-// scrapeMetrics reads the metrics a process serves at base/metrics.
-func scrapeMetrics(ctx context.Context, base string) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: scrapeTimeout}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(resp.Body)
-}
-
-func labelMap(m *dto.Metric) map[string]string {
-	out := map[string]string{}
-	for _, l := range m.GetLabel() {
-		out[l.GetName()] = l.GetValue()
-	}
-	return out
 }

@@ -13,7 +13,6 @@
 package labs
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +23,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
 )
@@ -122,14 +124,16 @@ func getJSON(ctx context.Context, url string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// metrics are the samples of one /metrics page, by series as the page
-// spells it: `name{label="value",…}` with the labels in the page's order
-// (client_golang sorts them by name).
-type metrics map[string]float64
+// metrics are the metric families of one /metrics page, by name.
+type metrics map[string]*dto.MetricFamily
 
-// scrape reads base's /metrics.
+// scrapeTimeout bounds a read of /metrics: the probe's took 9 s on a
+// machine crowded with other stacks' processes.
+const scrapeTimeout = 30 * time.Second
+
+// scrape reads the metrics a process serves at base/metrics.
 func scrape(ctx context.Context, base string) (metrics, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
@@ -143,48 +147,75 @@ func scrape(ctx context.Context, base string) (metrics, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
 	}
-	m := metrics{}
-	s := bufio.NewScanner(resp.Body)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		line := s.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		m[line[:i]] = v
-	}
-	return m, s.Err()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
 }
 
-// sum adds the samples of the family name whose labels include every one
-// of labels (each `key="value"`).
+// sum adds the samples of the series name whose labels include every one
+// of labels (each key="value", as the exposition format writes them).
+// name is a family, or a histogram's family with the suffix of one of its
+// series: _count, _sum, or _bucket with an le label among labels.
 func (m metrics) sum(name string, labels ...string) float64 {
-	total := 0.0
-	for series, v := range m {
-		family, rest, _ := strings.Cut(series, "{")
-		if family != name {
-			continue
+	want := map[string]string{}
+	for _, l := range labels {
+		k, quoted, _ := strings.Cut(l, "=")
+		v, err := strconv.Unquote(quoted)
+		if err != nil {
+			v = quoted
 		}
-		all := true
-		for _, l := range labels {
-			if !strings.Contains(rest, l) {
-				all = false
-				break
+		want[k] = v
+	}
+	family, suffix := name, ""
+	if _, ok := m[name]; !ok {
+		for _, s := range []string{"_count", "_sum", "_bucket"} {
+			if base, found := strings.CutSuffix(name, s); found && m[base].GetType() == dto.MetricType_HISTOGRAM {
+				family, suffix = base, s
 			}
 		}
-		if all {
-			total += v
+	}
+	le, byBucket := want["le"]
+	delete(want, "le")
+	total := 0.0
+	for _, metric := range m[family].GetMetric() {
+		have := labelMap(metric)
+		if !matches(have, want) {
+			continue
+		}
+		switch h := metric.GetHistogram(); suffix {
+		case "_count":
+			total += float64(h.GetSampleCount())
+		case "_sum":
+			total += h.GetSampleSum()
+		case "_bucket":
+			for _, b := range h.GetBucket() {
+				if byBucket && strconv.FormatFloat(b.GetUpperBound(), 'g', -1, 64) == le {
+					total += float64(b.GetCumulativeCount())
+				}
+			}
+		default:
+			total += metric.GetCounter().GetValue() + metric.GetGauge().GetValue() + metric.GetUntyped().GetValue()
 		}
 	}
 	return total
+}
+
+// matches reports whether have holds every label of want.
+func matches(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// labelMap is a series' labels by name.
+func labelMap(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
 }
 
 // serviceURL asks Consul where a passing instance of service serves, as
