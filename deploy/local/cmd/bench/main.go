@@ -52,6 +52,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,18 +105,19 @@ type options struct {
 	reads       bool              // measure GET /api/v1/products instead of checkouts
 	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 
-	overload       bool          // -overload: the limiters side by side past capacity
-	algorithms     []string      // -overload: pkg/limit algorithms compared, "none" first
-	levels         []float64     // -overload: offered loads, multiples of capacity
-	slo            time.Duration // -overload: latency within which a success counts as goodput
-	startRate      float64       // -overload: first rate of the capacity search
-	stepDuration   time.Duration // -overload: window of each step of the capacity search
-	pause          time.Duration // -overload: the longest wait for the stack to settle after a level
-	requestTimeout time.Duration // -overload: a request unanswered this long is an error
-	retryStorm     bool          // -overload: also the retry storms at 3 C
-	mix            string        // -overload: the traffic, a key of mixes
-	stackCPUs      string        // taskset's CPU list for the stack; "" does not pin it
-	svg            string        // -overload: where to draw the figure; "" draws none
+	overload       bool                       // -overload: the limiters side by side past capacity
+	algorithms     []string                   // -overload: pkg/limit algorithms compared, "none" first
+	levels         []float64                  // -overload: offered loads, multiples of capacity
+	slo            time.Duration              // -overload: latency within which a success counts as goodput
+	startRate      float64                    // -overload: first rate of the capacity search
+	stepDuration   time.Duration              // -overload: window of each step of the capacity search
+	pause          time.Duration              // -overload: the longest wait for the stack to settle after a level
+	requestTimeout time.Duration              // -overload: a request unanswered this long is an error
+	retryStorm     bool                       // -overload: also the retry storms at 3 C
+	mix            string                     // -overload: the traffic, a key of mixes
+	rules          map[string]json.RawMessage // -overload: the rules every candidate starts from
+	stackCPUs      string                     // taskset's CPU list for the stack; "" does not pin it
+	svg            string                     // -overload: where to draw the figure; "" draws none
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -148,6 +150,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.pause, "settle", time.Minute, "-overload: after each level, wait at most this long for the stack to work off its queues (its CPU use under 0.2 cores)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "-overload: a request unanswered this long counts as an error")
 	fs.BoolVar(&o.retryStorm, "retry-storm", true, "-overload: also offer 3 C with clients retrying rejections after Retry-After and at once, without a limiter and with the chosen one")
+	rules := fs.String("rules", "{}", `-overload: a pkg/limit rules document (JSON) every candidate's rules start from, in every service; each candidate sets "adaptive" in it (e.g. {"routes": {"POST /api/v1/orders": {"priority": "high", "rate": 30, "burst": 30}}})`)
 	fs.StringVar(&o.mix, "mix", "shop", "-overload: the traffic: shop (browsing, logins, checkouts and their polling) or browse (reads only, no saga behind any answer)")
 	fs.StringVar(&o.stackCPUs, "stack-cpus", "", "taskset CPU list the launcher and the stack run on (e.g. 1); empty: not pinned")
 	fs.StringVar(&o.svg, "svg", "", "-overload: write the figure (goodput and admitted p99 against offered load) to this SVG file")
@@ -162,6 +165,12 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 				return o, fmt.Errorf("-levels: %q is not a multiple of capacity from 0 to 20", f)
 			}
 			o.levels = append(o.levels, v)
+		}
+		if err := json.Unmarshal([]byte(*rules), &o.rules); err != nil || o.rules == nil {
+			return o, fmt.Errorf("-rules: not a JSON object: %v", err)
+		}
+		if _, ok := o.rules["adaptive"]; ok {
+			return o, errors.New(`-rules: "adaptive" is each candidate's; -algorithms lists them`)
 		}
 		if !slices.Contains(o.algorithms, "none") {
 			return o, errors.New("-algorithms: none (no limiter) is the baseline and must be in the list")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -321,8 +322,18 @@ func startStackOnce(ctx context.Context, o options, alg string) (*stack, error) 
 	if err != nil {
 		return nil, err
 	}
-	// Flow control off: the table compares the adaptive algorithms.
-	rules := fmt.Sprintf(`{"adaptive": %q}`, alg)
+	// Flow control off unless -rules sets it: the table compares the
+	// adaptive algorithms.
+	doc := maps.Clone(o.rules)
+	if doc == nil {
+		doc = map[string]json.RawMessage{}
+	}
+	doc["adaptive"], _ = json.Marshal(alg)
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	rules := string(b)
 	var env []string
 	for _, s := range overloadServices {
 		env = append(env, s+"_LIMIT_RULES="+rules)
