@@ -93,7 +93,7 @@ func judgeOverload(points []overloadPoint) Verdict {
 	}
 	switch {
 	case len(on) == 0 && len(off) > 0:
-		v.Missing = append(v.Missing, fmt.Sprintf("no overload with the limiter on after %s: put the adaptive limiter back (delete the microshop/<service>/limit keys, or set {\"adaptive\": \"vegas\"}) and run the overload again", clock(off[0].at)))
+		v.Missing = append(v.Missing, fmt.Sprintf("no overload with the limiter on after %s: put the adaptive limiter back (delete the microshop/<service>/limit keys, or set {\"adaptive\": \"gradient2\"}) and run the overload again", clock(off[0].at)))
 	case len(on) == 0:
 		v.Missing = append(v.Missing, "no overload with the limiter on and refusing requests yet: after the run without a limiter, put it back and run the overload again")
 	default:
