@@ -116,6 +116,7 @@ type options struct {
 	retryStorm     bool                       // -overload: also the retry storms at 3 C
 	mix            string                     // -overload: the traffic, a key of mixes
 	rules          map[string]json.RawMessage // -overload: the rules every candidate starts from
+	capacity       float64                    // -overload: C given, not searched; 0 searches
 	stackCPUs      string                     // taskset's CPU list for the stack; "" does not pin it
 	svg            string                     // -overload: where to draw the figure; "" draws none
 }
@@ -151,6 +152,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "-overload: a request unanswered this long counts as an error")
 	fs.BoolVar(&o.retryStorm, "retry-storm", true, "-overload: also offer 3 C with clients retrying rejections after Retry-After and at once, without a limiter and with the chosen one")
 	rules := fs.String("rules", "{}", `-overload: a pkg/limit rules document (JSON) every candidate's rules start from, in every service; each candidate sets "adaptive" in it (e.g. {"routes": {"POST /api/v1/orders": {"priority": "high", "rate": 30, "burst": 30}}})`)
+	fs.Float64Var(&o.capacity, "capacity", 0, "-overload: capacity C in requests/s, given instead of searched (to offer two runs the same rates); the unloaded p99 is then measured at 0.3 C. 0 searches")
 	fs.StringVar(&o.mix, "mix", "shop", "-overload: the traffic: shop (browsing, logins, checkouts and their polling) or browse (reads only, no saga behind any answer)")
 	fs.StringVar(&o.stackCPUs, "stack-cpus", "", "taskset CPU list the launcher and the stack run on (e.g. 1); empty: not pinned")
 	fs.StringVar(&o.svg, "svg", "", "-overload: write the figure (goodput and admitted p99 against offered load) to this SVG file")
@@ -199,6 +201,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-products: %d is not from 1 to 100", o.products)
 	case o.maxInFlight < 1 || o.maxInFlight > 100_000:
 		return o, fmt.Errorf("-max-in-flight: %d is not from 1 to 100000", o.maxInFlight)
+	case o.capacity < 0 || o.capacity > 20_000:
+		return o, fmt.Errorf("-capacity: %v is not from 0 to 20000", o.capacity)
 	case mixes[o.mix] == nil:
 		return o, fmt.Errorf("-mix: %q is not shop or browse", o.mix)
 	case o.top < 0 || o.top > 1000:

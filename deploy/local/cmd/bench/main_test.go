@@ -72,6 +72,7 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"no products", []string{"-products", "0"}, "-products"},
 		{"no POSTs in flight", []string{"-max-in-flight", "0"}, "-max-in-flight"},
 		{"unknown mix", []string{"-overload", "-mix", "checkout"}, "-mix"},
+		{"negative capacity", []string{"-overload", "-capacity", "-5"}, "-capacity"},
 		{"rules not JSON", []string{"-overload", "-rules", "routes"}, "-rules"},
 		{"rules not an object", []string{"-overload", "-rules", "[1]"}, "-rules"},
 		{"rules naming the algorithm", []string{"-overload", "-rules", `{"adaptive": "vegas"}`}, "-rules"},

@@ -122,7 +122,11 @@ func runOverload(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return errors.Join(err, st.stop())
 	}
-	fmt.Fprintf(stdout, "capacity C = %.0f requests/s (p99 first above 2× the p99 at 0.3 C, %s)\n", capacity, unloaded)
+	how := "p99 first above 2× the p99 at 0.3 C"
+	if o.capacity > 0 {
+		how = "given by -capacity; the p99 at 0.3 C"
+	}
+	fmt.Fprintf(stdout, "capacity C = %.0f requests/s (%s, %s)\n", capacity, how, unloaded)
 	// Every candidate on a fresh stack, "none" too: the search left a
 	// backlog behind.
 	if err := st.stop(); err != nil {
@@ -188,12 +192,22 @@ func runOverload(ctx context.Context, o options, stdout io.Writer) error {
 
 // findCapacity raises the rate by a quarter at a time until p99 is ten
 // times the first step's, or errors pass 1 %, and returns C: the first
-// rate whose p99 exceeds twice the p99 measured nearest 0.3 C.
+// rate whose p99 exceeds twice the p99 measured nearest 0.3 C. With
+// -capacity it searches nothing and measures the p99 at 0.3 C only.
 func findCapacity(ctx context.Context, o options, st *stack, stdout io.Writer) ([]capacityStep, float64, time.Duration, error) {
 	// A first step, not counted, warms the stack: connections, caches,
 	// the first sagas.
 	if _, err := st.attackRate(ctx, o, o.startRate, noRetry, o.stepDuration); err != nil {
 		return nil, 0, 0, err
+	}
+	if o.capacity > 0 { // given: only the unloaded p99 is measured
+		lv, err := st.attackRate(ctx, o, 0.3*o.capacity, noRetry, o.stepDuration)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		fmt.Fprintf(stdout, "  unloaded, 0.3 C = %.0f/s: %s\n", 0.3*o.capacity, lv.line(o))
+		step := capacityStep{rate: 0.3 * o.capacity, p99: percentile(lv.admitted, 99), errs: lv.errorRate()}
+		return []capacityStep{step}, o.capacity, step.p99, nil
 	}
 	var steps []capacityStep
 	for rate := o.startRate; rate <= 20_000; rate *= 1.25 {

@@ -19,7 +19,11 @@ import (
 // printOverload writes the capacity search, the table (Markdown, as
 // docs/benchmarks.md shows it) and the choice.
 func printOverload(w io.Writer, o options, steps []capacityStep, capacity float64, unloaded time.Duration, cands []*candidate, best *candidate) {
-	fmt.Fprintf(w, "\ncapacity search (rate: admitted p99, errors):")
+	if o.capacity > 0 {
+		fmt.Fprintf(w, "\nC given by -capacity; measured (rate: admitted p99, errors):")
+	} else {
+		fmt.Fprintf(w, "\ncapacity search (rate: admitted p99, errors):")
+	}
 	for _, s := range steps {
 		fmt.Fprintf(w, " %.0f/s: %s, %.2f %%;", s.rate, s.p99.Round(10*time.Microsecond), 100*s.errs)
 	}
