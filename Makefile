@@ -93,8 +93,9 @@ bench-checkout: build ## checkout saga benchmark: sagas/s and time to final stat
 
 # bench-overload runs the stack on CPU 1 and the load generator on CPU 0
 # (taskset), so that they do not steal from each other: capacity is one
-# core's. The whole run takes 20 to 40 minutes (a fresh stack per
-# candidate, up to a minute after each level for it to settle).
+# core's. The whole run took 11 min 43 s on a quiet machine (a fresh stack
+# per candidate, up to a minute after each level for it to settle), longer
+# when the stack is slow to work off its backlog.
 OVERLOAD_FLAGS ?= -warmup 3s -duration 10s
 
 bench-overload: build ## pkg/limit's adaptive limiters side by side past capacity: goodput, admitted and rejection p99, errors, CPU at 0.5-5 C, retry storms; table and docs/overload.svg
