@@ -38,9 +38,10 @@ const (
 	maxRetryInterval = 10 * time.Second
 	// pruneInterval is how often Run deletes old sent rows.
 	pruneInterval = time.Minute
-	// observeInterval is how often, at most, a busy Run refreshes the gauges
-	// (two queries): a relay under load runs rounds back to back, and a
-	// gauge scraped every few seconds needs no fresher value.
+	// observeInterval is how often, at most, Run refreshes the gauges (two
+	// queries): a relay under load runs rounds back to back, an idle one
+	// every PollInterval, and a gauge scraped every few seconds needs no
+	// fresher value.
 	observeInterval = time.Second
 	// pruneBatch is how many rows one DELETE of Prune removes at most, to
 	// keep its transaction short.
@@ -183,7 +184,7 @@ func (r *Relay) Run(ctx context.Context) {
 	var nextPrune, nextObserve time.Time
 	for {
 		n, err := r.round(ctx)
-		if now := r.opts.Now(); n == 0 || !now.Before(nextObserve) {
+		if now := r.opts.Now(); !now.Before(nextObserve) {
 			err = errors.Join(err, r.observe(ctx))
 			nextObserve = now.Add(observeInterval)
 		}
@@ -255,8 +256,7 @@ LIMIT ?`
 // returns how many it marked, and the errors of publishing (the failed
 // messages, and the later ones of their keys, stay pending) and of the
 // database. It also updates the gauges. Tests call it; Run runs the same
-// rounds in a loop, and refreshes the gauges at most every second while
-// rounds find work.
+// rounds in a loop, and refreshes the gauges at most every second.
 //
 // On Postgres the round is one transaction that holds its rows locked while
 // it publishes. On SQLite it is not: a transaction would take the database's
