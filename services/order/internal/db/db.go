@@ -83,14 +83,11 @@ func (orderRow) TableName() string   { return "orders" }
 func (lineRow) TableName() string    { return "order_lines" }
 func (historyRow) TableName() string { return "order_status_history" }
 
-// Insert implements order.Store. A retry usually finds its order with one
-// read; otherwise insert writes it, unless a concurrent request with the same
-// key got there first, whose order is then read back.
+// Insert implements order.Store. insert writes the order unless its key is
+// taken, by a retry's first request or a concurrent one, whose order is then
+// read back. Writing first costs a retry an INSERT that does nothing, and
+// spares every new order a read.
 func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency) (order.Order, string, error) {
-	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
-	if !errors.Is(err, order.ErrOrderNotFound) {
-		return stored, hash, err // a retry, or a failure
-	}
 	inserted, err := s.insert(ctx, o, idem)
 	switch {
 	case err != nil:
@@ -98,9 +95,9 @@ func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotenc
 	case inserted:
 		return o, idem.RequestHash, nil
 	}
-	stored, hash, err = s.byKey(ctx, o.CustomerID, idem.Key)
+	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
 	if err != nil {
-		return order.Order{}, "", fmt.Errorf("read the order a concurrent request stored under its key: %w", err)
+		return order.Order{}, "", fmt.Errorf("read the order stored under its key: %w", err)
 	}
 	return stored, hash, nil
 }

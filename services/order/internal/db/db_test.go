@@ -29,9 +29,10 @@ func TestStore(t *testing.T) {
 	}
 }
 
-// TestInsertLosingTheRace checks the path a concurrent Insert takes when
-// another request stored its key between its read and its write; the
-// contract's concurrency tests reach it only by chance.
+// TestInsertLosingTheRace checks that insert under a taken key writes
+// nothing and reports it, leaving the stored order as it was: the path of a
+// retry, and of the loser of two concurrent requests, which the contract's
+// concurrency tests reach only by chance.
 func TestInsertLosingTheRace(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
