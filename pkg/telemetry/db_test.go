@@ -92,7 +92,7 @@ func TestInstrumentDBNamesSpans(t *testing.T) {
 	for i, s := range ended {
 		got := map[string]string{}
 		for _, kv := range s.Attributes() {
-			got[string(kv.Key)] = kv.Value.Emit()
+			got[string(kv.Key)] = kv.Value.String()
 		}
 		if s.Name() != "insert widgets" {
 			t.Errorf("span %d name = %q, want %q", i, s.Name(), "insert widgets")
