@@ -62,6 +62,11 @@ func Open(ctx context.Context, rawURL string, log *slog.Logger) (*DB, error) {
 		Logger:         newLogger(log),
 		TranslateError: true, // unique violations become gorm.ErrDuplicatedKey on both engines
 		NowFunc:        func() time.Time { return time.Now().UTC() },
+		// GORM would wrap every Create, Update and Delete made outside a
+		// transaction in one of its own: a BEGIN and a COMMIT, two round
+		// trips, around a single statement, which is atomic anyway. Writes
+		// of several statements are made in explicit transactions.
+		SkipDefaultTransaction: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialector.Name(), err)

@@ -38,9 +38,10 @@ const (
 	maxRetryInterval = 10 * time.Second
 	// pruneInterval is how often Run deletes old sent rows.
 	pruneInterval = time.Minute
-	// observeInterval is how often, at most, a busy Run refreshes the gauges
-	// (two queries): a relay under load runs rounds back to back, and a
-	// gauge scraped every few seconds needs no fresher value.
+	// observeInterval is how often, at most, Run refreshes the gauges (two
+	// queries): a relay under load runs rounds back to back, an idle one
+	// every PollInterval, and a gauge scraped every few seconds needs no
+	// fresher value.
 	observeInterval = time.Second
 	// pruneBatch is how many rows one DELETE of Prune removes at most, to
 	// keep its transaction short.
@@ -164,8 +165,11 @@ func (r *Relay) Notify() {
 }
 
 // Run relays rounds until ctx ends, then returns: the next round at once
-// after one that published, after PollInterval (or Notify) after one that
-// found nothing, and after a growing backoff after one that failed. It logs
+// after a full one (BatchSize messages), after PollInterval (or Notify)
+// after one that took fewer, and after a growing backoff after one that
+// failed. A round that took fewer than BatchSize took every message it
+// could see: what was added meanwhile was Notified, and another relay's
+// locked messages are that relay's to publish. It logs
 // failures, and no row is lost by them: an unpublished row stays pending for
 // a later round. Every minute it deletes rows sent more than Retention ago.
 // A round cut short by ctx may leave published rows unmarked, to be
@@ -182,8 +186,8 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 	var nextPrune, nextObserve time.Time
 	for {
-		n, err := r.round(ctx)
-		if now := r.opts.Now(); n == 0 || !now.Before(nextObserve) {
+		n, full, err := r.round(ctx)
+		if now := r.opts.Now(); !now.Before(nextObserve) {
 			err = errors.Join(err, r.observe(ctx))
 			nextObserve = now.Add(observeInterval)
 		}
@@ -201,7 +205,7 @@ func (r *Relay) Run(ctx context.Context) {
 		case err != nil:
 			r.log.ErrorContext(ctx, "relay outbox", slog.Int("relayed", n), slog.Any("error", err))
 			wait, wake = retry.NextBackOff(), nil // a Notify must not cut a backoff short
-		case n > 0:
+		case full:
 			retry.Reset()
 			continue // more may be waiting
 		default:
@@ -255,20 +259,20 @@ LIMIT ?`
 // returns how many it marked, and the errors of publishing (the failed
 // messages, and the later ones of their keys, stay pending) and of the
 // database. It also updates the gauges. Tests call it; Run runs the same
-// rounds in a loop, and refreshes the gauges at most every second while
-// rounds find work.
+// rounds in a loop, and refreshes the gauges at most every second.
 //
 // On Postgres the round is one transaction that holds its rows locked while
 // it publishes. On SQLite it is not: a transaction would take the database's
 // only write lock for the length of a publish and stall every writer of the
 // service; the round reads, publishes, then marks.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	n, err := r.round(ctx)
+	n, _, err := r.round(ctx)
 	return n, errors.Join(err, r.observe(ctx))
 }
 
-// round is RelayOnce without the gauges.
-func (r *Relay) round(ctx context.Context) (int, error) {
+// round is RelayOnce without the gauges. It also reports whether the round
+// was full: it took BatchSize messages, and more may be pending.
+func (r *Relay) round(ctx context.Context) (n int, full bool, err error) {
 	var marked int64
 	var publishErr error
 	round := func(tx *gorm.DB) error {
@@ -276,6 +280,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		if err := tx.Raw(r.roundQuery, r.opts.BatchSize, r.opts.BatchSize).Scan(&rows).Error; err != nil {
 			return fmt.Errorf("select outbox messages: %w", err)
 		}
+		full = len(rows) == r.opts.BatchSize
 		var acked []int64
 		acked, publishErr = r.publishInOrder(ctx, rows)
 		if len(acked) == 0 {
@@ -288,7 +293,6 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		marked = res.RowsAffected
 		return nil
 	}
-	var err error
 	if r.lockClause == "" {
 		err = round(r.db.WithContext(ctx))
 	} else {
@@ -297,7 +301,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	if err != nil {
 		marked = 0 // rolled back, or the mark failed
 	}
-	return int(marked), errors.Join(publishErr, err)
+	return int(marked), full, errors.Join(publishErr, err)
 }
 
 // publishInOrder publishes rows, in seq order, and returns the seqs of

@@ -98,7 +98,7 @@ const (
 	StatusFailed       Status = "FAILED"
 )
 
-// Outcomes of a step operation, reported to Hooks.OnStep and kept in
+// Outcomes of a step operation, reported to Hooks.OnSteps and kept in
 // saga_steps.status.
 const (
 	StepStarted   = "STARTED"   // the operation's command was sent (the first time)
@@ -106,6 +106,14 @@ const (
 	StepFailed    = "FAILED"    // an action replied OK=false: refused, no effect
 	StepTimedOut  = "TIMED_OUT" // an action got no reply before its deadline
 )
+
+// StepOutcome is an outcome of a step's operation, as Hooks.OnSteps
+// reports it.
+type StepOutcome struct {
+	Step    string // the step's name
+	Op      string // OpAction or OpCompensate
+	Outcome string // StepStarted, StepSucceeded, StepFailed or StepTimedOut
+}
 
 // Instance is a saga instance as stored. Steps and hooks receive it as it is
 // after the transition they are part of.

@@ -162,8 +162,13 @@ func recordingHooks() saga.Hooks {
 		return tx.Exec("INSERT INTO test_hooks (saga_id, seq, event) VALUES (?, ?, ?)", sagaID, n, event).Error
 	}
 	return saga.Hooks{
-		OnStep: func(_ context.Context, tx *gorm.DB, inst saga.Instance, step, op, outcome string) error {
-			return record(tx, inst.ID, step+" "+op+" "+outcome)
+		OnSteps: func(_ context.Context, tx *gorm.DB, inst saga.Instance, outcomes []saga.StepOutcome) error {
+			for _, o := range outcomes {
+				if err := record(tx, inst.ID, o.Step+" "+o.Op+" "+o.Outcome); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 		OnCompleted: func(_ context.Context, tx *gorm.DB, inst saga.Instance) error {
 			return record(tx, inst.ID, "completed")

@@ -17,7 +17,7 @@ import (
 // event before anything is written.
 type move struct {
 	next   Instance    // the state after the transition
-	events []stepEvent // step outcomes, in order: saga_steps rows and OnStep
+	events []stepEvent // step outcomes, in order: saga_steps rows and OnSteps
 	send   bool        // send next's operation in flight
 	retry  bool        // the send is a re-send of a compensation
 }

@@ -48,10 +48,13 @@ type Sender interface {
 // per committed transition, but may run again in a transaction that rolls
 // back. Nil hooks are skipped.
 type Hooks struct {
-	// OnStep reports every step outcome: an operation STARTED (its first
-	// send, Start's included), SUCCEEDED, FAILED or TIMED_OUT. step is the
-	// step's name, op OpAction or OpCompensate.
-	OnStep func(ctx context.Context, tx *gorm.DB, inst Instance, step, op, outcome string) error
+	// OnSteps reports the step outcomes of a transition, in order: an
+	// operation STARTED (its first send, Start's included), SUCCEEDED,
+	// FAILED or TIMED_OUT. A transition has one or two (one ends, the next
+	// starts); all are given in one call, so that the service can record
+	// them with one statement. A re-sent compensation has none and is not
+	// reported.
+	OnSteps func(ctx context.Context, tx *gorm.DB, inst Instance, outcomes []StepOutcome) error
 	// OnCompleted runs when the last action succeeded.
 	OnCompleted func(ctx context.Context, tx *gorm.DB, inst Instance) error
 	// OnFailed runs when every needed compensation has been acknowledged,

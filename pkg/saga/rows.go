@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -96,19 +97,38 @@ func selectInstance(tx *gorm.DB, where string, args ...any) (Instance, bool, err
 	return rows[0].instance(), true, nil
 }
 
-// recordStep writes the step outcome e of saga sagaID to saga_steps: a new
-// row when the operation starts, its outcome when it ends.
-func recordStep(tx *gorm.DB, sagaID string, e stepEvent, name string, now time.Time) error {
-	var err error
-	if e.outcome == StepStarted {
-		err = tx.Exec("INSERT INTO saga_steps (saga_id, step, name, op, status, attempts, reason, started_at) VALUES (?, ?, ?, ?, ?, 1, '', ?)",
-			sagaID, e.step, name, e.op, e.outcome, now).Error
-	} else {
-		err = tx.Exec("UPDATE saga_steps SET status = ?, reason = ?, finished_at = ? WHERE saga_id = ? AND step = ? AND op = ?",
-			e.outcome, e.reason, now, sagaID, e.step, e.op).Error
+// recordSteps writes the step outcomes of one transition of saga sagaID to
+// saga_steps, in one statement: a new row for an operation that starts, the
+// outcome of its row for one that ends. events are the outcomes with their
+// reasons, outcomes the same with the steps' names. The statement is an
+// upsert on the row's key; the rows of a transition have distinct keys (an
+// operation ends, another starts), and an operation starts once, so a
+// conflicting STARTED row means the history is out of step with the
+// instance: it is not applied and the transition fails.
+func recordSteps(tx *gorm.DB, sagaID string, events []stepEvent, outcomes []StepOutcome, now time.Time) error {
+	var values strings.Builder
+	args := make([]any, 0, 7*len(events))
+	for i, e := range events {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(?, ?, ?, ?, ?, 1, ?, ?, ?)")
+		finished := now
+		if e.outcome == StepStarted {
+			finished = time.Time{}
+		}
+		// started_at of an ending operation's row is kept as it is: the
+		// conflict's UPDATE does not set it.
+		args = append(args, sagaID, e.step, outcomes[i].Step, e.op, e.outcome, e.reason, now, nullTime(finished))
 	}
-	if err != nil {
-		return fmt.Errorf("record saga step: %w", err)
+	res := tx.Exec("INSERT INTO saga_steps (saga_id, step, name, op, status, attempts, reason, started_at, finished_at) VALUES "+values.String()+
+		" ON CONFLICT (saga_id, step, op) DO UPDATE SET status = excluded.status, reason = excluded.reason, finished_at = excluded.finished_at"+
+		" WHERE excluded.status <> '"+StepStarted+"'", args...)
+	if res.Error != nil {
+		return fmt.Errorf("record saga steps: %w", res.Error)
+	}
+	if res.RowsAffected != int64(len(events)) {
+		return fmt.Errorf("record saga steps: %d of %d rows written: an operation started twice", res.RowsAffected, len(events))
 	}
 	return nil
 }

@@ -29,17 +29,20 @@ func (o *Orchestrator) apply(ctx context.Context, tx *gorm.DB, def *Definition, 
 }
 
 // perform does the rest of a transition whose instance row is written:
-// step history and OnStep, the command, the final hook.
+// step history and OnSteps, the command, the final hook.
 func (o *Orchestrator) perform(ctx context.Context, tx *gorm.DB, def *Definition, m move, now time.Time) error {
 	inst := m.next
-	for _, e := range m.events {
-		name := def.Steps[e.step].Name
-		if err := recordStep(tx, inst.ID, e, name, now); err != nil {
+	if len(m.events) > 0 {
+		outcomes := make([]StepOutcome, len(m.events))
+		for i, e := range m.events {
+			outcomes[i] = StepOutcome{Step: def.Steps[e.step].Name, Op: e.op, Outcome: e.outcome}
+		}
+		if err := recordSteps(tx, inst.ID, m.events, outcomes, now); err != nil {
 			return err
 		}
-		if o.hooks.OnStep != nil {
-			if err := o.hooks.OnStep(ctx, tx, inst, name, e.op, e.outcome); err != nil {
-				return fmt.Errorf("hook OnStep: %w", err)
+		if o.hooks.OnSteps != nil {
+			if err := o.hooks.OnSteps(ctx, tx, inst, outcomes); err != nil {
+				return fmt.Errorf("hook OnSteps: %w", err)
 			}
 		}
 	}

@@ -14,6 +14,7 @@ package db
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -186,16 +187,6 @@ func availableUnits(tx *gorm.DB, sku string) (int64, error) {
 	return available[0], nil
 }
 
-// reservationRow is a row of reservations.
-type reservationRow struct {
-	ID        string
-	OrderID   string
-	Status    string
-	ExpiresAt time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
-}
-
 // CreateReservation implements inventory.Reservations. r.Lines must name
 // distinct SKUs.
 func (s *Store) CreateReservation(ctx context.Context, r inventory.Reservation) (inventory.Reservation, error) {
@@ -260,10 +251,21 @@ func (s *Store) Reservation(ctx context.Context, orderID string) (inventory.Rese
 }
 
 // readReservation reads the reservation whose column key (id or order_id)
-// is value, with its lines.
+// is value, with its lines, in one statement: a row per line.
 func readReservation(tx *gorm.DB, key, value string) (inventory.Reservation, error) {
-	var rows []reservationRow
-	err := tx.Raw("SELECT id, order_id, status, expires_at, created_at, updated_at FROM reservations WHERE "+key+" = ?", value).
+	var rows []struct {
+		ID        string
+		OrderID   string
+		Status    string
+		ExpiresAt time.Time
+		CreatedAt time.Time
+		UpdatedAt time.Time
+		SKU       sql.NullString `gorm:"column:sku"`
+		Quantity  sql.NullInt64
+	}
+	err := tx.Raw(`SELECT r.id, r.order_id, r.status, r.expires_at, r.created_at, r.updated_at, l.sku, l.quantity
+		FROM reservations AS r LEFT JOIN reservation_lines AS l ON l.reservation_id = r.id
+		WHERE r.`+key+` = ?`, value).
 		Scan(&rows).Error
 	if err != nil {
 		return inventory.Reservation{}, fmt.Errorf("select reservation: %w", err)
@@ -271,14 +273,16 @@ func readReservation(tx *gorm.DB, key, value string) (inventory.Reservation, err
 	if len(rows) == 0 {
 		return inventory.Reservation{}, inventory.ErrReservationNotFound
 	}
-	row := rows[0]
 	var lines []inventory.Line
-	if err := tx.Raw("SELECT sku, quantity FROM reservation_lines WHERE reservation_id = ?", row.ID).Scan(&lines).Error; err != nil {
-		return inventory.Reservation{}, fmt.Errorf("select reservation lines: %w", err)
+	for _, r := range rows {
+		if r.SKU.Valid { // a reservation without lines has one row, of NULLs
+			lines = append(lines, inventory.Line{SKU: r.SKU.String, Quantity: r.Quantity.Int64})
+		}
 	}
 	// Sorted here rather than by ORDER BY, whose order depends on the
 	// collation: CloseReservation must lock stock rows in CreateReservation's order.
 	slices.SortFunc(lines, func(a, b inventory.Line) int { return cmp.Compare(a.SKU, b.SKU) })
+	row := rows[0]
 	return inventory.Reservation{
 		ID:        row.ID,
 		OrderID:   row.OrderID,

@@ -60,9 +60,9 @@ type Config struct {
 // along, through it.
 type Orders interface {
 	order.Store
-	// AddHistory appends reason to the history of order orderID, with the
-	// order's current status.
-	AddHistory(ctx context.Context, orderID, reason string, at time.Time) error
+	// AddHistory appends reasons, in order, to the history of order
+	// orderID, each with the order's current status.
+	AddHistory(ctx context.Context, orderID string, at time.Time, reasons ...string) error
 	// Finish moves the PENDING order orderID to status, CONFIRMED or
 	// CANCELLED (with cancelReason), and appends reason to its history.
 	Finish(ctx context.Context, orderID string, status order.Status, cancelReason, reason string, at time.Time) error
@@ -99,7 +99,7 @@ func New(orderDB *database.DB, orders func(tx *gorm.DB) Orders, cfg Config, noti
 		// applies to a committed reservation too.
 		{Name: checkoutv1.StepCommitReservation, Timeout: cfg.CommitTimeout, Action: c.commitReservation},
 	}}
-	hooks := saga.Hooks{OnStep: c.onStep, OnCompleted: c.onCompleted, OnFailed: c.onFailed}
+	hooks := saga.Hooks{OnSteps: c.onSteps, OnCompleted: c.onCompleted, OnFailed: c.onFailed}
 	orch, err := saga.NewOrchestrator(orderDB, outboxSender{}, []saga.Definition{def}, hooks, cfg.Saga, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("new checkout: %w", err)
@@ -197,10 +197,14 @@ func (d data) protoLines() []*checkoutv1.OrderLine {
 	return lines
 }
 
-// onStep records every step outcome in the order's history; the order
-// stays PENDING.
-func (c *Checkout) onStep(ctx context.Context, tx *gorm.DB, inst saga.Instance, step, op, outcome string) error {
-	return c.orders(tx).AddHistory(ctx, inst.ID, stepReason(inst, step, op, outcome), c.at())
+// onSteps records every step outcome in the order's history, those of a
+// transition with one statement; the order stays PENDING.
+func (c *Checkout) onSteps(ctx context.Context, tx *gorm.DB, inst saga.Instance, outcomes []saga.StepOutcome) error {
+	reasons := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		reasons[i] = stepReason(inst, o.Step, o.Op, o.Outcome)
+	}
+	return c.orders(tx).AddHistory(ctx, inst.ID, c.at(), reasons...)
 }
 
 // stepReason says in the history what happened to a step, e.g.

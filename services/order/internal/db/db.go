@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -81,14 +83,11 @@ func (orderRow) TableName() string   { return "orders" }
 func (lineRow) TableName() string    { return "order_lines" }
 func (historyRow) TableName() string { return "order_status_history" }
 
-// Insert implements order.Store. A retry usually finds its order with one
-// read; otherwise insert writes it, unless a concurrent request with the same
-// key got there first, whose order is then read back.
+// Insert implements order.Store. insert writes the order unless its key is
+// taken, by a retry's first request or a concurrent one, whose order is then
+// read back. Writing first costs a retry an INSERT that does nothing, and
+// spares every new order a read.
 func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotency) (order.Order, string, error) {
-	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
-	if !errors.Is(err, order.ErrOrderNotFound) {
-		return stored, hash, err // a retry, or a failure
-	}
 	inserted, err := s.insert(ctx, o, idem)
 	switch {
 	case err != nil:
@@ -96,9 +95,9 @@ func (s *Store) Insert(ctx context.Context, o order.Order, idem order.Idempotenc
 	case inserted:
 		return o, idem.RequestHash, nil
 	}
-	stored, hash, err = s.byKey(ctx, o.CustomerID, idem.Key)
+	stored, hash, err := s.byKey(ctx, o.CustomerID, idem.Key)
 	if err != nil {
-		return order.Order{}, "", fmt.Errorf("read the order a concurrent request stored under its key: %w", err)
+		return order.Order{}, "", fmt.Errorf("read the order stored under its key: %w", err)
 	}
 	return stored, hash, nil
 }
@@ -289,13 +288,32 @@ func (r orderRow) toOrder() order.Order {
 // PENDING: it was confirmed or cancelled already.
 var ErrNotPending = errors.New("order is not pending")
 
-// AddHistory appends reason to the history of order orderID, with the
-// order's current status.
-func (s *Store) AddHistory(ctx context.Context, orderID, reason string, at time.Time) error {
+// AddHistory appends reasons, in order, to the history of order orderID,
+// each with the order's current status, in one statement.
+func (s *Store) AddHistory(ctx context.Context, orderID string, at time.Time, reasons ...string) error {
+	if len(reasons) == 0 {
+		return nil
+	}
+	// One row per reason, numbered from 1 after the order's last seq: the
+	// subquery reads the snapshot before the statement, so every row sees
+	// the same last seq. VALUES names its columns column1, column2 on both
+	// engines.
+	var values strings.Builder
+	args := make([]any, 0, len(reasons)+2)
+	args = append(args, at.UTC())
+	for i, r := range reasons {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString("(" + strconv.Itoa(i+1) + ", ?)")
+		args = append(args, r)
+	}
+	args = append(args, orderID)
 	res := s.gdb.WithContext(ctx).Exec(`
 		INSERT INTO order_status_history (order_id, seq, status, reason, at)
-		SELECT o.id, (SELECT COALESCE(MAX(h.seq), -1) + 1 FROM order_status_history h WHERE h.order_id = o.id), o.status, ?, ?
-		FROM orders o WHERE o.id = ?`, reason, at.UTC(), orderID)
+		SELECT o.id, (SELECT COALESCE(MAX(h.seq), -1) FROM order_status_history h WHERE h.order_id = o.id) + r.column1, o.status, r.column2, ?
+		FROM orders o, (VALUES `+values.String()+`) AS r
+		WHERE o.id = ?`, args...)
 	switch {
 	case res.Error != nil:
 		return fmt.Errorf("add history of order %s: %w", orderID, res.Error)
@@ -320,6 +338,6 @@ func (s *Store) Finish(ctx context.Context, orderID string, status order.Status,
 		case res.RowsAffected == 0:
 			return fmt.Errorf("finish order %s as %s: %w", orderID, status, ErrNotPending)
 		}
-		return (&Store{gdb: tx, inTx: true}).AddHistory(ctx, orderID, reason, at)
+		return (&Store{gdb: tx, inTx: true}).AddHistory(ctx, orderID, at, reason)
 	})
 }

@@ -29,9 +29,10 @@ func TestStore(t *testing.T) {
 	}
 }
 
-// TestInsertLosingTheRace checks the path a concurrent Insert takes when
-// another request stored its key between its read and its write; the
-// contract's concurrency tests reach it only by chance.
+// TestInsertLosingTheRace checks that insert under a taken key writes
+// nothing and reports it, leaving the stored order as it was: the path of a
+// retry, and of the loser of two concurrent requests, which the contract's
+// concurrency tests reach only by chance.
 func TestInsertLosingTheRace(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
@@ -54,6 +55,49 @@ func TestInsertLosingTheRace(t *testing.T) {
 			}
 			if diff := cmp.Diff(winner, got); diff != "" {
 				t.Errorf("winner's order changed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAddHistory checks that the rows of one AddHistory, and of the calls
+// after it, follow the history in order, with the order's status at the
+// time: one statement numbers several rows.
+func TestAddHistory(t *testing.T) {
+	for name, newDB := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			s := NewStore(newDB(t))
+			o := newOrder()
+			if inserted, err := s.insert(t.Context(), o, order.Idempotency{Key: "k1", RequestHash: "h1"}); err != nil || !inserted {
+				t.Fatalf("insert = %v, %v; want true, nil", inserted, err)
+			}
+			at := o.CreatedAt.Add(time.Second)
+			if err := s.AddHistory(t.Context(), o.ID, at, "a succeeded", "b started"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddHistory(t.Context(), o.ID, at, "b succeeded"); err != nil {
+				t.Fatal(err)
+			}
+			done := at.Add(time.Second)
+			if err := s.Finish(t.Context(), o.ID, order.StatusConfirmed, "", "order confirmed", done); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddHistory(t.Context(), uuid.Must(uuid.NewV7()).String(), at, "x"); !errors.Is(err, order.ErrOrderNotFound) {
+				t.Errorf("AddHistory of a missing order error = %v, want ErrOrderNotFound", err)
+			}
+			got, err := s.Get(t.Context(), o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []order.StatusChange{
+				{Status: order.StatusPending, Reason: "order placed", At: o.CreatedAt},
+				{Status: order.StatusPending, Reason: "a succeeded", At: at},
+				{Status: order.StatusPending, Reason: "b started", At: at},
+				{Status: order.StatusPending, Reason: "b succeeded", At: at},
+				{Status: order.StatusConfirmed, Reason: "order confirmed", At: done},
+			}
+			if diff := cmp.Diff(want, got.History); diff != "" {
+				t.Errorf("history (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -188,15 +188,22 @@ func (s *Store) SettlePayment(ctx context.Context, id string, o payment.Outcome)
 	if o.Succeeded {
 		status = payment.StatusCaptured
 	}
-	err := s.db.WithContext(ctx).Exec(
+	var rows []paymentRow
+	err := s.db.WithContext(ctx).Raw(
 		`UPDATE payments SET status = ?, psp_reference = ?, failure_reason = ?, updated_at = ?
-		 WHERE id = ? AND status = ?`,
+		 WHERE id = ? AND status = ?
+		 RETURNING *`,
 		string(status), o.PSPReference, o.FailureReason, o.At, id, string(payment.StatusPending),
-	).Error
+	).Scan(&rows).Error
 	if err != nil {
 		return payment.Payment{}, fmt.Errorf("settle payment: %w", err)
 	}
-	// Whether this call or a concurrent one settled it, the stored row is the truth.
+	if len(rows) == 1 {
+		// This call settled it, from PENDING: it has no refunds, which
+		// only a CAPTURED payment can have (CreateRefund).
+		return rows[0].domain([]payment.Refund{}), nil
+	}
+	// A concurrent call settled it: the stored row is the truth.
 	return s.Payment(ctx, id)
 }
 
