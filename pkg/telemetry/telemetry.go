@@ -24,11 +24,11 @@
 // trace_id and span_id). A trace id in a log line then ties together what
 // five processes logged about one checkout.
 //
-// OpenTelemetry's instrumentation libraries (otelgin, otelhttp, the GORM
-// plugin) read the tracer provider and propagator from OTel's global state
-// unless given one. Start sets both globals, once per process, and so is the
-// one place in microshop that writes OTel's global state; the helpers of
-// [Telemetry] pass its providers explicitly all the same.
+// OpenTelemetry's instrumentation libraries (otelgin, otelhttp) read the
+// tracer provider and propagator from OTel's global state unless given one.
+// Start sets both globals, once per process, and so is the one place in
+// microshop that writes OTel's global state; the helpers of [Telemetry]
+// pass its providers explicitly all the same.
 package telemetry
 
 import (
