@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/consul/api"
-
 	"github.com/microshop/microshop/deploy/local/internal/invariants"
 	"github.com/microshop/microshop/deploy/local/internal/supervise"
 	"github.com/microshop/microshop/pkg/discovery/devagent"
@@ -194,27 +192,14 @@ func (s *stack) start(ctx context.Context, readyTimeout time.Duration) error {
 // instance of its service: the gateway finds order and inventory only
 // there, so a run whose services did not register would test nothing.
 func (s *stack) waitRegistered(ctx context.Context, timeout time.Duration) error {
-	client, err := api.NewClient(&api.Config{Address: s.consulAddr, Scheme: "http"})
-	if err != nil {
-		return err
-	}
 	want := map[string]int{}
 	for _, r := range s.replicas {
 		want[strings.Split(r.p.Name, "-")[0]]++
 	}
-	var missing string
-	err = invariants.Poll(ctx, timeout, func() bool {
-		for service, n := range want {
-			entries, _, err := client.Health().Service(service, "", true, (&api.QueryOptions{}).WithContext(ctx))
-			if err != nil || len(entries) != n {
-				missing = fmt.Sprintf("%s: %d passing instances in Consul, want %d (err %v)", service, len(entries), n, err)
-				return false
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", missing, err)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := devagent.WaitPassing(ctx, s.consulAddr, want); err != nil {
+		return err
 	}
 	s.out.Printf("chaos", "Consul holds every replica as passing: %v", want)
 	return nil
