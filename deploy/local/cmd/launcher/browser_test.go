@@ -242,6 +242,13 @@ func checkAdminLimiters(t *testing.T, b *chrome, st *stack) {
 // limiterMetrics reads limiter_algorithm and limiter_limit from the
 // /metrics of the process at base, by series ("name{labels}").
 func limiterMetrics(ctx context.Context, base string) (map[string]float64, error) {
+	return readSeries(ctx, base, "limiter_algorithm", "limiter_limit")
+}
+
+// readSeries reads the families names from the /metrics of the process at
+// base, by series ("name{labels}"): a gauge's or counter's value, a
+// histogram's count.
+func readSeries(ctx context.Context, base string, names ...string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -257,13 +264,21 @@ func limiterMetrics(ctx context.Context, base string) (map[string]float64, error
 		return nil, err
 	}
 	m := map[string]float64{}
-	for _, name := range []string{"limiter_algorithm", "limiter_limit"} {
+	for _, name := range names {
 		for _, s := range families[name].GetMetric() {
 			var labels []string
 			for _, l := range s.GetLabel() {
 				labels = append(labels, l.GetName()+"="+strconv.Quote(l.GetValue()))
 			}
-			m[metricID(name, strings.Join(labels, " "))] = s.GetGauge().GetValue()
+			id := metricID(name, strings.Join(labels, " "))
+			switch {
+			case s.Counter != nil:
+				m[id] = s.GetCounter().GetValue()
+			case s.Histogram != nil:
+				m[id] = float64(s.GetHistogram().GetSampleCount())
+			default:
+				m[id] = s.GetGauge().GetValue()
+			}
 		}
 	}
 	return m, nil

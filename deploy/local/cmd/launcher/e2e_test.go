@@ -86,10 +86,7 @@ func TestNativeStack(t *testing.T) {
 	bin := filepath.Join(dir, "bin")
 	services, addedPrograms := addedServices(t)
 	offsets := serviceOffsets(services)
-	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, append(slices.Clone(programs), addedPrograms...)...)...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildPrograms(t, bin, append(slices.Clone(programs), addedPrograms...))
 
 	for _, mode := range []string{"embedded", "full"} {
 		t.Run(mode, func(t *testing.T) {
@@ -143,7 +140,13 @@ func TestNativeStack(t *testing.T) {
 			}
 
 			if mode == "full" {
-				t.Run("registered", func(t *testing.T) { registeredInConsul(t, consulPort, base, offsets) })
+				want := map[string][]string{}
+				for name, offset := range offsets {
+					if name != "psp" {
+						want[name] = []string{fmt.Sprintf("127.0.0.1:%d", base+offset)}
+					}
+				}
+				t.Run("registered", func(t *testing.T) { registeredInConsul(t, consulPort, want) })
 			}
 
 			t.Run("shop", func(t *testing.T) {
@@ -338,6 +341,15 @@ func processesMentioning(s string) []string {
 	return found
 }
 
+// buildPrograms builds packages into the directory bin.
+func buildPrograms(t *testing.T, bin string, packages []string) {
+	t.Helper()
+	build := exec.Command("go", append([]string{"build", "-o", bin + "/"}, packages...)...)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+}
+
 // freePortRange returns the first of n consecutive ports on 127.0.0.1 that
 // are free now. They are drawn below Linux's ephemeral range (32768 and up
 // by default), which the kernel hands to outgoing connections: a port
@@ -381,30 +393,29 @@ func worldReadableTempDir(t *testing.T) string {
 	return dir
 }
 
-// registeredInConsul checks that every service of offsets but the payment
-// provider, a third party, has exactly one instance in Consul, at the
-// address it serves on, with its check passing.
-func registeredInConsul(t *testing.T, consulPort, base int, offsets map[string]int) {
+// registeredInConsul checks that Consul holds, for each service of want,
+// exactly the instances at want's addresses (host:port), each with its
+// check passing, and nothing of the payment provider, a third party.
+func registeredInConsul(t *testing.T, consulPort int, want map[string][]string) {
 	client, err := api.NewClient(&api.Config{Address: "127.0.0.1:" + strconv.Itoa(consulPort)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	for name, offset := range offsets {
-		if name == "psp" {
-			continue
-		}
+	for name, addrs := range want {
 		poll.UntilNil(ctx, t, name+" registered and passing in consul", func() error {
 			entries, _, err := client.Health().Service(name, "", true, nil)
 			if err != nil {
 				return err
 			}
-			if len(entries) != 1 {
-				return fmt.Errorf("%d passing instances", len(entries))
+			var got []string
+			for _, e := range entries {
+				got = append(got, fmt.Sprintf("%s:%d", e.Service.Address, e.Service.Port))
 			}
-			if got, want := fmt.Sprintf("%s:%d", entries[0].Service.Address, entries[0].Service.Port), fmt.Sprintf("127.0.0.1:%d", base+offset); got != want {
-				return fmt.Errorf("registered at %s, serving at %s", got, want)
+			slices.Sort(got)
+			if !slices.Equal(got, slices.Sorted(slices.Values(addrs))) {
+				return fmt.Errorf("passing instances at %v, want %v", got, addrs)
 			}
 			return nil
 		})

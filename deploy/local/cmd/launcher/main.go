@@ -33,6 +33,13 @@
 // gives the services CONSUL_HTTP_ADDR: each registers itself there, and the
 // gateway finds order and inventory through it instead of fixed URLs.
 //
+// Given -replicas N (with -mode=full and -consul), it runs N replicas of
+// order, inventory and payment instead of one: replica r (from 2) is
+// process <service>-r on the service's port + 100×(r−1), sharing its
+// service's database and consumer group; the gateway spreads requests over
+// the replicas Consul holds, and the topics' partitions are split among
+// them. A scale-out on one machine, as bench -replicas measures it.
+//
 // It also starts the services added with `make new-service`, listed in
 // deploy/local/internal/added (built in), after order and before the
 // gateway: each with its own database (SQLite file or PostgreSQL database)
@@ -52,6 +59,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,6 +85,13 @@ func main() {
 // (8090 natively), apart from the shop's own services.
 const pspOffset = 10
 
+// replicaPortStep is how far replica r's port lies from replica r−1's
+// (-replicas): beyond every offset the added services may take.
+const replicaPortStep = 100
+
+// maxReplicas bounds -replicas (the ports of 9 replicas span 800).
+const maxReplicas = 9
+
 // options are the launcher's flags.
 type options struct {
 	mode         string
@@ -92,6 +107,7 @@ type options struct {
 	pgPort       int      // -mode full: the cluster's port; 0 picks a free one
 	pgSettings   []string // -mode full: more server settings, name=value
 	restart      bool     // restart a service that dies instead of stopping the stack
+	replicas     int      // of order, inventory and payment; more than 1 in -mode full with Consul
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -121,6 +137,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.consulBin, "consul", "", "Consul binary to start in -mode=full, the services registering there and the gateway resolving through it (empty: no Consul, fixed addresses)")
 	fs.IntVar(&o.consulPort, "consul-port", 8500, "Consul's HTTP API port; its server, LAN and WAN gossip ports are the next three")
 	fs.BoolVar(&o.restart, "restart", false, "restart a service (gateway, order, inventory, payment, psp) that exits while the stack runs — killed, crashed — instead of stopping the stack; the infrastructure's exit still stops it")
+	fs.IntVar(&o.replicas, "replicas", 1, fmt.Sprintf("replicas of order, inventory and payment (1 to %d; more than 1 needs -mode=full and -consul): replica r listens on its service's port + %d×(r−1)", maxReplicas, replicaPortStep))
 	fs.IntVar(&o.pgPort, "postgres-port", 0, "-mode full: the PostgreSQL cluster's port on 127.0.0.1; 0 picks a free one")
 	fs.Func("postgres-setting", "-mode full: a server setting name=value for the PostgreSQL cluster, e.g. shared_preload_libraries=pg_stat_statements (repeatable)", func(s string) error {
 		if name, _, ok := strings.Cut(s, "="); !ok || name == "" {
@@ -141,6 +158,12 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-port-base: %d is not a port from 1 to %d", o.portBase, 65535-maxOffset)
 	case o.brokerPort < 1 || o.brokerPort > 65535:
 		return o, fmt.Errorf("-broker-port: %d is not a port from 1 to 65535", o.brokerPort)
+	case o.replicas < 1 || o.replicas > maxReplicas:
+		return o, fmt.Errorf("-replicas: %d is not from 1 to %d", o.replicas, maxReplicas)
+	case o.replicas > 1 && (o.mode != "full" || o.consulBin == ""):
+		return o, fmt.Errorf("-replicas: %d replicas need -mode=full (a database they share; SQLite files are one process's) and -consul (where the gateway finds them)", o.replicas)
+	case !validPort(o.portBase + replicaPortStep*(o.replicas-1) + 3):
+		return o, fmt.Errorf("-port-base: %d leaves no port for replica %d (+%d)", o.portBase, o.replicas, replicaPortStep*(o.replicas-1)+3)
 	case !validPort(o.obs.jaegerQueryPort-1) || !validPort(o.obs.jaegerQueryPort):
 		return o, fmt.Errorf("-jaeger-port: %d and the port below must be ports from 1 to 65535", o.obs.jaegerQueryPort)
 	case !validPort(o.obs.otlpPort-1) || !validPort(o.obs.otlpPort):
@@ -236,6 +259,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			Restart: o.restart,
 		}
 	}
+	// replicated returns the -replicas processes of a saga service: the
+	// first named as the service, replica r as <name>-r on the port
+	// replicaPortStep×(r−1) above; one Prometheus job holds them all.
+	replicated := func(name, envPrefix string, offset int, env ...string) []*supervise.Process {
+		var procs []*supervise.Process
+		for r := 1; r <= o.replicas; r++ {
+			p := service(name, envPrefix, offset+replicaPortStep*(r-1), env...)
+			if r > 1 {
+				p.Name = name + "-" + strconv.Itoa(r)
+			}
+			procs = append(procs, p)
+		}
+		return procs
+	}
 	pspURL := "http://" + addr(pspOffset)
 	gatewayEnv := []string{"GATEWAY_INVENTORY_URL=http://" + addr(2), "GATEWAY_ORDER_URL=http://" + addr(1), "GATEWAY_PSP_URL=" + pspURL}
 	if o.obs.jaegerBin != "" {
@@ -250,11 +287,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			URL:  "kafka://" + broker,
 		},
 		service("psp", "PSP", pspOffset),
-		service("inventory", "INVENTORY", 2, "INVENTORY_DATABASE_URL="+databases["inventory"], "INVENTORY_KAFKA_BROKERS="+broker),
-		service("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker,
-			"PAYMENT_PSP_URL="+pspURL),
-		service("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker),
 	}
+	procs = append(procs, replicated("inventory", "INVENTORY", 2, "INVENTORY_DATABASE_URL="+databases["inventory"], "INVENTORY_KAFKA_BROKERS="+broker)...)
+	procs = append(procs, replicated("payment", "PAYMENT", 3, "PAYMENT_DATABASE_URL="+databases["payment"], "PAYMENT_KAFKA_BROKERS="+broker,
+		"PAYMENT_PSP_URL="+pspURL)...)
+	procs = append(procs, replicated("order", "ORDER", 1, "ORDER_DATABASE_URL="+databases["order"], "ORDER_KAFKA_BROKERS="+broker)...)
 	for _, s := range services {
 		prefix := strings.TrimSuffix(s.EnvPrefix(), "_")
 		procs = append(procs, service(s.Name, prefix, s.PortOffset,
@@ -266,7 +303,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		// machine (another checkout, a test) is not this stack's.
 		var watched []string
 		for _, t := range scrape {
-			watched = append(watched, filepath.Join(o.bin, t.job))
+			if path := filepath.Join(o.bin, t.job); !slices.Contains(watched, path) {
+				watched = append(watched, path)
+			}
 		}
 		probe, err := o.obs.probe(ctx, watched)
 		switch {

@@ -21,8 +21,8 @@ type scrapeTarget struct {
 }
 
 // prometheusConfig returns the Prometheus configuration of the native stack:
-// one job per process, named as the process (the dashboards and alerts group
-// by job), the rules of rulesGlob, and Prometheus itself at self.
+// one job per service, named as the service, with a target per replica (the
+// dashboards and alerts group by job), the rules of rulesGlob, and Prometheus itself at self.
 // observability/prometheus/native.yml is this with the default ports
 // (TestNativePrometheusConfigIsCurrent keeps it so).
 func prometheusConfig(targets []scrapeTarget, rulesGlob, self string) string {
@@ -39,8 +39,16 @@ rule_files:
 
 scrape_configs:
 `)
+	var jobs []string
+	addrs := map[string][]string{}
 	for _, t := range append(targets, scrapeTarget{job: "prometheus", addr: self}) {
-		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs: [{targets: [%q]}]\n", t.job, t.addr)
+		if addrs[t.job] == nil {
+			jobs = append(jobs, t.job)
+		}
+		addrs[t.job] = append(addrs[t.job], strconv.Quote(t.addr))
+	}
+	for _, job := range jobs {
+		fmt.Fprintf(&b, "  - job_name: %s\n    static_configs: [{targets: [%s]}]\n", job, strings.Join(addrs[job], ", "))
 	}
 	return b.String()
 }

@@ -43,6 +43,26 @@ func TestNativePrometheusConfigIsCurrent(t *testing.T) {
 	}
 }
 
+func TestPrometheusConfigOneJobPerService(t *testing.T) {
+	targets := []scrapeTarget{
+		{job: "order", addr: "127.0.0.1:8081"},
+		{job: "order", addr: "127.0.0.1:8181"}, // -replicas 2
+		{job: "gateway", addr: "127.0.0.1:8080"},
+	}
+	got := prometheusConfig(targets, "rules/*.yml", "127.0.0.1:9090")
+	for _, want := range []string{
+		"  - job_name: order\n    static_configs: [{targets: [\"127.0.0.1:8081\", \"127.0.0.1:8181\"]}]\n",
+		"  - job_name: gateway\n    static_configs: [{targets: [\"127.0.0.1:8080\"]}]\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "job_name: order"); n != 1 {
+		t.Errorf("%d jobs named order, want 1 with both replicas:\n%s", n, got)
+	}
+}
+
 func TestBoolComparisons(t *testing.T) {
 	tests := []struct{ expr, want string }{
 		{"up == 0", "up == bool 0"},
