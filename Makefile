@@ -24,7 +24,7 @@ MODULES  += $(addprefix services/,$(ADDED_SERVICES))
 PACKAGES := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 PROGRAMS += $(foreach s,$(ADDED_SERVICES),./services/$(s)/cmd/$(s))
 
-.PHONY: lab-redeliver help new-service build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-telemetry bench-overload prometheus dashboards screenshots load \
+.PHONY: lab-redeliver help new-service build cross debootstrap compose-images compose-test run run-full chaos test test-short fuzz lint tools slow-tools proto proto-check clean bench-checkout bench-checkout-cost bench-compare bench-scale-out bench-telemetry bench-overload prometheus dashboards screenshots load \
         ebpf-tools ebpf-vmlinux ebpf-generate ebpf-check bench-ebpf
 
 help: ## list the targets
@@ -109,6 +109,27 @@ BENCH_PROFILE ?=
 bench-checkout-cost: build ## the cost of one checkout on PostgreSQL at saturation: CPU µs per process, Kafka messages, SQL transactions and statements per saga
 	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
 	$(BIN)/bench -bin $(BIN) -mode full -rate 0 -concurrency $(BENCH_CONCURRENCY) -cost $(if $(BENCH_PROFILE),-profile $(BENCH_PROFILE)) $(BENCH_FLAGS)
+
+# bench-compare: the checkout benchmark of an older build (BEFORE, a
+# directory of its programs; deploy/bench/compare.sh says how to build one)
+# against this one, alternating, on SQLite and PostgreSQL, at saturation and
+# at a fixed rate, COMPARE_PAIRS pairs each (about 4 minutes a pair of loads).
+BEFORE        ?=
+COMPARE_PAIRS ?= 3
+
+bench-compare: build ## the checkout benchmark of an older build (BEFORE=dir) against this one, alternating: sagas/s, latency, cost per saga
+	@test -n "$(BEFORE)" || { echo 'usage: make bench-compare BEFORE=<directory of an older build> (see deploy/bench/compare.sh)'; exit 2; }
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	deploy/bench/compare.sh $(BEFORE) $(BIN) $(COMPARE_PAIRS)
+
+# bench-scale-out: one replica each of order, inventory and payment against
+# two (bench -replicas), alternating, at saturation on PostgreSQL with
+# Consul, SCALE_PAIRS pairs (about a minute a pair).
+SCALE_PAIRS ?= 3
+
+bench-scale-out: build $(TOOLS)/consul ## the checkout at saturation with one replica of order, inventory and payment against two, side by side
+	$(GO) build -o $(BIN)/ ./deploy/local/cmd/bench
+	deploy/bench/scale.sh $(BIN) $(TOOLS)/consul $(SCALE_PAIRS)
 
 # Tracing's cost, side by side in one run: the HTTP chain per request, then
 # GET /api/v1/products through the gateway (BENCH_TELEMETRY_READS) and a

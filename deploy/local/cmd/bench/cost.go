@@ -37,13 +37,26 @@ const pgStatStatements = "shared_preload_libraries=pg_stat_statements"
 
 // service is a process of the stack whose /metrics bench reads.
 type service struct {
-	name   string
-	offset int // its port relative to -port-base
+	name       string
+	offset     int  // its port relative to -port-base
+	replicated bool // the launcher's -replicas applies
 }
 
 // services are the launcher's services and their ports (see the launcher's
 // -port-base).
-var services = []service{{"gateway", 0}, {"order", 1}, {"inventory", 2}, {"payment", 3}, {"psp", pspOffset}}
+var services = []service{{"gateway", 0, false}, {"order", 1, true}, {"inventory", 2, true}, {"payment", 3, true}, {"psp", pspOffset, false}}
+
+// ports returns the ports of the service's replicas.
+func (s service) ports(portBase, replicas int) []int {
+	if !s.replicated {
+		replicas = 1
+	}
+	var ports []int
+	for r := range replicas {
+		ports = append(ports, portBase+s.offset+replicaPortStep*r)
+	}
+	return ports
+}
 
 // countedFamilies are the counters read from each service's /metrics, by
 // family name, with the label that splits them in the report ("" for none).
@@ -59,32 +72,59 @@ var countedFamilies = map[string]string{
 type counters map[string]map[string]float64
 
 // scrapeCounters reads countedFamilies from the /metrics of every service
-// of the stack at host:port-base. A service that does not answer 200 is left
-// out; one that answers with text that does not parse is an error.
-func scrapeCounters(ctx context.Context, client *http.Client, portBase int) (map[string]counters, error) {
+// of the stack at host:port-base, the replicas of a service summed. A
+// service with a replica that does not answer 200 is left out; one that
+// answers with text that does not parse is an error.
+func scrapeCounters(ctx context.Context, client *http.Client, portBase, replicas int) (map[string]counters, error) {
 	all := map[string]counters{}
+services:
 	for _, s := range services {
-		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", portBase+s.offset)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return nil, err
+		sum := counters{}
+		for _, port := range s.ports(portBase, replicas) {
+			c, ok, err := scrapeOne(ctx, client, port)
+			if err != nil {
+				return nil, fmt.Errorf("metrics of %s: %w", s.name, err)
+			}
+			if !ok {
+				continue services // a dead service shows in the outcome; one without /metrics is not counted
+			}
+			sum.add(c)
 		}
-		resp, err := client.Do(req)
-		if err != nil {
-			continue // a dead service shows in the outcome
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			continue // the gateway and the psp serve no /metrics yet
-		}
-		c, err := parseCounters(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("metrics of %s: %w", s.name, err)
-		}
-		all[s.name] = c
+		all[s.name] = sum
 	}
 	return all, nil
+}
+
+// scrapeOne reads countedFamilies from the /metrics at port; ok is false
+// when it does not answer 200.
+func scrapeOne(ctx context.Context, client *http.Client, port int) (c counters, ok bool, err error) {
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, false, nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, false, nil
+	}
+	c, err = parseCounters(resp.Body)
+	return c, err == nil, err
+}
+
+// add adds other's values to c's.
+func (c counters) add(other counters) {
+	for family, values := range other {
+		if c[family] == nil {
+			c[family] = map[string]float64{}
+		}
+		for label, v := range values {
+			c[family][label] += v
+		}
+	}
 }
 
 // parseCounters reads countedFamilies from Prometheus's text format.
@@ -440,7 +480,7 @@ func takeSample(ctx context.Context, o options, launcherPID int, pg *postgres, s
 		return s, nil
 	}
 	var err error
-	if s.counters, err = scrapeCounters(ctx, metricsClient, o.portBase); err != nil {
+	if s.counters, err = scrapeCounters(ctx, metricsClient, o.portBase, o.replicas); err != nil {
 		return s, err
 	}
 	if pg == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +46,26 @@ func TestCountersMinus(t *testing.T) {
 	want := counters{"messaging_consumed_total": {"a": 3, "b": 2}, "outbox_published_total": {"": 4}}
 	if diff := cmp.Diff(want, after.minus(before)); diff != "" {
 		t.Errorf("minus (-want +got):\n%s", diff)
+	}
+}
+
+func TestCountersAddSumsReplicas(t *testing.T) {
+	sum := counters{}
+	sum.add(counters{"messaging_consumed_total": {"a": 2, "b": 1}})
+	sum.add(counters{"messaging_consumed_total": {"a": 3}, "outbox_published_total": {"": 4}})
+	want := counters{"messaging_consumed_total": {"a": 5, "b": 1}, "outbox_published_total": {"": 4}}
+	if diff := cmp.Diff(want, sum); diff != "" {
+		t.Errorf("sum of two replicas (-want +got):\n%s", diff)
+	}
+}
+
+func TestServicePorts(t *testing.T) {
+	order, gateway := service{"order", 1, true}, service{"gateway", 0, false}
+	if got, want := order.ports(20000, 3), []int{20001, 20101, 20201}; !slices.Equal(got, want) {
+		t.Errorf("order's ports with 3 replicas = %v, want %v", got, want)
+	}
+	if got, want := gateway.ports(20000, 3), []int{20000}; !slices.Equal(got, want) {
+		t.Errorf("the gateway's ports with 3 replicas = %v, want %v (one gateway)", got, want)
 	}
 }
 

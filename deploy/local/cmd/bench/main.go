@@ -45,6 +45,12 @@
 // OTEL_TRACES_SAMPLER variables of bench's environment say (make
 // bench-telemetry compares tracing off, at 100 % and at 10 %).
 //
+// With -consul (-mode full) the launcher starts a Consul agent and the
+// gateway finds order and inventory there; with -replicas N as well it runs
+// N replicas of order, inventory and payment (the launcher's -replicas), and
+// bench counts their /metrics together: a scale-out on one machine, run
+// against -replicas 1 with the same agent.
+//
 // Usage:
 //
 //	bench [-mode embedded|full] [-rate N | -concurrency N] [-duration 30s] [-warmup 5s] [-cost] [-profile dir] [-bin .run/bin]
@@ -67,6 +73,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/microshop/microshop/pkg/discovery/devagent"
 )
 
 func main() {
@@ -82,6 +90,10 @@ func main() {
 // pspOffset is the launcher's port of the payment provider simulator
 // relative to -port-base; bench needs the whole range free.
 const pspOffset = 10
+
+// replicaPortStep is how far above replica r−1's port the launcher puts
+// replica r's (its -replicas).
+const replicaPortStep = 100
 
 // options are the benchmark's flags.
 type options struct {
@@ -102,6 +114,8 @@ type options struct {
 	pgPort      int               // -cost, -mode full: the PostgreSQL cluster's port, picked by run
 	profileDir  string            // where to write the services' CPU profiles; "" writes none
 	jaeger      string            // Jaeger binary the launcher starts and the services export to; "" none
+	consul      string            // Consul binary the launcher starts, the gateway resolving through it; "" none
+	replicas    int               // of order, inventory and payment (the launcher's -replicas)
 	reads       bool              // measure GET /api/v1/products instead of checkouts
 	adminAddrs  map[string]string // -profile: each service's admin address, picked by run
 
@@ -140,6 +154,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.cost, "cost", false, "report the cost per completed saga: CPU µs per process, Kafka messages per service and, in -mode full, SQL transactions and statements per database (pg_stat_statements)")
 	fs.IntVar(&o.top, "top", 12, "-cost in -mode full: how many statements to list, the most frequent and the slowest in total")
 	fs.StringVar(&o.jaeger, "jaeger", "", "Jaeger binary (make slow-tools: .run/tools/jaeger) the launcher starts on free ports, the services exporting their traces to it; sampling follows the OTEL_TRACES_SAMPLER variables of bench's environment; empty: nothing exported")
+	fs.StringVar(&o.consul, "consul", "", "-mode full: Consul binary (make slow-tools: .run/tools/consul) the launcher starts on free ports, the services registering there and the gateway finding order and inventory through it")
+	fs.IntVar(&o.replicas, "replicas", 1, "replicas of order, inventory and payment, as the launcher's -replicas (more than 1 needs -mode full and -consul)")
 	fs.BoolVar(&o.reads, "reads", false, "measure reads instead of checkouts: -concurrency closed-loop workers GET /api/v1/products through the gateway; requests/s, latency percentiles and CPU µs per request of every process")
 	fs.StringVar(&o.profileDir, "profile", "", "directory to write a CPU profile of the window of every service to (<service>.pprof, from its /debug/pprof on an admin address bench chooses); empty: none")
 	fs.BoolVar(&o.overload, "overload", false, "compare pkg/limit's adaptive limiters past capacity: find capacity C without a limiter, then offer each -levels multiple of C, open loop, with each -algorithms candidate; see overload.go")
@@ -207,6 +223,14 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-mix: %q is not shop or browse", o.mix)
 	case o.top < 0 || o.top > 1000:
 		return o, fmt.Errorf("-top: %d is not from 0 to 1000", o.top)
+	case o.consul != "" && o.mode != "full":
+		return o, fmt.Errorf("-consul: the launcher runs Consul in -mode full only")
+	case o.replicas < 1 || o.replicas > 9:
+		return o, fmt.Errorf("-replicas: %d is not from 1 to 9", o.replicas)
+	case o.replicas > 1 && o.consul == "":
+		return o, fmt.Errorf("-replicas: %d replicas need -mode full and -consul (the gateway finds the replicas there)", o.replicas)
+	case o.replicas > 1 && (o.profileDir != "" || o.overload):
+		return o, fmt.Errorf("-replicas: not with -profile (one admin address per service) or -overload")
 	}
 	return o, nil
 }
@@ -239,7 +263,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return runOverload(ctx, o, stdout) // a stack of its own for every candidate
 	}
 	if o.portBase == 0 {
-		if o.portBase, err = freePortRange(pspOffset + 1); err != nil {
+		if o.portBase, err = freePortRange(max(pspOffset, replicaPortStep*(o.replicas-1)+3) + 1); err != nil {
 			return err
 		}
 	}
@@ -272,6 +296,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			"-jaeger-port", strconv.Itoa(query+1), "-otlp-port", strconv.Itoa(otlp+1))
 	}
 
+	consulPort := 0
+	if o.consul != "" {
+		if consulPort, err = freePortRange(4); err != nil { // HTTP, then the server's and gossip ports
+			return err
+		}
+		launcherArgs = append(launcherArgs, "-consul", o.consul, "-consul-port", strconv.Itoa(consulPort),
+			"-replicas", strconv.Itoa(o.replicas))
+	}
+
 	var env []string
 	if o.profileDir != "" {
 		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
@@ -300,6 +333,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}()
 	if err := l.waitReady(ctx, 3*time.Minute); err != nil {
 		return fmt.Errorf("%w (see %s)", err, logPath)
+	}
+	if o.consul != "" {
+		// The gateway finds the services in Consul, where a ready process
+		// shows as passing only after its first check.
+		want := map[string]int{"gateway": 1, "order": o.replicas, "inventory": o.replicas, "payment": o.replicas}
+		wait, cancel := context.WithTimeout(ctx, time.Minute)
+		err := devagent.WaitPassing(wait, "127.0.0.1:"+strconv.Itoa(consulPort), want)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the stack's services in Consul: %w (see %s)", err, logPath)
+		}
 	}
 
 	if o.reads {

@@ -76,6 +76,11 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"rules not JSON", []string{"-overload", "-rules", "routes"}, "-rules"},
 		{"rules not an object", []string{"-overload", "-rules", "[1]"}, "-rules"},
 		{"rules naming the algorithm", []string{"-overload", "-rules", `{"adaptive": "vegas"}`}, "-rules"},
+		{"consul without PostgreSQL", []string{"-consul", "consul"}, "-consul"},
+		{"no replicas", []string{"-replicas", "0"}, "-replicas"},
+		{"too many replicas", []string{"-mode", "full", "-consul", "consul", "-replicas", "10"}, "-replicas"},
+		{"replicas without consul", []string{"-mode", "full", "-replicas", "2"}, "-consul"},
+		{"replicas with profiles", []string{"-mode", "full", "-consul", "consul", "-replicas", "2", "-profile", "p"}, "-profile"},
 		{"stray argument", []string{"now"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
