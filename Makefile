@@ -57,8 +57,13 @@ PG_PORT ?= 55432
 run: build ## run the shop natively: Kafka-protocol broker + services, SQLite files under .run/
 	$(BIN)/launcher -mode embedded -dir $(RUN_DIR) -bin $(BIN) -restart
 
-run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster (on PG_PORT, 55432) instead of SQLite, Consul, Jaeger and Prometheus
-	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -restart -postgres-port $(PG_PORT) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe
+# REPLICAS=2 (up to 9) runs that many replicas of order, inventory and
+# payment, replica r on its service's port + 100×(r−1) (8181–8183 for the
+# second): the launcher's -replicas.
+REPLICAS ?= 1
+
+run-full: build $(TOOLS)/jaeger $(TOOLS)/consul prometheus ## run the shop natively with a throwaway PostgreSQL cluster (on PG_PORT, 55432) instead of SQLite, Consul, Jaeger and Prometheus; REPLICAS=2 runs two of order, inventory and payment
+	$(BIN)/launcher -mode full -dir $(RUN_DIR) -bin $(BIN) -restart -postgres-port $(PG_PORT) -consul $(TOOLS)/consul -jaeger $(TOOLS)/jaeger -prometheus $$(command -v prometheus) -probe $(BIN)/probe -replicas $(REPLICAS)
 
 # The workshop (labs/README.md): make lab-1-check … lab-10-check inspect the
 # stack make run-full runs (at its default addresses; LAB_FLAGS changes

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,6 +62,17 @@ func TestPrometheusConfigOneJobPerService(t *testing.T) {
 	if n := strings.Count(got, "job_name: order"); n != 1 {
 		t.Errorf("%d jobs named order, want 1 with both replicas:\n%s", n, got)
 	}
+	t.Run("promtool check config", func(t *testing.T) {
+		promtool, err := exec.LookPath("promtool")
+		servicetest.Require(t, "promtool (make prometheus)", err)
+		file := filepath.Join(t.TempDir(), "prometheus.yml")
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(promtool, "check", "config", file).CombinedOutput(); err != nil {
+			t.Errorf("promtool check config: %v\n%s", err, out)
+		}
+	})
 }
 
 func TestBoolComparisons(t *testing.T) {
