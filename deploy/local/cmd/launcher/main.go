@@ -86,7 +86,8 @@ func main() {
 const pspOffset = 10
 
 // replicaPortStep is how far replica r's port lies from replica r−1's
-// (-replicas): beyond every offset the added services may take.
+// (-replicas): beyond the offsets of the services added with make
+// new-service, unless there are about 90 of them (parseFlags refuses).
 const replicaPortStep = 100
 
 // maxReplicas bounds -replicas (the ports of 9 replicas span 800).
@@ -162,6 +163,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		return o, fmt.Errorf("-replicas: %d is not from 1 to %d", o.replicas, maxReplicas)
 	case o.replicas > 1 && (o.mode != "full" || o.consulBin == ""):
 		return o, fmt.Errorf("-replicas: %d replicas need -mode=full (a database they share; SQLite files are one process's) and -consul (where the gateway finds them)", o.replicas)
+	case o.replicas > 1 && maxOffset >= replicaPortStep:
+		return o, fmt.Errorf("-replicas: the added services reach port offset %d, where the second replicas would listen (+%d)", maxOffset, replicaPortStep)
 	case !validPort(o.portBase + replicaPortStep*(o.replicas-1) + 3):
 		return o, fmt.Errorf("-port-base: %d leaves no port for replica %d (+%d)", o.portBase, o.replicas, replicaPortStep*(o.replicas-1)+3)
 	case !validPort(o.obs.jaegerQueryPort-1) || !validPort(o.obs.jaegerQueryPort):

@@ -73,13 +73,7 @@ func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL
 				compensate(checkoutv1.StepChargePayment), compensate(checkoutv1.StepReserveStock)}},
 	}
 
-	c := apitest.NewClient(t, gateway)
-	alice := c.Login(t, "alice", "alice-demo")
-	var page struct{ Items []struct{ SKU string } }
-	c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products?limit=3"}).Decode(t, &page)
-	if len(page.Items) == 0 {
-		t.Fatal("no products")
-	}
+	c, alice, sku := aliceShopping(t, gateway)
 	for _, co := range checkouts {
 		co.traceID, co.parentID = randomHex(t, 16), randomHex(t, 8)
 		resp := c.Do(t, apitest.Request{Method: "POST", Path: "/api/v1/orders",
@@ -87,7 +81,7 @@ func observe(t *testing.T, processes map[string]string, jaegerURL, prometheusURL
 				"Authorization": "Bearer " + alice, "Idempotency-Key": "observe-" + co.traceID,
 				"traceparent": "00-" + co.traceID + "-" + co.parentID + "-01",
 			},
-			Body: `{"card_number":"` + co.card + `","lines":[{"sku":"` + page.Items[0].SKU + `","quantity":1}]}`})
+			Body: `{"card_number":"` + co.card + `","lines":[{"sku":"` + sku + `","quantity":1}]}`})
 		if resp.Status != http.StatusAccepted {
 			t.Fatalf("%s: create order = %d %s", co.name, resp.Status, resp.Body)
 		}

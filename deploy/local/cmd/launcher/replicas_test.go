@@ -70,13 +70,7 @@ func TestReplicas(t *testing.T) {
 	// every replica (a member of its service's consumer group, owning some
 	// of the 12 partitions).
 	gateway := fmt.Sprintf("http://127.0.0.1:%d", base)
-	c := apitest.NewClient(t, gateway)
-	alice := c.Login(t, "alice", "alice-demo")
-	var page struct{ Items []struct{ SKU string } }
-	c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products?limit=3"}).Decode(t, &page)
-	if len(page.Items) == 0 {
-		t.Fatal("no products")
-	}
+	c, alice, sku := aliceShopping(t, gateway)
 	shared := func(ctx context.Context) error {
 		var missing []string
 		for process, url := range urls {
@@ -104,10 +98,10 @@ func TestReplicas(t *testing.T) {
 	defer cancel()
 	var orders []string
 	poll.UntilNil(ctx, t, "every replica has its share", func() error {
-		c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products/" + page.Items[0].SKU})
+		c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products/" + sku})
 		resp := c.Do(t, apitest.Request{Method: "POST", Path: "/api/v1/orders",
 			Header: map[string]string{"Authorization": "Bearer " + alice, "Idempotency-Key": fmt.Sprintf("replicas-%d", len(orders))},
-			Body:   `{"card_number":"` + apitest.GoodCard + `","lines":[{"sku":"` + page.Items[0].SKU + `","quantity":1}]}`})
+			Body:   `{"card_number":"` + apitest.GoodCard + `","lines":[{"sku":"` + sku + `","quantity":1}]}`})
 		if resp.Status != 202 {
 			t.Fatalf("create order = %d %s", resp.Status, resp.Body)
 		}

@@ -203,6 +203,20 @@ func shop(t *testing.T, gateway, psp string) {
 	})
 }
 
+// aliceShopping logs in as alice at gateway and returns a client of it,
+// her token and the SKU of the first product listed.
+func aliceShopping(t *testing.T, gateway string) (c *apitest.Client, token, sku string) {
+	t.Helper()
+	c = apitest.NewClient(t, gateway)
+	token = c.Login(t, "alice", "alice-demo")
+	var page struct{ Items []struct{ SKU string } }
+	c.Do(t, apitest.Request{Method: "GET", Path: "/api/v1/products?limit=3"}).Decode(t, &page)
+	if len(page.Items) == 0 {
+		t.Fatal("no products")
+	}
+	return c, token, page.Items[0].SKU
+}
+
 // pspNet reads the payment provider simulator's records at psp and returns
 // how much the charge made under chargeKey captured and how much of it was
 // refunded since.
