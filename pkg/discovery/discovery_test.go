@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -192,12 +193,48 @@ func TestRegistration(t *testing.T) {
 	})
 }
 
+// TestRegisterRemovesPredecessors registers an instance and leaves it, as
+// a SIGKILLed process does, then registers its successor on the same
+// address and port: the agent keeps the successor only. An instance of the
+// service on another port stays.
+func TestRegisterRemovesPredecessors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	consul := consultest.Start(t)
+	client := consul.Client()
+	rep, other := newReplica(t), newReplica(t)
+	killed := register(ctx, t, client, "payment", rep, "")
+	neighbour := register(ctx, t, client, "payment", other, "")
+	successor := register(ctx, t, client, "payment", rep, "")
+
+	services, err := client.Agent().ServicesWithFilter(`Service == "payment"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(maps.Keys(services))
+	want := slices.Sorted(slices.Values([]string{successor.ID(), neighbour.ID()}))
+	if !slices.Equal(got, want) {
+		t.Errorf("instances of payment = %v, want the successor and the neighbour %v (not the killed %s)", got, want, killed.ID())
+	}
+	// Registering again, as after an agent restart, keeps it.
+	if err := successor.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := successor.Registered(ctx); !ok || err != nil {
+		t.Errorf("successor registered again = %v, %v; want true", ok, err)
+	}
+}
+
 // TestRegistrationSent checks the registration the agent receives, for the
 // parts of the check the agent does not report back (its interval, timeout
 // and DeregisterCriticalServiceAfter): a stand-in agent records it.
 func TestRegistrationSent(t *testing.T) {
 	var got api.AgentServiceRegistration
 	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/agent/services" {
+			w.Write([]byte("{}")) // Register's look for predecessors: none
+			return
+		}
 		if r.Method != http.MethodPut || r.URL.Path != "/v1/agent/service/register" {
 			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
 			return

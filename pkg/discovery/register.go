@@ -50,7 +50,8 @@ type Registration struct {
 	Service string
 	// ID is the unique instance id. Empty: generated from the service, the
 	// address, the port and a random suffix, so that a restarted process
-	// never takes over the entry (and the check state) of its predecessor.
+	// never takes over the entry (and the check state) of its predecessor;
+	// Register removes that entry instead.
 	ID string
 	// Address is the host or IP other processes dial to reach this one, e.g.
 	// "127.0.0.1" natively or the container's name in compose.
@@ -135,12 +136,40 @@ func (r *Registrar) ID() string { return r.reg.ID }
 // earlier registration under the same id (so it may be called again, for
 // example after the agent restarted and forgot it). The instance is offered
 // to callers once its first check passes.
+//
+// Then it deregisters the agent's other instances of the service at the
+// same address and port: only one process can listen there, so they are
+// this one's predecessors, killed before they could deregister. Left in
+// place, their checks would pass again against this process, and every
+// crash and restart on a fixed address would leave one more entry that the
+// agent checks every second and callers pick as another instance (the
+// chaos run's 1,000 kills left about 170 per replica: 550 readiness
+// requests a second).
 func (r *Registrar) Register(ctx context.Context) error {
 	opts := api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)
 	if err := r.agent.ServiceRegisterOpts(r.reg, opts); err != nil {
 		return fmt.Errorf("register %s with consul: %w", r.reg.ID, err)
 	}
-	return nil
+	return r.removePredecessors(ctx)
+}
+
+// removePredecessors deregisters the agent's instances of the service at
+// the instance's address and port, but the instance itself.
+func (r *Registrar) removePredecessors(ctx context.Context) error {
+	filter := fmt.Sprintf("Service == %q and Port == %d", r.reg.Name, r.reg.Port)
+	services, err := r.agent.ServicesWithFilterOpts(filter, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("list %s's instances in consul: %w", r.reg.Name, err)
+	}
+	var errs []error
+	for id, s := range services {
+		if id == r.reg.ID || s.Address != r.reg.Address {
+			continue
+		}
+		gone := &Registrar{agent: r.agent, reg: &api.AgentServiceRegistration{ID: id}}
+		errs = append(errs, gone.Deregister(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Registered reports whether the agent still has the instance. An agent
