@@ -21,8 +21,9 @@ type scrapeTarget struct {
 }
 
 // prometheusConfig returns the Prometheus configuration of the native stack:
-// one job per service, named as the service, with a target per replica (the
-// dashboards and alerts group by job), the rules of rulesGlob, and Prometheus itself at self.
+// one job per service, named as the service, with a target per replica
+// (the dashboards and alerts group by job), the rules of rulesGlob, and
+// Prometheus itself at self.
 // observability/prometheus/native.yml is this with the default ports
 // (TestNativePrometheusConfigIsCurrent keeps it so).
 func prometheusConfig(targets []scrapeTarget, rulesGlob, self string) string {
