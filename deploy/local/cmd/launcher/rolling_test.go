@@ -80,6 +80,11 @@ func TestRollingRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitPassing(t, service, 2)
+		// As a deployment waits for its load balancer: the next replica
+		// stops only once the gateway itself holds the restarted one (its
+		// resolver follows Consul a few milliseconds behind; a replica
+		// stopped before that could leave the gateway none to retry on).
+		st.waitGatewaySees(t, service, 2)
 	}
 	rolling := shop.phase()
 	t.Logf("rolling restart of 4 replicas (SIGTERM) in %v: %d requests (%d checkouts), %d failed %v",
@@ -299,6 +304,23 @@ func (st *stack) waitPassing(t *testing.T, service string, n int) {
 			err = fmt.Errorf("%d passing", len(entries))
 		}
 		return err
+	})
+}
+
+// waitGatewaySees waits until the gateway's latest view of upstream, as
+// its "healthy instances changed" log lines tell, holds n instances.
+func (st *stack) waitGatewaySees(t *testing.T, upstream string, n int) {
+	t.Helper()
+	wait, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	poll.Until(wait, t, fmt.Sprintf("the gateway to hold %d %s instances", n, upstream), func() bool {
+		lines := st.gatewayLines(`"healthy instances changed"`)
+		for i := len(lines) - 1; i >= 0; i-- {
+			if strings.Contains(lines[i].text, `"upstream":"`+upstream+`"`) {
+				return strings.Contains(lines[i].text, fmt.Sprintf(`"instances":%d,`, n))
+			}
+		}
+		return false
 	})
 }
 
