@@ -17,8 +17,9 @@
 //     header or by a barrier in their own transaction.
 //   - Per-key order. The messages of one key (the order id) are published in
 //     the order of their seq, the order they were added. A round takes the
-//     oldest unsent message of each of up to BatchSize keys (the key's head)
-//     and the messages that follow it, up to BatchSize messages in all, and
+//     oldest unsent message of each of up to BatchSize keys (the key's head,
+//     found among the oldest unsent messages, 4 × BatchSize of them) and the
+//     messages that follow it, up to BatchSize messages in all, and
 //     publishes them in waves: a key's next message is sent only after the
 //     broker acknowledged the one before, and a message that fails holds
 //     back the rest of its key until a later round. The Hash balancer of
