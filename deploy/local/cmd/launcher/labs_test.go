@@ -76,6 +76,15 @@ func TestLabs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the full stack; run without -short")
 	}
+	// Registered before the stack's, so it runs after the stack's output
+	// is logged: the end of a failed run's log, which is what a CI excerpt
+	// shows, names the labs that failed and what their checks say now.
+	var failed []string
+	t.Cleanup(func() {
+		if len(failed) > 0 {
+			t.Logf("failed:\n%s", strings.Join(failed, "\n"))
+		}
+	})
 	st := startLabStack(t)
 	scripted := map[int]bool{}
 	for _, sc := range labScripts() {
@@ -84,9 +93,18 @@ func TestLabs(t *testing.T) {
 			t.Fatalf("lab %d has a script but is not in labs.All", sc.number)
 		}
 		scripted[sc.number] = true
-		t.Run(fmt.Sprintf("lab %d %s", lab.Number, lab.Title), func(t *testing.T) {
+		name := fmt.Sprintf("lab %d %s", lab.Number, lab.Title)
+		ok = t.Run(name, func(t *testing.T) {
 			provePass(t, st, lab, func() { sc.act(t, st) }, sc.within)
 		})
+		if !ok {
+			v, err := lab.Check(t.Context(), st.Stack)
+			now := v.String()
+			if err != nil {
+				now = err.Error()
+			}
+			failed = append(failed, name+"; its check now:\n"+now)
+		}
 	}
 	for _, lab := range labs.All() {
 		if !scripted[lab.Number] && provedElsewhere(lab.Number) == "" {
