@@ -145,8 +145,9 @@ func actOverload(t *testing.T, st *labStack) {
 	// At the rate that overloaded the stack without a limiter. A rate that
 	// only just did may not make the limiters shed, or leave the served
 	// p99 no lower than without them, and the check then tells the learner
-	// to run it again; with one run here, TestLabs failed in CI on
-	// 2026-12-07 with its output ending in that run's last order reads.
+	// to run it again. A single run here is the likeliest cause of
+	// TestLabs' failure in CI on 2026-12-07, whose excerpt ended in the
+	// order reads of this last overload.
 	overloadUntil(t, st, rate, "with the limiter on", labs.Verdict.Passed)
 }
 
