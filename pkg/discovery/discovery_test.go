@@ -28,6 +28,15 @@ import (
 // testTimeout bounds every wait of a test; Consul's checks run every second.
 const testTimeout = 30 * time.Second
 
+// startAgent starts a Consul agent for t and returns a context that ends
+// after testTimeout and a client of the agent.
+func startAgent(t *testing.T) (context.Context, *api.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx, consultest.Start(t).Client()
+}
+
 // replica is a test HTTP server standing for one instance of a service: its
 // /readyz answers 200 or 503 as the test says.
 type replica struct {
@@ -107,10 +116,7 @@ func waitInstances(ctx context.Context, t *testing.T, r discovery.Resolver, what
 // TestResolverFollowsHealth registers two replicas and follows them as their
 // readiness changes and as they deregister.
 func TestResolverFollowsHealth(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	consul := consultest.Start(t)
-	client := consul.Client()
+	ctx, client := startAgent(t)
 	a, b := newReplica(t), newReplica(t)
 	regA := register(ctx, t, client, "order", a, "1.4.0")
 	regB := register(ctx, t, client, "order", b, "1.5.0")
@@ -152,10 +158,7 @@ func TestResolverFollowsHealth(t *testing.T) {
 // the check on /readyz, the deregistration timeout, the version tag, and a
 // new unique id per registrar.
 func TestRegistration(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	consul := consultest.Start(t)
-	client := consul.Client()
+	ctx, client := startAgent(t)
 	rep := newReplica(t)
 	reg := register(ctx, t, client, "payment", rep, "2.0.1")
 
@@ -198,10 +201,7 @@ func TestRegistration(t *testing.T) {
 // address and port: the agent keeps the successor only. An instance of the
 // service on another port stays.
 func TestRegisterRemovesPredecessors(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	defer cancel()
-	consul := consultest.Start(t)
-	client := consul.Client()
+	ctx, client := startAgent(t)
 	rep, other := newReplica(t), newReplica(t)
 	killed := register(ctx, t, client, "payment", rep, "")
 	neighbour := register(ctx, t, client, "payment", other, "")

@@ -166,8 +166,7 @@ func (r *Registrar) removePredecessors(ctx context.Context) error {
 		if id == r.reg.ID || s.Address != r.reg.Address {
 			continue
 		}
-		gone := &Registrar{agent: r.agent, reg: &api.AgentServiceRegistration{ID: id}}
-		errs = append(errs, gone.Deregister(ctx))
+		errs = append(errs, deregister(ctx, r.agent, id))
 	}
 	return errors.Join(errs...)
 }
@@ -192,13 +191,19 @@ func (r *Registrar) Registered(ctx context.Context) (bool, error) {
 // first on graceful shutdown, before draining (see the package doc).
 // Deregistering an instance the agent does not know is not an error.
 func (r *Registrar) Deregister(ctx context.Context) error {
-	err := r.agent.ServiceDeregisterOpts(r.reg.ID, (&api.QueryOptions{}).WithContext(ctx))
+	return deregister(ctx, r.agent, r.reg.ID)
+}
+
+// deregister removes instance id from agent; an id the agent does not
+// know is already gone.
+func deregister(ctx context.Context, agent *api.Agent, id string) error {
+	err := agent.ServiceDeregisterOpts(id, (&api.QueryOptions{}).WithContext(ctx))
 	var status api.StatusError
 	if errors.As(err, &status) && status.Code == 404 {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("deregister %s from consul: %w", r.reg.ID, err)
+		return fmt.Errorf("deregister %s from consul: %w", id, err)
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func newRelay(t testing.TB, db *database.DB, pub outbox.Publisher, opts outbox.R
 
 // drain runs rounds of r until one relays nothing and returns how many it
 // relayed. It fails the test on an error.
-func drain(ctx context.Context, t *testing.T, r *outbox.Relay) int {
+func drain(ctx context.Context, t testing.TB, r *outbox.Relay) int {
 	t.Helper()
 	total := 0
 	for {

@@ -90,12 +90,7 @@ func BenchmarkRelayRoundDeadEntries(b *testing.B) {
 	history = append(history, keyed(topic, others, 8)...)
 	for i := 0; i < len(history); i += 1000 {
 		add(ctx, b, db, history[i:min(i+1000, len(history))]...)
-		for n := -1; n != 0; {
-			var err error
-			if n, err = relay.RelayOnce(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
+		drain(ctx, b, relay)
 	}
 	if err := db.Exec("ANALYZE outbox").Error; err != nil { // as autovacuum's analyze would have
 		b.Fatal(err)
